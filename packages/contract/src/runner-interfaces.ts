@@ -1,0 +1,80 @@
+import type {
+  RunnerArtifactExportRequest,
+  RunnerArtifactExportResult,
+  RunnerCapabilities,
+  RunnerCommandRequestInput,
+  RunnerCommandResult,
+  RunnerDestination,
+  RunnerFileReadRequest,
+  RunnerFileReadResult,
+  RunnerFileWriteRequest,
+  RunnerPortRequest,
+  RunnerPortResult,
+  RunnerSessionState,
+  RunnerSnapshotRef,
+} from "./schemas.js";
+
+/** Per-call options. Every provider honours `signal` (aborting rejects with `CancelledError`). */
+export interface RunnerCallOptions {
+  signal?: AbortSignal;
+}
+
+/** A chunk of command output as it arrives. */
+export interface RunnerOutputChunk {
+  stream: "stdout" | "stderr";
+  data: Uint8Array;
+}
+
+/** A running command (see `RemoteRunnerSession.startCommand`). */
+export interface RunnerCommandHandle {
+  readonly commandId: string;
+  /** Output chunks as they arrive; ends when the command ends. Iterate once. */
+  readonly output: AsyncIterable<RunnerOutputChunk>;
+  /** Resolves with the same result `runCommand` would have returned. */
+  wait(): Promise<RunnerCommandResult>;
+  /** Sends a signal to the command's process group (default SIGKILL). Resolves `true` if it was running. */
+  kill(signal?: NodeJS.Signals): Promise<boolean>;
+}
+
+/**
+ * A provider of remote runner sessions (`RemoteRunnerProvider` in Rust). Methods are camelCase; all values
+ * are the wire types.
+ */
+export interface RemoteRunnerProvider {
+  readonly id: string;
+  capabilities(): RunnerCapabilities;
+  /** Setup guidance when the provider is installed but not yet usable; names env variables, never values. */
+  setupHint(): string | null;
+  createSession(destination: RunnerDestination, options?: RunnerCallOptions): Promise<RemoteRunnerSession>;
+  /** Fails with a typed error when the destination cannot work with this provider; resolves otherwise. */
+  validateDestination(destination: RunnerDestination, options?: RunnerCallOptions): Promise<void>;
+  resumeSession(state: RunnerSessionState, options?: RunnerCallOptions): Promise<RemoteRunnerSession>;
+}
+
+/** A live session (`RemoteRunnerSession` in Rust). */
+export interface RemoteRunnerSession {
+  state(): RunnerSessionState;
+  /**
+   * Runs argv (not a shell line). A non-zero exit is a result, not an error. When `timeout_ms` passes, the
+   * command is killed and the result has `exit_code: null` and a timeout marker (see `commandOutcome`).
+   */
+  runCommand(request: RunnerCommandRequestInput, options?: RunnerCallOptions): Promise<RunnerCommandResult>;
+  /** `true` when the command was running and has been killed; `false` for an unknown or finished id. */
+  cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean>;
+  readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult>;
+  writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void>;
+  exposePort(request: RunnerPortRequest, options?: RunnerCallOptions): Promise<RunnerPortResult>;
+  /** Fails with `UnsupportedCapabilityError` where the provider has no artifact support (Rust's default). */
+  exportArtifact(
+    request: RunnerArtifactExportRequest,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerArtifactExportResult>;
+  snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef | null>;
+  /** Idempotent. */
+  close(options?: RunnerCallOptions): Promise<void>;
+  /** Streaming command handle (optional capability; see the provider's limits). */
+  startCommand?(
+    request: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerCommandHandle>;
+}
