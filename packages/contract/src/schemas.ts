@@ -11,14 +11,25 @@ import { z } from "zod";
  */
 
 /** A `serde_json::Value` field: any JSON, `null` when missing. */
-export const JsonValueSchema = z.unknown().transform((v) => (v === undefined ? null : (v as unknown)));
+export const JsonValueSchema = z.unknown().default(null);
 
 /** `PathBuf`: a string, written verbatim. */
 export const PathSchema = z.string({ error: "expected path string" });
 
 /** `Vec<u8>`: a JSON array of integers 0..=255 on the wire, a `Uint8Array` in memory. */
 export const BytesSchema = z
-  .union([z.instanceof(Uint8Array), z.array(z.number().int().min(0).max(255))])
+  .custom<Uint8Array | number[]>(
+    (v) => {
+      if (v instanceof Uint8Array) return true;
+      if (!Array.isArray(v)) return false;
+      for (let i = 0; i < v.length; i++) {
+        const n = v[i];
+        if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 255) return false;
+      }
+      return true;
+    },
+    { error: "invalid type: expected a sequence of u8 (integers 0..=255)" },
+  )
   .transform((v) => (v instanceof Uint8Array ? v : Uint8Array.from(v)));
 
 export const RunnerMountCapabilitiesSchema = z.object({
