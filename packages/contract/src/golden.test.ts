@@ -2,7 +2,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { codecs } from "./codecs.js";
+import { type Codec, codecs } from "./codecs.js";
 import { WireDecodeError } from "./errors/wire-decode-error.js";
 import type { WireTypeName } from "./schemas.js";
 
@@ -65,7 +65,7 @@ describe("rust-golden fixtures", () => {
   for (const f of fixtures) {
     const run = skipped(f) ? it.skip : it;
     run(`${f.kind} ${f.file}`, () => {
-      const codec = codecs[f.type];
+      const codec = codecs[f.type] as unknown as Codec<unknown>;
       expect(codec, `codec for ${f.type}`).toBeDefined();
       if (f.kind === "serialize") {
         const fromValue = codec.parse(f.value);

@@ -1,5 +1,7 @@
-// STUB: signatures fixed; the implementation is being written.
 import type { z } from "zod";
+import { InvalidSecretError } from "./errors/invalid-secret-error.js";
+import { MissingSecretError } from "./errors/missing-secret-error.js";
+import { SecretInConfigError } from "./errors/secret-in-config-error.js";
 import type { RunnerSecretRef } from "./schemas.js";
 
 /** Where secrets come from; defaults to `process.env`. */
@@ -8,25 +10,156 @@ export type EnvSource = Readonly<Record<string, string | undefined>>;
 /** The one prefix of every secret variable: `RODER_SECRET_<ID>_<FIELD>`. */
 export const SECRET_ENV_PREFIX = "RODER_SECRET_";
 
+const envPart = (s: string) => s.toUpperCase().replace(/[^A-Z0-9]/g, "_");
+
 /** `r2-readonly` + `access_key_id` → `RODER_SECRET_R2_READONLY_ACCESS_KEY_ID`. */
-export declare function secretEnvName(secretId: string, field: string): string;
+export function secretEnvName(secretId: string, field: string): string {
+  return `${SECRET_ENV_PREFIX}${envPart(secretId)}_${envPart(field)}`;
+}
+
+function defaultEnv(): EnvSource {
+  return typeof process === "undefined" ? {} : process.env;
+}
 
 /**
- * Reads the fields of `schema` (a z.object whose keys are snake_case field names) from env variables named
- * by `secretEnvName(ref.id, field)`. Missing required fields → `MissingSecretError` naming every variable
- * expected; malformed → `InvalidSecretError`. Never prints a value.
+ * Reads the fields of `schema` (a z.object whose keys are snake_case field names) from the variables named by
+ * `secretEnvName(ref.id, field)`. Missing required fields → `MissingSecretError` naming every variable
+ * expected; malformed → `InvalidSecretError` naming the variables. Never prints a value.
  */
-export declare function resolveSecret<S extends z.ZodObject>(
+export function resolveSecret<S extends z.ZodObject>(
   ref: RunnerSecretRef,
   schema: S,
-  env?: EnvSource,
-): z.infer<S>;
+  env: EnvSource = defaultEnv(),
+): z.infer<S> {
+  if (!ref || typeof ref.id !== "string" || ref.id.trim() === "") {
+    throw new InvalidSecretError({
+      secretId: String(ref?.id ?? ""),
+      variables: [],
+      reason: "a secret ref needs a non-empty id",
+    });
+  }
+  const raw: Record<string, string> = {};
+  const names: Record<string, string> = {};
+  for (const field of Object.keys(schema.shape)) {
+    const name = secretEnvName(ref.id, field);
+    names[field] = name;
+    const value = env[name];
+    if (value !== undefined && value !== "") raw[field] = value;
+  }
+  const result = schema.safeParse(raw);
+  if (result.success) return result.data as z.infer<S>;
+  const missing = result.error.issues
+    .filter((i) => i.path.length > 0 && raw[String(i.path[0])] === undefined)
+    .map((i) => names[String(i.path[0])]!)
+    .filter((v, i, a) => a.indexOf(v) === i);
+  if (missing.length > 0) {
+    const all = Object.values(names);
+    throw new MissingSecretError({
+      secretId: ref.id,
+      variables: missing,
+      message: `secret '${ref.id}' is missing: set ${missing.join(", ")} (this secret reads ${all.join(", ")})`,
+    });
+  }
+  // Only paths and zod's messages: zod 4 messages do not include the received value.
+  const bad = result.error.issues.map((i) => names[String(i.path[0])] ?? String(i.path[0]));
+  throw new InvalidSecretError({
+    secretId: ref.id,
+    variables: [...new Set(bad)],
+    reason: result.error.issues
+      .map((i) => `${names[String(i.path[0])] ?? i.path.join(".")}: ${safeIssueMessage(i)}`)
+      .join("; "),
+  });
+}
 
-/** Throws `SecretInConfigError` when a destination config holds secret-looking keys or values. */
-export declare function assertNoSecretsInConfig(
+function safeIssueMessage(issue: z.core.$ZodIssue): string {
+  // Never echo input: keep only the issue code and the expectation.
+  if (issue.code === "invalid_type") return `expected ${issue.expected}`;
+  if (issue.code === "too_small" || issue.code === "too_big") return issue.code.replace("_", " ");
+  if (issue.code === "invalid_format") return `invalid ${issue.format}`;
+  if (issue.code === "custom") return "does not have the expected form";
+  return issue.code.replace(/_/g, " ");
+}
+
+const SECRET_KEY =
+  /(^|_|-)(token|secret|password|passwd|pwd|api_?key|apikey|access_?key(_id)?|secret_?access_?key|private_?key|client_?secret|connection_?string|sas(_?token)?|auth(orization)?|bearer|session_?token|account_?key|credentials?)($|_|-)/i;
+const CAMEL_SECRET_KEY =
+  /(token|secret|password|apiKey|accessKey|privateKey|connectionString|sasToken|accountKey|authorization)$/;
+const ENV_NAME_KEY = /(_env|Env|_env_var|EnvVar|_variable)$/;
+
+function looksSecretValue(value: string): boolean {
+  if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(value)) return true;
+  if (/\b(AKIA|ASIA)[A-Z0-9]{16}\b/.test(value)) return true;
+  if (/[?&](sig|X-Amz-Signature|X-Goog-Signature|token|access_token)=/i.test(value)) return true;
+  if (/^[a-z][a-z0-9+.-]*:\/\/[^/\s:@]+:[^/\s@]+@/i.test(value)) return true; // userinfo password
+  if (/AccountKey=|SharedAccessSignature=/i.test(value)) return true;
+  if (/^(sk|pk|e2b|fo1|ghp|gho|xox[abp])_[A-Za-z0-9_-]{16,}$/.test(value)) return true;
+  if (/^eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(value)) return true; // JWT
+  return false;
+}
+
+const isSecretRef = (v: unknown) =>
+  v !== null &&
+  typeof v === "object" &&
+  !Array.isArray(v) &&
+  Object.keys(v).length === 1 &&
+  typeof (v as { id?: unknown }).id === "string";
+
+/**
+ * Throws `SecretInConfigError` when a destination config holds secret-looking keys or values. The config is
+ * persisted with the thread, so credentials must arrive as env secret refs (`{ "id": "…" }`). Keys that name
+ * an env variable (`token_env`, `tokenEnv`) and secret refs are allowed. The error names paths, never values.
+ */
+export function assertNoSecretsInConfig(
   config: unknown,
-  options?: { allowKeys?: readonly string[] },
-): void;
+  options: { allowKeys?: readonly string[]; hint?: string } = {},
+): void {
+  const allow = new Set(options.allowKeys ?? []);
+  const found: string[] = [];
+  const walk = (value: unknown, path: string) => {
+    if (typeof value === "string") {
+      if (looksSecretValue(value)) found.push(path || "(root)");
+      return;
+    }
+    if (Array.isArray(value)) {
+      value.forEach((v, i) => walk(v, `${path}[${i}]`));
+      return;
+    }
+    if (value === null || typeof value !== "object") return;
+    for (const [key, v] of Object.entries(value)) {
+      const p = path ? `${path}.${key}` : key;
+      if (allow.has(key) || ENV_NAME_KEY.test(key)) continue;
+      if (isSecretRef(v)) continue;
+      if (
+        (SECRET_KEY.test(key) || CAMEL_SECRET_KEY.test(key)) &&
+        v !== null &&
+        v !== undefined &&
+        v !== false &&
+        v !== ""
+      ) {
+        found.push(p);
+        continue;
+      }
+      walk(v, p);
+    }
+  };
+  walk(config, "");
+  if (found.length > 0)
+    throw new SecretInConfigError({ paths: found, ...(options.hint ? { hint: options.hint } : {}) });
+}
 
-/** Replaces every occurrence of each secret value in `text` with `***`. */
-export declare function redactSecrets(text: string, secrets: Iterable<string>): string;
+/** Replaces every occurrence of each secret value (of 4 characters or more) in `text` with `***`. */
+export function redactSecrets(text: string, secrets: Iterable<string>): string {
+  let out = text;
+  const list = [...secrets]
+    .filter((s) => typeof s === "string" && s.length >= 4)
+    .sort((a, b) => b.length - a.length);
+  for (const secret of list) out = out.split(secret).join("***");
+  return out;
+}
+
+/** Every value of a `RODER_SECRET_*` variable in `env`, for redaction. */
+export function secretValuesFromEnv(env: EnvSource = defaultEnv()): string[] {
+  return Object.entries(env)
+    .filter(([k, v]) => k.startsWith(SECRET_ENV_PREFIX) && typeof v === "string" && v.length > 0)
+    .map(([, v]) => v as string);
+}
