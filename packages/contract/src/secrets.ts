@@ -121,7 +121,7 @@ export function assertNoSecretsInConfig(
       return;
     }
     if (Array.isArray(value)) {
-      value.forEach((v, i) => walk(v, `${path}[${i}]`));
+      for (const [i, v] of value.entries()) walk(v, `${path}[${i}]`);
       return;
     }
     if (value === null || typeof value !== "object") return;

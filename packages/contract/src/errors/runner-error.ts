@@ -29,12 +29,12 @@ export interface RunnerErrorOptions {
  * duplicated installs of the package (a `Symbol.for` marker rather than `instanceof`).
  */
 export class RunnerError extends Error {
-  private readonly [symbol] = true;
   readonly code: RunnerErrorCode;
   readonly isRetryable: boolean;
 
   constructor(code: RunnerErrorCode, message: string, options: RunnerErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    Object.defineProperty(this, symbol, { value: true, enumerable: false });
     this.name = "RunnerError";
     this.code = code;
     this.isRetryable = options.isRetryable ?? false;
