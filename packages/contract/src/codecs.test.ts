@@ -49,7 +49,12 @@ describe("codecs beyond the fixtures", () => {
 
   it("errors are recognisable across copies of the package (Symbol.for marker)", () => {
     const e = new UnsupportedCapabilityError({ providerId: "x", capability: "snapshots" });
-    const clone = Object.assign(Object.create(Object.getPrototypeOf(e)), e);
+    // What a second copy of this package produces: another class, the same global symbol and code.
+    class OtherCopyError extends Error {
+      code = "unsupported_capability";
+    }
+    const clone = new OtherCopyError("x");
+    Object.defineProperty(clone, Symbol.for("roder.runner.error"), { value: true });
     expect(UnsupportedCapabilityError.isInstance(clone)).toBe(true);
     expect(RunnerError.isInstance(new Error("plain"))).toBe(false);
     expect(e.code).toBe("unsupported_capability");
