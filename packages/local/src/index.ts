@@ -1,1 +1,10 @@
-export {};
+export { exportLocalArtifact } from "./local-artifacts.js";
+export {
+  type LocalDestinationConfig,
+  LocalDestinationConfigSchema,
+  parseLocalConfig,
+} from "./local-config.js";
+export { mountBucket } from "./local-mounts.js";
+export { type LocalCommandHandle, spawnCommand } from "./local-process.js";
+export { createLocalProvider, type LocalProviderSettings, localProvider } from "./local-provider.js";
+export { LOCAL_PROVIDER_ID, LocalSession } from "./local-session.js";

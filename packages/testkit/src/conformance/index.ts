@@ -1,1 +1,1 @@
-export {};
+export { describeRunnerConformance, type RunnerConformanceOptions } from "./describe-runner-conformance.js";

@@ -1,0 +1,42 @@
+import { assertNoSecretsInConfig, InvalidDestinationConfigError } from "@roder/runner-contract";
+import { z } from "zod";
+
+/** `destination.config` of the `unix-local` provider. Persisted with the thread: no secrets here. */
+export const LocalDestinationConfigSchema = z
+  .object({
+    /** Parent directory of session workspaces. Default: a fresh temporary directory per session. */
+    workspace_dir: z.string().min(1).optional(),
+    /** `bwrap`: commands run under bubblewrap and see only the workspace (rw), the system (ro), their own /tmp. */
+    isolation: z.enum(["none", "bwrap"]).default("none"),
+    /** Delete the workspace on `close()`. */
+    delete_on_close: z.boolean().default(true),
+    /** Cap per output stream; past it the output is cut and marked. */
+    output_limit_bytes: z
+      .number()
+      .int()
+      .positive()
+      .max(1024 * 1024 * 1024)
+      .default(16 * 1024 * 1024),
+    /** Where snapshots are stored. Default: `<tmp>/roder-local-snapshots`. */
+    snapshot_dir: z.string().min(1).optional(),
+    /** Extra host directories commands may read (bind-mounted read-only under bwrap). */
+    read_roots: z.array(z.string().startsWith("/")).default(() => []),
+    /** Artifact bucket (see @roder/runner-storage). */
+    artifacts: z.unknown().optional(),
+  })
+  .strict();
+export type LocalDestinationConfig = z.infer<typeof LocalDestinationConfigSchema>;
+
+export function parseLocalConfig(config: unknown): LocalDestinationConfig {
+  assertNoSecretsInConfig(config);
+  const result = LocalDestinationConfigSchema.safeParse(config ?? {});
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+    throw new InvalidDestinationConfigError({
+      providerId: "unix-local",
+      message: issues.map((i) => `${i.path || "(config)"}: ${i.message}`).join("; "),
+      issues,
+    });
+  }
+  return result.data;
+}

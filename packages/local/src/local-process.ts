@@ -1,0 +1,231 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import {
+  cancelledMarker,
+  type RunnerCommandHandle,
+  type RunnerCommandResult,
+  type RunnerOutputChunk,
+  timeoutMarker,
+  truncationMarker,
+} from "@roder/runner-contract";
+
+export interface SpawnSpec {
+  commandId: string;
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  timeoutMs?: number | undefined;
+  outputLimitBytes: number;
+  signal?: AbortSignal | undefined;
+  stdin?: Uint8Array | undefined;
+}
+
+/** Bounded collector for one stream: keeps the first `limit` bytes, counts the rest. */
+class Collector {
+  private chunks: Buffer[] = [];
+  private size = 0;
+  dropped = 0;
+  constructor(private readonly limit: number) {}
+  push(chunk: Buffer): void {
+    const room = this.limit - this.size;
+    if (room >= chunk.length) {
+      this.chunks.push(chunk);
+      this.size += chunk.length;
+    } else {
+      if (room > 0) {
+        this.chunks.push(chunk.subarray(0, room));
+        this.size += room;
+      }
+      this.dropped += chunk.length - Math.max(room, 0);
+    }
+  }
+  text(): string {
+    // Lossy UTF-8, like Rust's String::from_utf8_lossy: invalid sequences become U+FFFD.
+    const s = new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(this.chunks));
+    return this.dropped > 0 ? s + truncationMarker(this.dropped) : s;
+  }
+}
+
+/** Async queue feeding the handle's `output` iterable. */
+class ChunkQueue implements AsyncIterable<RunnerOutputChunk> {
+  private items: RunnerOutputChunk[] = [];
+  private waiters: Array<(r: IteratorResult<RunnerOutputChunk>) => void> = [];
+  private done = false;
+  private pending = 0;
+  private readonly maxPending = 64 * 1024 * 1024;
+  push(chunk: RunnerOutputChunk): void {
+    if (this.done) return;
+    const w = this.waiters.shift();
+    if (w) w({ value: chunk, done: false });
+    else if (this.pending < this.maxPending) {
+      // Unread output is kept up to a bound; past it, chunks are dropped from the stream (the result keeps them).
+      this.items.push(chunk);
+      this.pending += chunk.data.length;
+    }
+  }
+  end(): void {
+    this.done = true;
+    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
+  }
+  [Symbol.asyncIterator](): AsyncIterator<RunnerOutputChunk> {
+    return {
+      next: () => {
+        const item = this.items.shift();
+        if (item) {
+          this.pending -= item.data.length;
+          return Promise.resolve({ value: item, done: false });
+        }
+        if (this.done) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => this.waiters.push(resolve));
+      },
+    };
+  }
+}
+
+export interface LocalCommandHandle extends RunnerCommandHandle {
+  readonly pid: number | undefined;
+  /** Marks the command cancelled and kills its group. */
+  cancel(): boolean;
+  readonly finished: boolean;
+}
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): boolean {
+  if (child.pid === undefined) return false;
+  try {
+    process.kill(-child.pid, signal);
+    return true;
+  } catch {
+    try {
+      return child.kill(signal);
+    } catch {
+      return false;
+    }
+  }
+}
+
+/**
+ * Spawns argv (no shell) in its own process group. Timeouts and kills hit the whole group, so grandchildren
+ * die too. Output is collected with a cap per stream and also streamed to `output`.
+ */
+export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
+  const [program, ...args] = spec.argv;
+  const stdout = new Collector(spec.outputLimitBytes);
+  const stderr = new Collector(spec.outputLimitBytes);
+  const queue = new ChunkQueue();
+  let timedOut = false;
+  let cancelled = false;
+  let finished = false;
+  let child: ChildProcess;
+  let spawnError: Error | undefined;
+  try {
+    child = spawn(program!, args, {
+      cwd: spec.cwd,
+      env: spec.env,
+      detached: true,
+      stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe"],
+    });
+  } catch (error) {
+    spawnError = error as Error;
+    child = undefined as unknown as ChildProcess;
+  }
+
+  const result = new Promise<RunnerCommandResult>((resolve) => {
+    if (spawnError || !child) {
+      finished = true;
+      queue.end();
+      resolve({
+        command_id: spec.commandId,
+        exit_code: 127,
+        stdout: "",
+        stderr: `${program}: ${spawnError?.message ?? "spawn failed"}\n`,
+      });
+      return;
+    }
+    let exitCode: number | null = null;
+    let exited = false;
+    let closed = 0;
+    let graceTimer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      clearTimeout(graceTimer);
+      spec.signal?.removeEventListener("abort", onAbort);
+      queue.end();
+      let err = stderr.text();
+      if (timedOut) err += timeoutMarker(spec.timeoutMs ?? 0);
+      else if (cancelled) err += cancelledMarker();
+      resolve({
+        command_id: spec.commandId,
+        exit_code: timedOut || cancelled ? null : exitCode,
+        stdout: stdout.text(),
+        stderr: err,
+      });
+    };
+    const onData = (stream: "stdout" | "stderr") => (buf: Buffer) => {
+      (stream === "stdout" ? stdout : stderr).push(buf);
+      queue.push({ stream, data: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) });
+    };
+    child.stdout!.on("data", onData("stdout"));
+    child.stderr!.on("data", onData("stderr"));
+    const onClose = () => {
+      closed += 1;
+      if (closed === 2 && exited) finish();
+    };
+    child.stdout!.on("close", onClose);
+    child.stderr!.on("close", onClose);
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      if (exited) return;
+      exited = true;
+      exitCode = error.code === "ENOENT" ? 127 : error.code === "EACCES" ? 126 : 1;
+      stderr.push(
+        Buffer.from(`${program}: ${error.code === "ENOENT" ? "command not found" : error.message}\n`),
+      );
+      finish();
+    });
+    child.on("exit", (code, signal) => {
+      exited = true;
+      exitCode = signal ? null : code;
+      if (closed === 2) finish();
+      // A background grandchild may hold the pipes open: give it a moment, then stop waiting.
+      else graceTimer = setTimeout(finish, 250);
+    });
+    if (spec.stdin && child.stdin) {
+      child.stdin.on("error", () => {});
+      child.stdin.end(Buffer.from(spec.stdin));
+    }
+    const timer =
+      spec.timeoutMs !== undefined && spec.timeoutMs > 0
+        ? setTimeout(() => {
+            timedOut = true;
+            killGroup(child, "SIGTERM");
+            setTimeout(() => killGroup(child, "SIGKILL"), 500).unref();
+          }, spec.timeoutMs)
+        : undefined;
+    const onAbort = () => {
+      cancelled = true;
+      killGroup(child, "SIGKILL");
+    };
+    if (spec.signal?.aborted) onAbort();
+    else spec.signal?.addEventListener("abort", onAbort, { once: true });
+  });
+
+  return {
+    commandId: spec.commandId,
+    pid: child?.pid,
+    output: queue,
+    get finished() {
+      return finished;
+    },
+    wait: () => result,
+    async kill(signal: NodeJS.Signals = "SIGKILL") {
+      if (finished || !child) return false;
+      if (signal === "SIGKILL" || signal === "SIGTERM") cancelled = true;
+      return killGroup(child, signal);
+    },
+    cancel() {
+      if (finished || !child) return false;
+      cancelled = true;
+      return killGroup(child, "SIGKILL");
+    },
+  };
+}

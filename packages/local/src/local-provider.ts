@@ -1,0 +1,330 @@
+import { execFile } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
+import { existsSync, promises as fs } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import {
+  confinePath,
+  type EnvSource,
+  InvalidDestinationConfigError,
+  parseMountUri,
+  type RemoteRunnerProvider,
+  type RunnerCallOptions,
+  type RunnerCapabilities,
+  type RunnerDestination,
+  RunnerDestinationSchema,
+  RunnerError,
+  type RunnerMount,
+  type RunnerSessionState,
+  SessionNotFoundError,
+} from "@roder/runner-contract";
+import { z } from "zod";
+import { bindMount } from "./local-binds.js";
+import {
+  type LocalDestinationConfig,
+  LocalDestinationConfigSchema,
+  parseLocalConfig,
+} from "./local-config.js";
+import { which } from "./local-isolation.js";
+import { mountBucket } from "./local-mounts.js";
+import { checkAborted, LOCAL_PROVIDER_ID, LocalSession, type LocalSessionInfo } from "./local-session.js";
+
+const run = promisify(execFile);
+
+export interface LocalProviderSettings {
+  /** Where secrets and provider settings come from. Default `process.env`. */
+  env?: EnvSource;
+  /** Default snapshot store (a destination's `snapshot_dir` wins). */
+  snapshotDir?: string;
+  /** Path of the bubblewrap binary. Default: `bwrap` on PATH. */
+  bwrapPath?: string;
+  /** Where live sessions are recorded so that `resumeSession` can tell a closed session. */
+  registryDir?: string;
+}
+
+const MetadataSchema = z.object({
+  workspace_root: z.string().startsWith("/"),
+  config: LocalDestinationConfigSchema,
+  binds: z.array(z.string()).default(() => []),
+  read_only_entries: z.array(z.string()).default(() => []),
+  mounts: z.array(z.any()).default(() => []),
+  snapshot_dir: z.string(),
+  registry_dir: z.string(),
+});
+
+export function createLocalProvider(settings: LocalProviderSettings = {}): RemoteRunnerProvider & {
+  createSession(destination: RunnerDestination, options?: RunnerCallOptions): Promise<LocalSession>;
+  resumeSession(state: RunnerSessionState, options?: RunnerCallOptions): Promise<LocalSession>;
+} {
+  const env = () => settings.env ?? process.env;
+  const bwrap = () => settings.bwrapPath ?? which("bwrap");
+  const registryDir = settings.registryDir ?? join(tmpdir(), "roder-local-sessions");
+  const mountTools = () => which("rclone") !== null && which("fusermount3") !== null;
+
+  const capabilities = (): RunnerCapabilities => ({
+    command_exec: true,
+    file_read: true,
+    file_write: true,
+    port_preview: true,
+    snapshots: true,
+    cancellation: true,
+    artifact_export: false,
+    mounts: {
+      s3: false,
+      gcs: false,
+      r2: false,
+      azure_blob: false,
+      box_storage: false,
+      provider_native: process.getuid?.() === 0,
+    },
+  });
+
+  function checkMounts(
+    config: LocalDestinationConfig,
+    mounts: readonly RunnerMount[],
+    root = "/workspace",
+  ): void {
+    const caps = capabilities().mounts;
+    for (const m of mounts) {
+      confinePath(m.path, { root, access: "write" });
+      if (!caps[m.intent.kind]) {
+        throw new RunnerError(
+          "unsupported_capability",
+          `unix-local cannot mount ${m.intent.kind} here (mount '${m.name}')`,
+        );
+      }
+      if (m.intent.kind === "provider_native") {
+        if (!m.intent.uri.startsWith("/"))
+          throw new InvalidDestinationConfigError({
+            providerId: LOCAL_PROVIDER_ID,
+            message: `mount '${m.name}': a provider_native mount names an absolute host directory, got '${m.intent.uri}'`,
+          });
+      } else parseMountUri(m.intent.uri, m.intent.kind);
+    }
+    void config;
+  }
+
+  async function validate(destination: RunnerDestination): Promise<LocalDestinationConfig> {
+    const d = RunnerDestinationSchema.parse(destination);
+    if (d.provider_id !== LOCAL_PROVIDER_ID)
+      throw new InvalidDestinationConfigError({
+        providerId: LOCAL_PROVIDER_ID,
+        message: `destination is for provider '${d.provider_id}'`,
+      });
+    const config = parseLocalConfig(d.config);
+    if (config.isolation === "bwrap" && !bwrap()) {
+      throw new RunnerError(
+        "missing_dependency",
+        "isolation 'bwrap' needs bubblewrap, which is not installed: apt-get install bubblewrap",
+      );
+    }
+    for (const e of d.default_manifest.entries) {
+      confinePath(e.target, { root: "/workspace", access: "write" });
+      if (!existsSync(e.source))
+        throw new InvalidDestinationConfigError({
+          providerId: LOCAL_PROVIDER_ID,
+          message: `manifest entry source '${e.source}' does not exist on this host`,
+        });
+    }
+    checkMounts(config, d.default_manifest.mounts);
+    return config;
+  }
+
+  async function register(info: LocalSessionInfo): Promise<void> {
+    await fs.mkdir(info.registryDir, { recursive: true });
+    await fs.writeFile(
+      join(info.registryDir, `${info.sessionId}.json`),
+      JSON.stringify({ workspace_root: info.workspaceRoot, created_at: new Date().toISOString() }),
+    );
+  }
+
+  async function attachMounts(
+    session: LocalSession,
+    mounts: readonly RunnerMount[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const root = session.info.workspaceRoot;
+    for (const m of mounts) {
+      const target = confinePath(m.path, { root, access: "write" });
+      await fs.mkdir(target, { recursive: true });
+      if (m.intent.kind === "provider_native") {
+        await bindMount(m.intent.uri, target, m.read_only);
+        session.info.binds.push(target);
+      } else {
+        const mounted = await mountBucket({
+          mount: m,
+          hostPath: target,
+          env: env(),
+          ...(signal ? { signal } : {}),
+        });
+        session.addUnmount(() => mounted.unmount());
+      }
+    }
+  }
+
+  async function newWorkspace(config: LocalDestinationConfig, sessionId: string): Promise<string> {
+    if (config.workspace_dir) {
+      const dir = join(config.workspace_dir, sessionId);
+      await fs.mkdir(dir, { recursive: true });
+      return dir;
+    }
+    return fs.mkdtemp(join(tmpdir(), "roder-ws-"));
+  }
+
+  return {
+    id: LOCAL_PROVIDER_ID,
+    capabilities,
+    setupHint() {
+      const missing: string[] = [];
+      if (!which("bwrap")) missing.push("bubblewrap (for isolation 'bwrap'): apt-get install bubblewrap");
+      if (!mountTools()) missing.push("rclone and fuse3 (for bucket mounts): apt-get install rclone fuse3");
+      return missing.length ? `optional tools missing: ${missing.join("; ")}` : null;
+    },
+    async validateDestination(destination) {
+      await validate(destination);
+    },
+    async createSession(destination, options) {
+      checkAborted(options?.signal, "createSession");
+      const config = await validate(destination);
+      const d = RunnerDestinationSchema.parse(destination);
+      const sessionId = `local-${randomUUID()}`;
+      const workspaceRoot = await newWorkspace(config, sessionId);
+      const info: LocalSessionInfo = {
+        sessionId,
+        destinationId: d.id,
+        workspaceRoot,
+        config,
+        binds: [],
+        readOnlyEntries: [],
+        mounts: d.default_manifest.mounts,
+        snapshotDir: config.snapshot_dir ?? settings.snapshotDir ?? join(tmpdir(), "roder-local-snapshots"),
+        registryDir,
+      };
+      const session = new LocalSession(
+        info,
+        { env: env(), bwrap: bwrap() },
+        await fs.realpath(workspaceRoot),
+      );
+      try {
+        for (const e of d.default_manifest.entries) {
+          const target = confinePath(e.target, { root: workspaceRoot, access: "write" });
+          await fs.cp(e.source, target, { recursive: true, force: true });
+          if (!e.writable) info.readOnlyEntries.push(target);
+        }
+        await applyReadOnly(session);
+        await attachMounts(session, d.default_manifest.mounts, options?.signal);
+        checkAborted(options?.signal, "createSession");
+        await register(info);
+        return session;
+      } catch (error) {
+        await session.close().catch(() => {});
+        throw error;
+      }
+    },
+    async resumeSession(state, options) {
+      checkAborted(options?.signal, "resumeSession");
+      if (state.provider_id !== LOCAL_PROVIDER_ID)
+        throw new InvalidDestinationConfigError({
+          providerId: LOCAL_PROVIDER_ID,
+          message: `state is for provider '${state.provider_id}'`,
+        });
+      const parsed = MetadataSchema.safeParse(state.metadata);
+      if (!parsed.success)
+        throw new RunnerError(
+          "invalid_request",
+          `state.metadata is not a unix-local session state: ${parsed.error.issues[0]?.message}`,
+        );
+      const meta = parsed.data;
+      if (state.snapshot) {
+        const snap = z.object({ archive: z.string(), sha256: z.string() }).parse(state.snapshot.metadata);
+        let bytes: Buffer;
+        try {
+          bytes = await fs.readFile(snap.archive);
+        } catch (error) {
+          throw new SessionNotFoundError(
+            {
+              providerId: LOCAL_PROVIDER_ID,
+              sessionId: state.snapshot.snapshot_id,
+              message: `snapshot '${state.snapshot.snapshot_id}' is not in the store`,
+            },
+            { cause: error },
+          );
+        }
+        if (createHash("sha256").update(bytes).digest("hex") !== snap.sha256)
+          throw new RunnerError(
+            "snapshot_corrupt",
+            `snapshot '${state.snapshot.snapshot_id}' does not match its checksum`,
+          );
+        const sessionId = `local-${randomUUID()}`;
+        const workspaceRoot = await newWorkspace(meta.config, sessionId);
+        const rel = (p: string) => p.slice(meta.workspace_root.length);
+        const info: LocalSessionInfo = {
+          sessionId,
+          destinationId: state.destination_id,
+          workspaceRoot,
+          config: meta.config,
+          binds: [],
+          readOnlyEntries: meta.read_only_entries.map((p) => workspaceRoot + rel(p)),
+          mounts: meta.mounts as RunnerMount[],
+          snapshotDir: meta.snapshot_dir,
+          registryDir: meta.registry_dir,
+        };
+        const session = new LocalSession(
+          info,
+          { env: env(), bwrap: bwrap() },
+          await fs.realpath(workspaceRoot),
+        );
+        try {
+          await run("tar", ["-xzf", snap.archive, "-C", workspaceRoot]);
+          await applyReadOnly(session);
+          await attachMounts(session, info.mounts, options?.signal);
+          await register(info);
+          return session;
+        } catch (error) {
+          await session.close().catch(() => {});
+          throw error;
+        }
+      }
+      if (
+        !existsSync(join(meta.registry_dir, `${state.session_id}.json`)) ||
+        !existsSync(meta.workspace_root)
+      ) {
+        throw new SessionNotFoundError({
+          providerId: LOCAL_PROVIDER_ID,
+          sessionId: state.session_id,
+          message: `session '${state.session_id}' is closed or unknown on this machine`,
+        });
+      }
+      const info: LocalSessionInfo = {
+        sessionId: state.session_id,
+        destinationId: state.destination_id,
+        workspaceRoot: meta.workspace_root,
+        config: meta.config,
+        binds: meta.binds,
+        readOnlyEntries: meta.read_only_entries,
+        mounts: meta.mounts as RunnerMount[],
+        snapshotDir: meta.snapshot_dir,
+        registryDir: meta.registry_dir,
+      };
+      return new LocalSession(info, { env: env(), bwrap: bwrap() }, await fs.realpath(meta.workspace_root));
+    },
+  };
+}
+
+/** Read-only manifest entries become read-only bind mounts (which hold for root too). */
+async function applyReadOnly(session: LocalSession): Promise<void> {
+  for (const target of session.info.readOnlyEntries) {
+    if (process.getuid?.() !== 0) {
+      throw new RunnerError(
+        "unsupported_capability",
+        "read-only manifest entries need root (a read-only bind mount) on unix-local",
+      );
+    }
+    await bindMount(target, target, true);
+    session.info.binds.push(target);
+  }
+}
+
+/** The default instance: sessions in fresh temporary directories. */
+export const localProvider = createLocalProvider();

@@ -1,0 +1,297 @@
+import { execFile } from "node:child_process";
+import { createHash, randomUUID } from "node:crypto";
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import {
+  CancelledError,
+  confinePath,
+  type EnvSource,
+  PathOutsideWorkspaceError,
+  type RemoteRunnerSession,
+  type RunnerArtifactExportRequest,
+  type RunnerArtifactExportResult,
+  type RunnerCallOptions,
+  type RunnerCommandRequestInput,
+  RunnerCommandRequestSchema,
+  type RunnerCommandResult,
+  RunnerError,
+  type RunnerFileReadRequest,
+  type RunnerFileReadResult,
+  type RunnerFileWriteRequest,
+  type RunnerMount,
+  type RunnerPortRequest,
+  type RunnerPortResult,
+  type RunnerSessionState,
+  type RunnerSnapshotRef,
+  SessionNotFoundError,
+} from "@roder/runner-contract";
+import { exportLocalArtifact } from "./local-artifacts.js";
+import { unmount } from "./local-binds.js";
+import type { LocalDestinationConfig } from "./local-config.js";
+import { atomicWrite, type Confinement, mapFsError, resolveRunnerPath } from "./local-fs.js";
+import { bwrapArgs } from "./local-isolation.js";
+import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
+
+const run = promisify(execFile);
+export const LOCAL_PROVIDER_ID = "unix-local";
+
+/** What a session needs to live and to be resumed: all of it goes into `state().metadata`; no secrets. */
+export interface LocalSessionInfo {
+  sessionId: string;
+  destinationId: string;
+  workspaceRoot: string;
+  config: LocalDestinationConfig;
+  /** Mount points to undo on close (bind mounts and read-only manifest entries), innermost last. */
+  binds: string[];
+  /** Manifest entry targets (absolute) that are read-only. */
+  readOnlyEntries: string[];
+  /** Manifest mounts, as declared (kind, uri, secret ref id only). */
+  mounts: RunnerMount[];
+  snapshotDir: string;
+  registryDir: string;
+}
+
+export interface LocalRuntime {
+  env: EnvSource;
+  bwrap: string | null;
+}
+
+export function checkAborted(signal: AbortSignal | undefined, operation: string): void {
+  if (signal?.aborted) throw new CancelledError({ operation });
+}
+
+export class LocalSession implements RemoteRunnerSession {
+  private readonly running = new Map<string, LocalCommandHandle>();
+  private readonly unmounts: Array<() => Promise<void>> = [];
+  private closed = false;
+  private readonly confinement: Confinement;
+
+  constructor(
+    readonly info: LocalSessionInfo,
+    private readonly runtime: LocalRuntime,
+    realRoot: string,
+  ) {
+    this.confinement = { root: info.workspaceRoot, realRoot, readRoots: info.config.read_roots };
+  }
+
+  /** Registers an unmount to run on close (bucket mounts). */
+  addUnmount(fn: () => Promise<void>): void {
+    this.unmounts.push(fn);
+  }
+
+  state(): RunnerSessionState {
+    return {
+      provider_id: LOCAL_PROVIDER_ID,
+      session_id: this.info.sessionId,
+      destination_id: this.info.destinationId,
+      snapshot: null,
+      metadata: {
+        workspace_root: this.info.workspaceRoot,
+        config: this.info.config,
+        binds: this.info.binds,
+        read_only_entries: this.info.readOnlyEntries,
+        mounts: this.info.mounts,
+        snapshot_dir: this.info.snapshotDir,
+        registry_dir: this.info.registryDir,
+      },
+    };
+  }
+
+  private ensureOpen(): void {
+    if (this.closed)
+      throw new SessionNotFoundError({
+        providerId: LOCAL_PROVIDER_ID,
+        sessionId: this.info.sessionId,
+        message: `session '${this.info.sessionId}' is closed`,
+      });
+  }
+
+  private baseEnv(): Record<string, string> {
+    return {
+      PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+      HOME: this.info.workspaceRoot,
+      LANG: "C.UTF-8",
+      TMPDIR: "/tmp",
+      RODER_WORKSPACE: this.info.workspaceRoot,
+    };
+  }
+
+  async startCommand(
+    input: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<LocalCommandHandle> {
+    this.ensureOpen();
+    checkAborted(options?.signal, "runCommand");
+    const request = RunnerCommandRequestSchema.parse(input);
+    if (this.running.has(request.command_id)) {
+      throw new RunnerError(
+        "invalid_request",
+        `command id '${request.command_id}' is already running in this session`,
+      );
+    }
+    const cwd = await resolveRunnerPath(this.confinement, request.cwd ?? this.info.workspaceRoot, "cwd");
+    const env = this.baseEnv();
+    for (const [k, v] of request.env) {
+      if (k === "" || k.includes("=") || k.includes("\u0000") || v.includes("\u0000")) {
+        throw new RunnerError(
+          "invalid_request",
+          `invalid environment variable name or value for '${k.replace(/\u0000/g, "\\0")}'`,
+        );
+      }
+      env[k] = v;
+    }
+    let argv = [request.program, ...request.args];
+    if (argv.some((a) => a.includes("\u0000")))
+      throw new RunnerError("invalid_request", "argv entries cannot contain NUL bytes");
+    if (this.info.config.isolation === "bwrap") {
+      if (!this.runtime.bwrap)
+        throw new RunnerError(
+          "missing_dependency",
+          "isolation 'bwrap' needs bubblewrap: install the 'bubblewrap' package (apt-get install bubblewrap)",
+        );
+      argv = [
+        ...bwrapArgs({
+          bwrap: this.runtime.bwrap,
+          workspace: this.info.workspaceRoot,
+          readRoots: this.info.config.read_roots,
+          cwd,
+        }),
+        ...argv,
+      ];
+    }
+    const handle = spawnCommand({
+      commandId: request.command_id,
+      argv,
+      cwd,
+      env,
+      timeoutMs: request.timeout_ms,
+      outputLimitBytes: this.info.config.output_limit_bytes,
+      signal: options?.signal,
+    });
+    this.running.set(request.command_id, handle);
+    void handle.wait().finally(() => {
+      if (this.running.get(request.command_id) === handle) this.running.delete(request.command_id);
+    });
+    return handle;
+  }
+
+  async runCommand(
+    request: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerCommandResult> {
+    const handle = await this.startCommand(request, options);
+    return handle.wait();
+  }
+
+  async cancelCommand(commandId: string): Promise<boolean> {
+    const handle = this.running.get(commandId);
+    if (!handle || handle.finished) return false;
+    const killed = handle.cancel();
+    await handle.wait();
+    return killed;
+  }
+
+  async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
+    this.ensureOpen();
+    checkAborted(options?.signal, "readFile");
+    const path = await resolveRunnerPath(this.confinement, request.path, "read");
+    try {
+      const buf = await fs.readFile(path);
+      return { path: request.path, contents: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
+    } catch (error) {
+      mapFsError(error, request.path);
+    }
+  }
+
+  async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
+    this.ensureOpen();
+    checkAborted(options?.signal, "writeFile");
+    const path = await resolveRunnerPath(this.confinement, request.path, "write");
+    if (path === this.info.workspaceRoot)
+      throw new PathOutsideWorkspaceError({
+        path: request.path,
+        root: this.info.workspaceRoot,
+        reason: "cannot write over the workspace root",
+      });
+    try {
+      await atomicWrite(path, request.contents);
+    } catch (error) {
+      mapFsError(error, request.path);
+    }
+  }
+
+  async exposePort(request: RunnerPortRequest): Promise<RunnerPortResult> {
+    this.ensureOpen();
+    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535) {
+      throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
+    }
+    return { port: request.port, url: `http://127.0.0.1:${request.port}` };
+  }
+
+  async exportArtifact(
+    request: RunnerArtifactExportRequest,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerArtifactExportResult> {
+    this.ensureOpen();
+    const hostPath = await resolveRunnerPath(this.confinement, request.path, "read");
+    return exportLocalArtifact({
+      hostPath,
+      request,
+      config: this.info.config.artifacts,
+      env: this.runtime.env,
+      ...(options?.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {
+    this.ensureOpen();
+    checkAborted(options?.signal, "snapshot");
+    const snapshotId = `snap-${randomUUID()}`;
+    await fs.mkdir(this.info.snapshotDir, { recursive: true });
+    const archive = join(this.info.snapshotDir, `${snapshotId}.tar.gz`);
+    // Mount points (buckets, binds) are not part of the workspace's own content.
+    const excludes = this.info.mounts.map(
+      (m) =>
+        `--exclude=./${confinePath(m.path, { root: this.info.workspaceRoot, access: "write" }).slice(this.info.workspaceRoot.length + 1)}`,
+    );
+    try {
+      await run("tar", ["-czf", archive, ...excludes, "-C", this.info.workspaceRoot, "."], {
+        maxBuffer: 1024 * 1024,
+      });
+    } catch (error) {
+      await fs.rm(archive, { force: true });
+      throw new RunnerError(
+        "snapshot_failed",
+        `could not archive the workspace: ${(error as Error).message}`,
+        { cause: error },
+      );
+    }
+    const bytes = await fs.readFile(archive);
+    return {
+      provider_id: LOCAL_PROVIDER_ID,
+      snapshot_id: snapshotId,
+      metadata: {
+        format: "tar.gz",
+        archive,
+        size: bytes.length,
+        sha256: createHash("sha256").update(bytes).digest("hex"),
+        created_at: new Date().toISOString(),
+        source_session_id: this.info.sessionId,
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const handle of this.running.values()) handle.cancel();
+    await Promise.all([...this.running.values()].map((h) => h.wait()));
+    for (const fn of this.unmounts.splice(0).reverse()) await fn().catch(() => {});
+    for (const target of [...this.info.binds].reverse()) await unmount(target);
+    await fs.rm(join(this.info.registryDir, `${this.info.sessionId}.json`), { force: true });
+    if (this.info.config.delete_on_close) {
+      await fs.rm(this.info.workspaceRoot, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+}

@@ -1,0 +1,486 @@
+import { createHash, randomUUID } from "node:crypto";
+import { createServer } from "node:net";
+import {
+  CancelledError,
+  codecs,
+  commandOutcome,
+  PathOutsideWorkspaceError,
+  type RemoteRunnerProvider,
+  type RemoteRunnerSession,
+  type RunnerDestination,
+  RunnerError,
+  type RunnerSessionState,
+  UnsupportedCapabilityError,
+} from "@roder/runner-contract";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+type MaybePromise<T> = T | Promise<T>;
+
+export interface RunnerConformanceOptions {
+  /** Shown in the describe block. */
+  name: string;
+  createProvider: () => MaybePromise<RemoteRunnerProvider>;
+  destination: RunnerDestination | (() => MaybePromise<RunnerDestination>);
+  /** A second, independent provider instance for resume tests (default: `createProvider()` again). */
+  createResumeProvider?: () => MaybePromise<RemoteRunnerProvider>;
+  /** Secret values the provider was given: none may appear in `state()`, snapshots or errors. */
+  secretValues?: string[];
+  /** `reachable`: the preview URL is fetched from the host; `url-only`: only its shape is checked. */
+  portPreview?: "reachable" | "url-only";
+  /** Size of the large binary round trip (default 4 MiB). */
+  largeFileBytes?: number;
+  setup?: () => Promise<void>;
+  teardown?: () => Promise<void>;
+  /** Names of checks to skip (reported as skipped), for a backend that documents why. */
+  skip?: string[];
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await fn();
+  } catch (error) {
+    return error;
+  }
+  throw new Error("expected the operation to fail");
+}
+
+function errorText(error: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = error;
+  for (let depth = 0; cur && depth < 8; depth++) {
+    if (cur instanceof Error) {
+      parts.push(cur.name, cur.message, cur.stack ?? "", JSON.stringify(cur));
+      cur = (cur as { cause?: unknown }).cause;
+    } else {
+      parts.push(String(cur));
+      break;
+    }
+  }
+  return parts.join("\n");
+}
+
+/**
+ * The contract, checked against any provider: one vitest `describe` per call. Every provider package runs it
+ * against its backend (the real thing or a local stand-in that speaks its wire protocol).
+ */
+export function describeRunnerConformance(options: RunnerConformanceOptions): void {
+  const skip = new Set(options.skip ?? []);
+  const check = (name: string, fn: () => Promise<void>, timeout?: number) =>
+    skip.has(name) ? it.skip(name, fn) : it(name, fn, timeout);
+  const secrets = options.secretValues ?? [];
+  const large = options.largeFileBytes ?? 4 * 1024 * 1024;
+
+  describe(`runner conformance: ${options.name}`, () => {
+    let provider: RemoteRunnerProvider;
+    let destination: RunnerDestination;
+    let session: RemoteRunnerSession;
+    let root: string;
+    const opened: RemoteRunnerSession[] = [];
+    let n = 0;
+    const id = () => `c${++n}-${randomUUID().slice(0, 8)}`;
+    const sh = (script: string, extra: Record<string, unknown> = {}) =>
+      session.runCommand({ command_id: id(), program: "sh", args: ["-c", script], ...extra });
+
+    beforeAll(async () => {
+      await options.setup?.();
+      provider = await options.createProvider();
+      destination =
+        typeof options.destination === "function" ? await options.destination() : options.destination;
+      session = await provider.createSession(destination);
+      opened.push(session);
+      const meta = session.state().metadata as { workspace_root?: unknown } | null;
+      expect(typeof meta?.workspace_root, "state().metadata.workspace_root").toBe("string");
+      root = meta!.workspace_root as string;
+    });
+
+    afterAll(async () => {
+      for (const s of opened) await s.close().catch(() => {});
+      await options.teardown?.();
+    });
+
+    check("declares capabilities as wire data and an id", async () => {
+      const caps = provider.capabilities();
+      expect(codecs.RunnerCapabilities.decode(codecs.RunnerCapabilities.encode(caps))).toEqual(caps);
+      expect(provider.id).toBe(destination.provider_id);
+      expect(caps.command_exec).toBe(true);
+    });
+
+    check("returns exit codes as results, not errors", async () => {
+      for (const code of [0, 1, 3, 42, 255]) {
+        const r = await sh(`exit ${code}`);
+        expect(r.exit_code).toBe(code);
+      }
+      const missing = await session.runCommand({ command_id: id(), program: "definitely-not-a-program-xyz" });
+      expect(missing.exit_code).not.toBe(0);
+    });
+
+    check("separates stdout and stderr and echoes the command id", async () => {
+      const cid = id();
+      const r = await session.runCommand({
+        command_id: cid,
+        program: "sh",
+        args: ["-c", "printf out; printf err >&2"],
+      });
+      expect(r).toEqual({ command_id: cid, exit_code: 0, stdout: "out", stderr: "err" });
+    });
+
+    check("passes env pairs and runs in the requested cwd", async () => {
+      await session.writeFile({ path: "sub/dir/marker.txt", contents: new TextEncoder().encode("m") });
+      const r = await session.runCommand({
+        command_id: id(),
+        program: "sh",
+        args: ["-c", 'printf "%s|%s|" "$FOO" "$BAR"; pwd'],
+        cwd: "sub/dir",
+        env: [
+          ["FOO", "a b$c"],
+          ["BAR", "ünï"],
+        ],
+      });
+      expect(r.exit_code).toBe(0);
+      expect(r.stdout.startsWith("a b$c|ünï|")).toBe(true);
+      expect(r.stdout.trim().endsWith("/sub/dir")).toBe(true);
+    });
+
+    check("delivers hostile argv byte for byte", async () => {
+      const args = [
+        "",
+        " ",
+        "'",
+        '"',
+        "\\",
+        "$HOME",
+        "`id`",
+        "$(id)",
+        "a\nb",
+        "tab\there",
+        "-n",
+        "--",
+        "ünïcødé 😀",
+        "*",
+        ";rm -rf /",
+        "%s%n",
+      ];
+      const r = await session.runCommand({
+        command_id: id(),
+        program: "node",
+        args: ["-e", "process.stdout.write(JSON.stringify(process.argv.slice(1)))", "--", ...args],
+      });
+      expect(r.exit_code).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual(args);
+    });
+
+    check("decodes non-UTF-8 output lossily", async () => {
+      const r = await session.runCommand({
+        command_id: id(),
+        program: "node",
+        args: ["-e", "process.stdout.write(Buffer.from([0x61, 0xff, 0x62]))"],
+      });
+      expect(r.stdout).toBe("a\ufffdb");
+    });
+
+    check("round-trips all 256 byte values", async () => {
+      const bytes = Uint8Array.from({ length: 256 }, (_, i) => i);
+      await session.writeFile({ path: "bin/all.bin", contents: bytes });
+      const back = await session.readFile({ path: "bin/all.bin" });
+      expect(Buffer.from(back.contents).equals(Buffer.from(bytes))).toBe(true);
+      // The runner sees the same bytes.
+      const r = await session.runCommand({
+        command_id: id(),
+        program: "node",
+        args: [
+          "-e",
+          "const b=require('fs').readFileSync('bin/all.bin');process.stdout.write(String(b.length)+':'+require('crypto').createHash('sha256').update(b).digest('hex'))",
+        ],
+      });
+      expect(r.stdout).toBe(`256:${createHash("sha256").update(bytes).digest("hex")}`);
+    });
+
+    check(
+      `round-trips a ${Math.round(large / 1024 / 1024)} MiB binary file`,
+      async () => {
+        const big = new Uint8Array(large);
+        for (let i = 0; i < big.length; i++) big[i] = (i * 2654435761) >>> 24;
+        await session.writeFile({ path: "bin/large.bin", contents: big });
+        const back = await session.readFile({ path: `${root}/bin/large.bin` });
+        expect(back.contents.length).toBe(big.length);
+        expect(createHash("sha256").update(back.contents).digest("hex")).toBe(
+          createHash("sha256").update(big).digest("hex"),
+        );
+      },
+      120_000,
+    );
+
+    check("overwrites files and creates parents", async () => {
+      await session.writeFile({ path: "deep/a/b/c.txt", contents: new TextEncoder().encode("one") });
+      await session.writeFile({ path: "deep/a/b/c.txt", contents: new TextEncoder().encode("2") });
+      expect(new TextDecoder().decode((await session.readFile({ path: "deep/a/b/c.txt" })).contents)).toBe(
+        "2",
+      );
+    });
+
+    check("refuses paths outside the workspace before touching the runner", async () => {
+      for (const path of ["../outside.txt", "a/../../outside.txt", "/etc/passwd-roder-test", "a\u0000b"]) {
+        const e = await thrown(() => session.writeFile({ path, contents: new Uint8Array([1]) }));
+        expect(PathOutsideWorkspaceError.isInstance(e), `${JSON.stringify(path)}: ${e}`).toBe(true);
+      }
+      const r = await thrown(() => session.readFile({ path: "../../../../etc/hostname" }));
+      expect(PathOutsideWorkspaceError.isInstance(r)).toBe(true);
+      const c = await thrown(() => session.runCommand({ command_id: id(), program: "true", cwd: "/" }));
+      expect(PathOutsideWorkspaceError.isInstance(c)).toBe(true);
+    });
+
+    check("refuses symlinks that lead outside", async () => {
+      const made = await sh("ln -s /etc escape-link && ln -s /etc/hostname escape-file && echo ok");
+      expect(made.stdout.trim()).toBe("ok");
+      const e1 = await thrown(() => session.readFile({ path: "escape-file" }));
+      expect(PathOutsideWorkspaceError.isInstance(e1), String(e1)).toBe(true);
+      const e2 = await thrown(() =>
+        session.writeFile({ path: "escape-link/roder-pwned", contents: new Uint8Array([1]) }),
+      );
+      expect(PathOutsideWorkspaceError.isInstance(e2), String(e2)).toBe(true);
+      const e3 = await thrown(() => session.readFile({ path: "escape-link/hostname" }));
+      expect(PathOutsideWorkspaceError.isInstance(e3)).toBe(true);
+    });
+
+    check(
+      "kills a command at timeout_ms and says so",
+      async () => {
+        const started = Date.now();
+        const r = await session.runCommand({
+          command_id: id(),
+          program: "sh",
+          args: ["-c", "echo before; sleep 30; echo after"],
+          timeout_ms: 1000,
+        });
+        expect(Date.now() - started).toBeLessThan(20_000);
+        expect(r.exit_code).toBeNull();
+        expect(r.stdout).toContain("before");
+        expect(r.stdout).not.toContain("after");
+        expect(commandOutcome(r).timedOut).toBe(true);
+      },
+      60_000,
+    );
+
+    check(
+      "cancels a long command",
+      async () => {
+        const caps = provider.capabilities();
+        const cid = id();
+        if (!caps.cancellation) {
+          expect(await session.cancelCommand(cid)).toBe(false);
+          return;
+        }
+        const running = session.runCommand({ command_id: cid, program: "sh", args: ["-c", "sleep 30"] });
+        let cancelled = false;
+        for (let i = 0; i < 100 && !cancelled; i++) {
+          await new Promise((r) => setTimeout(r, 100));
+          cancelled = await session.cancelCommand(cid);
+        }
+        expect(cancelled).toBe(true);
+        const r = await running;
+        expect(r.exit_code).toBeNull();
+        expect(await session.cancelCommand(cid)).toBe(false);
+        expect(await session.cancelCommand("never-started")).toBe(false);
+      },
+      60_000,
+    );
+
+    check("honours an AbortSignal", async () => {
+      const ac = new AbortController();
+      ac.abort();
+      const e = await thrown(() =>
+        session.runCommand({ command_id: id(), program: "true" }, { signal: ac.signal }),
+      );
+      expect(CancelledError.isInstance(e) || RunnerError.isInstance(e)).toBe(true);
+    });
+
+    check(
+      "previews a port",
+      async () => {
+        const caps = provider.capabilities();
+        if (!caps.port_preview) {
+          expect(
+            UnsupportedCapabilityError.isInstance(
+              await thrown(() => session.exposePort({ port: 8080, label: null })),
+            ),
+          ).toBe(true);
+          return;
+        }
+        const port = await freePort();
+        const token = randomUUID();
+        const script = `require('http').createServer((q,s)=>s.end(${JSON.stringify(token)})).listen(${port},'0.0.0.0')`;
+        const cid = id();
+        const server = session.startCommand
+          ? await session.startCommand({ command_id: cid, program: "node", args: ["-e", script] })
+          : null;
+        if (!server) await sh(`nohup node -e "${script.replace(/"/g, '\\"')}" >/dev/null 2>&1 &`);
+        try {
+          const result = await session.exposePort({ port, label: "web" });
+          expect(result.port).toBe(port);
+          expect(result.url).toMatch(/^https?:\/\//);
+          if ((options.portPreview ?? "reachable") === "reachable") {
+            let body = "";
+            for (let i = 0; i < 100 && body !== token; i++) {
+              body = await fetch(result.url!)
+                .then((r) => r.text())
+                .catch(() => "");
+              if (body !== token) await new Promise((r) => setTimeout(r, 100));
+            }
+            expect(body).toBe(token);
+          }
+        } finally {
+          if (server) await server.kill();
+          else await sh(`pkill -f ${port} || true`);
+        }
+      },
+      60_000,
+    );
+
+    check(
+      "streams output through startCommand when the session has it",
+      async () => {
+        if (!session.startCommand) return;
+        const handle = await session.startCommand({
+          command_id: id(),
+          program: "sh",
+          args: ["-c", "echo one; sleep 1; echo two >&2; sleep 1; echo three"],
+        });
+        const seen: string[] = [];
+        let firstAt = 0;
+        const started = Date.now();
+        for await (const chunk of handle.output) {
+          if (!firstAt) firstAt = Date.now() - started;
+          seen.push(`${chunk.stream}:${new TextDecoder().decode(chunk.data)}`);
+        }
+        const result = await handle.wait();
+        expect(result.exit_code).toBe(0);
+        expect(result.stdout).toBe("one\nthree\n");
+        expect(seen.join("")).toContain("stderr:two");
+        // The first chunk came before the command ended (about 2 s).
+        expect(firstAt).toBeLessThan(1500);
+      },
+      60_000,
+    );
+
+    check(
+      "snapshots and restores the workspace",
+      async () => {
+        const caps = provider.capabilities();
+        if (!caps.snapshots) {
+          expect(UnsupportedCapabilityError.isInstance(await thrown(() => session.snapshot()))).toBe(true);
+          return;
+        }
+        await session.writeFile({ path: "snap/state.txt", contents: new TextEncoder().encode("before") });
+        const snap = await session.snapshot();
+        expect(snap).not.toBeNull();
+        expect(snap!.provider_id).toBe(provider.id);
+        await session.writeFile({ path: "snap/state.txt", contents: new TextEncoder().encode("after") });
+        const state: RunnerSessionState = {
+          ...codecs.RunnerSessionState.decode(codecs.RunnerSessionState.encode(session.state())),
+          snapshot: snap,
+        };
+        const other = await (await (options.createResumeProvider ?? options.createProvider)()).resumeSession(
+          codecs.RunnerSessionState.decode(codecs.RunnerSessionState.encode(state)),
+        );
+        opened.push(other);
+        expect(new TextDecoder().decode((await other.readFile({ path: "snap/state.txt" })).contents)).toBe(
+          "before",
+        );
+        const text = JSON.stringify(snap) + codecs.RunnerSessionState.encode(other.state());
+        for (const s of secrets) expect(text).not.toContain(s);
+      },
+      120_000,
+    );
+
+    check(
+      "resumes from a persisted state in a new provider instance",
+      async () => {
+        await session.writeFile({ path: "resume/x.txt", contents: new TextEncoder().encode("still here") });
+        const persisted = codecs.RunnerSessionState.encode(session.state());
+        const fresh = await (options.createResumeProvider ?? options.createProvider)();
+        const again = await fresh.resumeSession(codecs.RunnerSessionState.decode(persisted));
+        expect(again.state().session_id).toBe(session.state().session_id);
+        expect(new TextDecoder().decode((await again.readFile({ path: "resume/x.txt" })).contents)).toBe(
+          "still here",
+        );
+        const r = await again.runCommand({ command_id: id(), program: "cat", args: ["resume/x.txt"] });
+        expect(r.stdout).toBe("still here");
+      },
+      60_000,
+    );
+
+    check("keeps secrets out of state() and errors", async () => {
+      const state = codecs.RunnerSessionState.encode(session.state());
+      for (const s of secrets) expect(state).not.toContain(s);
+      const e = await thrown(() => session.readFile({ path: "does/not/exist" }));
+      expect(RunnerError.isInstance(e)).toBe(true);
+      for (const s of secrets) expect(errorText(e)).not.toContain(s);
+    });
+
+    check("throws UnsupportedCapabilityError for every capability it lacks", async () => {
+      const caps = provider.capabilities();
+      if (!caps.artifact_export) {
+        await session.writeFile({ path: "artifact.txt", contents: new TextEncoder().encode("a") });
+        const e = await thrown(() => session.exportArtifact({ path: "artifact.txt", recursive: false }));
+        expect(UnsupportedCapabilityError.isInstance(e), String(e)).toBe(true);
+      }
+      for (const [kind, ok] of Object.entries(caps.mounts)) {
+        if (ok) continue;
+        const uri = {
+          s3: "s3://bucket-x/p",
+          r2: "r2://bucket-x/p",
+          gcs: "gs://bucket-x/p",
+          azure_blob: "azure://acct/container/p",
+          box_storage: "box://0",
+          provider_native: "/tmp",
+        }[kind]!;
+        const e = await thrown(() =>
+          provider.validateDestination({
+            ...destination,
+            default_manifest: {
+              entries: [],
+              mounts: [{ name: "m", path: "mnt/m", read_only: true, intent: { kind: kind as never, uri } }],
+            },
+          }),
+        );
+        expect(
+          RunnerError.isInstance(e) && ["unsupported_capability"].includes(e.code),
+          `${kind}: ${e}`,
+        ).toBe(true);
+      }
+    });
+
+    check(
+      "close is idempotent and later calls fail with a typed error",
+      async () => {
+        const s = await provider.createSession(destination);
+        opened.push(s);
+        const state = s.state();
+        await s.close();
+        await s.close();
+        const e = await thrown(() => s.runCommand({ command_id: id(), program: "true" }));
+        expect(RunnerError.isInstance(e)).toBe(true);
+        const r = await thrown(async () => {
+          const again = await (
+            await (options.createResumeProvider ?? options.createProvider)()
+          ).resumeSession(state);
+          await again.runCommand({ command_id: id(), program: "true" });
+        });
+        expect(RunnerError.isInstance(r), String(r)).toBe(true);
+      },
+      60_000,
+    );
+  });
+}
