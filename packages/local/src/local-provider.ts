@@ -53,10 +53,13 @@ const MetadataSchema = z.object({
   registry_dir: z.string(),
 });
 
-export function createLocalProvider(settings: LocalProviderSettings = {}): RemoteRunnerProvider & {
+/** The `unix-local` provider: its sessions are `LocalSession`s. */
+export interface LocalRunnerProvider extends RemoteRunnerProvider {
   createSession(destination: RunnerDestination, options?: RunnerCallOptions): Promise<LocalSession>;
   resumeSession(state: RunnerSessionState, options?: RunnerCallOptions): Promise<LocalSession>;
-} {
+}
+
+export function createLocalProvider(settings: LocalProviderSettings = {}): LocalRunnerProvider {
   const env = () => settings.env ?? process.env;
   const bwrap = () => settings.bwrapPath ?? which("bwrap");
   const registryDir = settings.registryDir ?? join(tmpdir(), "roder-local-sessions");
