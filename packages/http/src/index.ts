@@ -1,1 +1,16 @@
-export {};
+export { type HttpDestinationConfig, HttpDestinationConfigSchema } from "./http-config.js";
+export { parseRetryAfter, statusForError, type WireErrorBody } from "./http-errors.js";
+export {
+  createHttpRunnerProvider,
+  fetchRunnerServerInfo,
+  type HttpRunnerProviderSettings,
+  httpRunnerProvider,
+} from "./http-provider.js";
+export { DEFAULT_RETRY, type RetryPolicy } from "./http-retry.js";
+export {
+  createRunnerServer,
+  type RunnerServer,
+  type RunnerServerOptions,
+  serveRunner,
+} from "./http-server.js";
+export { HttpRunnerSession } from "./http-session.js";

@@ -1,0 +1,47 @@
+import { assertNoSecretsInConfig, InvalidDestinationConfigError } from "@roder/runner-contract";
+import { z } from "zod";
+
+/** `destination.config` of the HTTP provider. Persisted with the thread: no token here. */
+export const HttpDestinationConfigSchema = z
+  .object({
+    /** Server base URL (e.g. `https://runners.example.com/v1`); else the provider's setting or env. */
+    base_url: z.string().url().optional(),
+    /** Config passed to the server's backend provider as the session's destination config. */
+    backend_config: z.unknown().optional(),
+    /** Modal-style cloud bucket mounts (secret by ref; the server resolves it from its own env). */
+    mounts: z
+      .array(
+        z.object({
+          kind: z.enum(["s3", "r2", "gcs"]),
+          bucket: z.string(),
+          path: z.string(),
+          endpoint: z.string().url().optional(),
+          key_prefix: z.string().optional(),
+          read_only: z.boolean().default(true),
+          secret: z.object({ id: z.string() }).optional(),
+        }),
+      )
+      .optional(),
+  })
+  .strict();
+export type HttpDestinationConfig = z.infer<typeof HttpDestinationConfigSchema>;
+
+export function parseHttpConfig(
+  providerId: string,
+  config: unknown,
+  tokenEnv: string,
+): HttpDestinationConfig {
+  assertNoSecretsInConfig(config, {
+    hint: `put the server token in the ${tokenEnv} environment variable instead`,
+  });
+  const result = HttpDestinationConfigSchema.safeParse(config ?? {});
+  if (!result.success) {
+    const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
+    throw new InvalidDestinationConfigError({
+      providerId,
+      message: issues.map((i) => `${i.path || "(config)"}: ${i.message}`).join("; "),
+      issues,
+    });
+  }
+  return result.data;
+}

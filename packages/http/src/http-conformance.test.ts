@@ -1,0 +1,32 @@
+import type { RunnerCapabilities } from "@roder/runner-contract";
+import { createLocalProvider } from "@roder/runner-local";
+import { describeRunnerConformance } from "@roder/runner-testkit";
+import { createHttpRunnerProvider, fetchRunnerServerInfo } from "./http-provider.js";
+import { createRunnerServer, type RunnerServer } from "./http-server.js";
+
+const TOKEN = "test-token-7c1d9e0b4a";
+let server: RunnerServer;
+let url = "";
+let capabilities: RunnerCapabilities;
+
+describeRunnerConformance({
+  name: "http → server → unix-local",
+  setup: async () => {
+    server = createRunnerServer({ provider: createLocalProvider(), token: TOKEN });
+    url = (await server.listen(0)).url;
+    // The provider learns what the server's backend supports, so the capability checks are exact.
+    capabilities = (await fetchRunnerServerInfo({ baseUrl: url, token: TOKEN })).capabilities;
+  },
+  teardown: async () => {
+    await server.close();
+  },
+  createProvider: () =>
+    createHttpRunnerProvider({ baseUrl: url, env: { RODER_RUNNER_HTTP_TOKEN: TOKEN }, capabilities }),
+  destination: () => ({
+    id: "http-dest",
+    provider_id: "http",
+    config: { backend_config: { isolation: "none" } },
+    default_manifest: { entries: [], mounts: [] },
+  }),
+  secretValues: [TOKEN],
+});

@@ -1,0 +1,224 @@
+import {
+  codecs,
+  type EnvSource,
+  InvalidDestinationConfigError,
+  ProviderApiError,
+  type RemoteRunnerProvider,
+  type RunnerCallOptions,
+  type RunnerCapabilities,
+  RunnerCapabilitiesSchema,
+  type RunnerDestination,
+  RunnerDestinationSchema,
+  type RunnerSessionState,
+  UnsupportedCapabilityError,
+} from "@roder/runner-contract";
+import { z } from "zod";
+import { parseHttpConfig } from "./http-config.js";
+import { DEFAULT_RETRY, type RetryPolicy } from "./http-retry.js";
+import { HttpRunnerSession } from "./http-session.js";
+import { createTransport } from "./http-transport.js";
+
+export interface HttpRunnerProviderSettings {
+  /** Provider id (default `http`); a hosted service may register its own id. */
+  id?: string;
+  /** Server base URL; else `destination.config.base_url`, else the `baseUrlEnv` variable. */
+  baseUrl?: string;
+  baseUrlEnv?: string;
+  /** Environment variable holding the bearer token (default `RODER_RUNNER_HTTP_TOKEN`). */
+  tokenEnv?: string;
+  fetch?: typeof globalThis.fetch;
+  env?: EnvSource;
+  retry?: Partial<RetryPolicy>;
+  /** What the server's backend can do, if known in advance (default: all of the protocol). */
+  capabilities?: RunnerCapabilities;
+  onRetry?: (operation: string, attempt: number, error: unknown) => void;
+}
+
+const ALL: RunnerCapabilities = {
+  command_exec: true,
+  file_read: true,
+  file_write: true,
+  port_preview: true,
+  snapshots: true,
+  cancellation: true,
+  artifact_export: true,
+  mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: true },
+};
+
+export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = {}): RemoteRunnerProvider {
+  const id = settings.id ?? "http";
+  const tokenEnv = settings.tokenEnv ?? "RODER_RUNNER_HTTP_TOKEN";
+  const baseUrlEnv = settings.baseUrlEnv ?? "RODER_RUNNER_HTTP_URL";
+  const env = () => settings.env ?? process.env;
+  const retry = { ...DEFAULT_RETRY, ...settings.retry };
+  const token = () => {
+    const t = env()[tokenEnv];
+    if (!t)
+      throw new ProviderApiError({
+        providerId: id,
+        isRetryable: false,
+        message: `the ${id} runner needs a bearer token: set ${tokenEnv}`,
+      });
+    return t;
+  };
+  const baseUrlFor = (fromConfig?: string | null) => {
+    const url = settings.baseUrl ?? fromConfig ?? env()[baseUrlEnv];
+    if (!url)
+      throw new InvalidDestinationConfigError({
+        providerId: id,
+        message: `no server URL: pass baseUrl, set config.base_url or the ${baseUrlEnv} environment variable`,
+      });
+    return url.replace(/\/+$/, "");
+  };
+  const transport = (baseUrl: string) =>
+    createTransport({
+      providerId: id,
+      baseUrl,
+      token,
+      tokenEnv,
+      fetch: settings.fetch ?? globalThis.fetch,
+      retry,
+      ...(settings.onRetry ? { onRetry: settings.onRetry } : {}),
+    });
+
+  const validate = (destination: RunnerDestination) => {
+    const d = RunnerDestinationSchema.parse(destination);
+    const config = parseHttpConfig(id, d.config, tokenEnv);
+    const caps = settings.capabilities ?? ALL;
+    for (const m of d.default_manifest.mounts) {
+      if (!caps.mounts[m.intent.kind]) {
+        throw new UnsupportedCapabilityError({
+          providerId: id,
+          capability: `mounts.${m.intent.kind}`,
+          message: `the ${id} runner server cannot mount ${m.intent.kind} (mount '${m.name}')`,
+        });
+      }
+    }
+    return { d, config, baseUrl: baseUrlFor(config.base_url) };
+  };
+
+  return {
+    id,
+    capabilities: () => settings.capabilities ?? ALL,
+    setupHint() {
+      const missing = [
+        env()[tokenEnv] ? null : tokenEnv,
+        settings.baseUrl || env()[baseUrlEnv] ? null : `${baseUrlEnv} (or config.base_url)`,
+      ].filter(Boolean);
+      return missing.length ? `set ${missing.join(" and ")}` : null;
+    },
+    async validateDestination(destination) {
+      validate(destination);
+    },
+    async createSession(destination, options?: RunnerCallOptions) {
+      const { d, config, baseUrl } = validate(destination);
+      const t = transport(baseUrl);
+      const body = JSON.stringify({
+        destination_id: d.id,
+        provider_id: id,
+        manifest: codecs.RunnerManifest.toJSON(d.default_manifest),
+        config: config.backend_config ?? null,
+        ...(config.mounts ? { mounts: config.mounts } : {}),
+      });
+      const res = await t.request("POST", "/sessions", {
+        json: body,
+        signal: options?.signal,
+        idempotent: false,
+        operation: "create session",
+      });
+      const created = z
+        .object({ session_id: z.string(), workspace_root: z.string().nullish() })
+        .parse(await res.json());
+      return new HttpRunnerSession(t, {
+        providerId: id,
+        sessionId: created.session_id,
+        destinationId: d.id,
+        baseUrl,
+        workspaceRoot: created.workspace_root ?? null,
+      });
+    },
+    async resumeSession(state: RunnerSessionState, options?: RunnerCallOptions) {
+      const meta = z
+        .object({ base_url: z.string().optional(), workspace_root: z.string().nullish() })
+        .passthrough()
+        .parse(state.metadata ?? {});
+      const baseUrl = baseUrlFor(meta.base_url);
+      const t = transport(baseUrl);
+      if (state.snapshot) {
+        const body = JSON.stringify({
+          destination_id: state.destination_id,
+          provider_id: id,
+          snapshot: JSON.parse(codecs.RunnerSnapshotRef.encode(state.snapshot)),
+        });
+        const res = await t.request("POST", "/sessions", {
+          json: body,
+          signal: options?.signal,
+          idempotent: false,
+          operation: "restore snapshot",
+        });
+        const created = z
+          .object({ session_id: z.string(), workspace_root: z.string().nullish() })
+          .parse(await res.json());
+        return new HttpRunnerSession(t, {
+          providerId: id,
+          sessionId: created.session_id,
+          destinationId: state.destination_id,
+          baseUrl,
+          workspaceRoot: created.workspace_root ?? null,
+        });
+      }
+      const res = await t.request("GET", `/sessions/${encodeURIComponent(state.session_id)}`, {
+        signal: options?.signal,
+        idempotent: true,
+        operation: "resume session",
+        sessionId: state.session_id,
+      });
+      const info = z
+        .object({ workspace_root: z.string().nullish() })
+        .passthrough()
+        .parse(await res.json());
+      return new HttpRunnerSession(t, {
+        providerId: id,
+        sessionId: state.session_id,
+        destinationId: state.destination_id,
+        baseUrl,
+        workspaceRoot: info.workspace_root ?? meta.workspace_root ?? null,
+      });
+    },
+  };
+}
+
+/** Default instance: base URL and token from `RODER_RUNNER_HTTP_URL` / `RODER_RUNNER_HTTP_TOKEN`. */
+export const httpRunnerProvider = createHttpRunnerProvider();
+
+/**
+ * Asks a server what its backend supports (`GET /capabilities`), so a provider can be built with the truth:
+ * `createHttpRunnerProvider({ capabilities: (await fetchRunnerServerInfo(...)).capabilities })`.
+ */
+export async function fetchRunnerServerInfo(args: {
+  baseUrl: string;
+  token: string;
+  fetch?: typeof globalThis.fetch;
+}): Promise<{
+  provider_id: string;
+  capabilities: RunnerCapabilities;
+  limits: Record<string, unknown>;
+}> {
+  const res = await (args.fetch ?? globalThis.fetch)(`${args.baseUrl.replace(/\/+$/, "")}/capabilities`, {
+    headers: { authorization: `Bearer ${args.token}` },
+  });
+  if (!res.ok)
+    throw new ProviderApiError({
+      providerId: "http",
+      statusCode: res.status,
+      message: "could not read the server's capabilities",
+    });
+  const body = z
+    .object({
+      provider_id: z.string(),
+      capabilities: RunnerCapabilitiesSchema,
+      limits: z.record(z.string(), z.unknown()).default(() => ({})),
+    })
+    .parse(await res.json());
+  return body;
+}

@@ -1,0 +1,274 @@
+import {
+  CancelledError,
+  codecs,
+  confinePath,
+  type RemoteRunnerSession,
+  type RunnerArtifactExportRequest,
+  type RunnerArtifactExportResult,
+  type RunnerCallOptions,
+  type RunnerCommandHandle,
+  type RunnerCommandRequestInput,
+  RunnerCommandRequestSchema,
+  type RunnerCommandResult,
+  RunnerError,
+  type RunnerFileReadRequest,
+  type RunnerFileReadResult,
+  type RunnerFileWriteRequest,
+  type RunnerOutputChunk,
+  type RunnerPortRequest,
+  type RunnerPortResult,
+  type RunnerSessionState,
+  type RunnerSnapshotRef,
+  SessionNotFoundError,
+} from "@roder/runner-contract";
+import type { HttpTransport } from "./http-transport.js";
+
+export class HttpRunnerSession implements RemoteRunnerSession {
+  private closed = false;
+
+  constructor(
+    private readonly t: HttpTransport,
+    private readonly info: {
+      providerId: string;
+      sessionId: string;
+      destinationId: string;
+      baseUrl: string;
+      workspaceRoot: string | null;
+    },
+  ) {}
+
+  private get path(): string {
+    return `/sessions/${encodeURIComponent(this.info.sessionId)}`;
+  }
+
+  private ensureOpen(): void {
+    if (this.closed)
+      throw new SessionNotFoundError({
+        providerId: this.info.providerId,
+        sessionId: this.info.sessionId,
+        message: `session '${this.info.sessionId}' is closed`,
+      });
+  }
+
+  /** Client-side confinement when the server told us the root (the server confines again). */
+  private confine(path: string, access: "read" | "write" | "cwd"): void {
+    if (this.info.workspaceRoot && access !== "read")
+      confinePath(path, { root: this.info.workspaceRoot, access });
+    else if (path.includes("\u0000")) confinePath(path, { root: this.info.workspaceRoot ?? "/", access });
+  }
+
+  state(): RunnerSessionState {
+    return {
+      provider_id: this.info.providerId,
+      session_id: this.info.sessionId,
+      destination_id: this.info.destinationId,
+      snapshot: null,
+      metadata: {
+        base_url: this.info.baseUrl,
+        provider: this.info.providerId,
+        workspace_root: this.info.workspaceRoot,
+      },
+    };
+  }
+
+  async runCommand(
+    input: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerCommandResult> {
+    this.ensureOpen();
+    const request = RunnerCommandRequestSchema.parse(input);
+    if (request.cwd !== null) this.confine(request.cwd, "cwd");
+    // Never retried: a command may have run even when the answer was lost.
+    const res = await this.t.request("POST", `${this.path}/commands`, {
+      json: codecs.RunnerCommandRequest.encode(request),
+      signal: options?.signal,
+      idempotent: false,
+      operation: "run command",
+      sessionId: this.info.sessionId,
+    });
+    return codecs.RunnerCommandResult.decode(await res.text());
+  }
+
+  async startCommand(
+    input: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerCommandHandle> {
+    this.ensureOpen();
+    const request = RunnerCommandRequestSchema.parse(input);
+    if (request.cwd !== null) this.confine(request.cwd, "cwd");
+    const res = await this.t.request("POST", `${this.path}/commands/stream`, {
+      json: codecs.RunnerCommandRequest.encode(request),
+      signal: options?.signal,
+      idempotent: false,
+      operation: "start command",
+      sessionId: this.info.sessionId,
+    });
+    const body = res.body;
+    if (!body) throw new RunnerError("provider_api", "the streaming response has no body");
+    const queue: RunnerOutputChunk[] = [];
+    const waiters: Array<() => void> = [];
+    let ended = false;
+    let resolveResult!: (r: RunnerCommandResult) => void;
+    let rejectResult!: (e: unknown) => void;
+    const result = new Promise<RunnerCommandResult>((res2, rej) => {
+      resolveResult = res2;
+      rejectResult = rej;
+    });
+    result.catch(() => {});
+    const wake = () => {
+      for (const w of waiters.splice(0)) w();
+    };
+    (async () => {
+      const decoder = new TextDecoder();
+      let buffer = "";
+      let gotResult = false;
+      try {
+        for await (const part of body as unknown as AsyncIterable<Uint8Array>) {
+          buffer += decoder.decode(part, { stream: true });
+          let nl = buffer.indexOf("\n");
+          while (nl >= 0) {
+            const line = buffer.slice(0, nl);
+            buffer = buffer.slice(nl + 1);
+            nl = buffer.indexOf("\n");
+            if (!line.trim()) continue;
+            const msg = JSON.parse(line) as {
+              type: string;
+              data?: string;
+              result?: unknown;
+              error?: { code: string; message: string };
+            };
+            if (msg.type === "stdout" || msg.type === "stderr") {
+              queue.push({ stream: msg.type, data: new Uint8Array(Buffer.from(msg.data ?? "", "base64")) });
+              wake();
+            } else if (msg.type === "result") {
+              gotResult = true;
+              resolveResult(codecs.RunnerCommandResult.parse(msg.result));
+            } else if (msg.type === "error") {
+              gotResult = true;
+              rejectResult(
+                new RunnerError(msg.error?.code ?? "provider_api", msg.error?.message ?? "command failed"),
+              );
+            }
+          }
+        }
+        if (!gotResult)
+          rejectResult(new RunnerError("provider_api", "the command stream ended without a result"));
+      } catch (error) {
+        rejectResult(options?.signal?.aborted ? new CancelledError({ operation: "command stream" }) : error);
+      } finally {
+        ended = true;
+        wake();
+      }
+    })();
+    const output: AsyncIterable<RunnerOutputChunk> = {
+      [Symbol.asyncIterator]: () => ({
+        next: async () => {
+          for (;;) {
+            const item = queue.shift();
+            if (item) return { value: item, done: false };
+            if (ended) return { value: undefined, done: true };
+            await new Promise<void>((r) => waiters.push(r));
+          }
+        },
+      }),
+    };
+    return {
+      commandId: request.command_id,
+      output,
+      wait: () => result,
+      kill: async () => this.cancelCommand(request.command_id),
+    };
+  }
+
+  async cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean> {
+    this.ensureOpen();
+    const res = await this.t.request("DELETE", `${this.path}/commands/${encodeURIComponent(commandId)}`, {
+      signal: options?.signal,
+      idempotent: true,
+      operation: "cancel command",
+      sessionId: this.info.sessionId,
+    });
+    const body = (await res.json()) as { cancelled?: unknown };
+    return body.cancelled === true;
+  }
+
+  async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
+    this.ensureOpen();
+    this.confine(request.path, "read");
+    const res = await this.t.request("GET", `${this.path}/files?path=${encodeURIComponent(request.path)}`, {
+      signal: options?.signal,
+      idempotent: true,
+      operation: "read file",
+      sessionId: this.info.sessionId,
+    });
+    return { path: request.path, contents: new Uint8Array(await res.arrayBuffer()) };
+  }
+
+  async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
+    this.ensureOpen();
+    this.confine(request.path, "write");
+    await this.t.request("PUT", `${this.path}/files?path=${encodeURIComponent(request.path)}`, {
+      body: request.contents,
+      signal: options?.signal,
+      idempotent: true,
+      operation: "write file",
+      sessionId: this.info.sessionId,
+    });
+  }
+
+  async exposePort(request: RunnerPortRequest, options?: RunnerCallOptions): Promise<RunnerPortResult> {
+    this.ensureOpen();
+    const res = await this.t.request("POST", `${this.path}/ports`, {
+      json: codecs.RunnerPortRequest.encode(request),
+      signal: options?.signal,
+      idempotent: true,
+      operation: "expose port",
+      sessionId: this.info.sessionId,
+    });
+    return codecs.RunnerPortResult.decode(await res.text());
+  }
+
+  async exportArtifact(
+    request: RunnerArtifactExportRequest,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerArtifactExportResult> {
+    this.ensureOpen();
+    const res = await this.t.request("POST", `${this.path}/artifacts`, {
+      json: codecs.RunnerArtifactExportRequest.encode(request),
+      signal: options?.signal,
+      idempotent: false,
+      operation: "export artifact",
+      sessionId: this.info.sessionId,
+    });
+    return codecs.RunnerArtifactExportResult.decode(await res.text());
+  }
+
+  async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef | null> {
+    this.ensureOpen();
+    const res = await this.t.request("POST", `${this.path}/snapshots`, {
+      signal: options?.signal,
+      idempotent: false,
+      operation: "snapshot",
+      sessionId: this.info.sessionId,
+    });
+    const body = (await res.json()) as { snapshot?: unknown };
+    return body.snapshot
+      ? { ...codecs.RunnerSnapshotRef.parse(body.snapshot), provider_id: this.info.providerId }
+      : null;
+  }
+
+  async close(options?: RunnerCallOptions): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      await this.t.request("DELETE", this.path, {
+        signal: options?.signal,
+        idempotent: true,
+        operation: "close session",
+        sessionId: this.info.sessionId,
+      });
+    } catch (error) {
+      if (!SessionNotFoundError.isInstance(error)) throw error;
+    }
+  }
+}

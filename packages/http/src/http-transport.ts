@@ -1,0 +1,91 @@
+import { CancelledError, ProviderApiError } from "@roder/runner-contract";
+import { errorFromResponse, parseRetryAfter } from "./http-errors.js";
+import { isNetworkError, type RetryPolicy, withRetry } from "./http-retry.js";
+
+export interface HttpTransport {
+  request(
+    method: string,
+    path: string,
+    opts: {
+      json?: string;
+      body?: Uint8Array;
+      signal?: AbortSignal | undefined;
+      idempotent: boolean;
+      operation: string;
+      sessionId?: string;
+    },
+  ): Promise<Response>;
+}
+
+/** fetch + bearer token + typed errors + retries of idempotent calls. The token is read from env per call. */
+export function createTransport(args: {
+  providerId: string;
+  baseUrl: string;
+  token: () => string;
+  tokenEnv: string;
+  fetch: typeof globalThis.fetch;
+  retry: RetryPolicy;
+  onRetry?: (operation: string, attempt: number, error: unknown) => void;
+}): HttpTransport {
+  return {
+    async request(method, path, opts) {
+      const url = `${args.baseUrl}${path}`;
+      const once = async (): Promise<Response> => {
+        const headers: Record<string, string> = { authorization: `Bearer ${args.token()}` };
+        let body: RequestInit["body"] | undefined;
+        if (opts.json !== undefined) {
+          headers["content-type"] = "application/json";
+          body = opts.json;
+        } else if (opts.body) {
+          headers["content-type"] = "application/octet-stream";
+          body = opts.body as unknown as RequestInit["body"];
+        }
+        let res: Response;
+        try {
+          res = await args.fetch(url, {
+            method,
+            headers,
+            ...(body !== undefined ? { body } : {}),
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
+        } catch (error) {
+          if (opts.signal?.aborted) throw new CancelledError({ operation: opts.operation }, { cause: error });
+          throw new ProviderApiError(
+            {
+              providerId: args.providerId,
+              url,
+              message: `${opts.operation}: ${isNetworkError(error) ? "connection failed" : (error as Error).message}`,
+              isRetryable: isNetworkError(error),
+            },
+            { cause: error },
+          );
+        }
+        if (res.ok) return res;
+        let parsed: unknown = null;
+        try {
+          parsed = JSON.parse(await res.text());
+        } catch {
+          parsed = null;
+        }
+        throw errorFromResponse({
+          providerId: args.providerId,
+          status: res.status,
+          body: parsed,
+          url,
+          operation: opts.operation,
+          tokenEnv: args.tokenEnv,
+          ...(opts.sessionId ? { sessionId: opts.sessionId } : {}),
+          ...(parseRetryAfter(res.headers.get("retry-after")) !== undefined
+            ? { retryAfterMs: parseRetryAfter(res.headers.get("retry-after"))! }
+            : {}),
+        });
+      };
+      if (!opts.idempotent) return once();
+      return withRetry(() => once(), {
+        policy: args.retry,
+        signal: opts.signal,
+        onRetry: (n, e) => args.onRetry?.(opts.operation, n, e),
+      });
+    },
+  };
+}
