@@ -118,7 +118,7 @@ describe("server", () => {
       { authorization: `Bearer ${wrong}` },
       { authorization: TOKEN },
     ]) {
-      const res = await fetch(`${url}/capabilities`, { headers });
+      const res = await fetch(`${url}/capabilities`, { headers: headers as Record<string, string> });
       expect(res.status).toBe(401);
       expect(await res.text()).not.toContain(TOKEN);
     }
