@@ -8,6 +8,11 @@ export const LocalDestinationConfigSchema = z
     workspace_dir: z.string().min(1).optional(),
     /** `bwrap`: commands run under bubblewrap and see only the workspace (rw), the system (ro), their own /tmp. */
     isolation: z.enum(["none", "bwrap"]).default("none"),
+    /**
+     * Under bwrap, the absolute path at which commands see the workspace (e.g. `/workspace`, as a cloud sandbox
+     * would have it). File paths and working directories are then runner paths under it.
+     */
+    workspace_path: z.string().startsWith("/").optional(),
     /** Delete the workspace on `close()`. */
     delete_on_close: z.boolean().default(true),
     /** Cap per output stream; past it the output is cut and marked. */
@@ -36,6 +41,12 @@ export function parseLocalConfig(config: unknown): LocalDestinationConfig {
       providerId: "unix-local",
       message: issues.map((i) => `${i.path || "(config)"}: ${i.message}`).join("; "),
       issues,
+    });
+  }
+  if (result.data.workspace_path && result.data.isolation !== "bwrap") {
+    throw new InvalidDestinationConfigError({
+      providerId: "unix-local",
+      message: "workspace_path needs isolation 'bwrap' (the workspace is bind-mounted there)",
     });
   }
   return result.data;

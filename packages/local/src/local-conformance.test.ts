@@ -13,3 +13,15 @@ for (const isolation of ["none", "bwrap"] as const) {
     },
   });
 }
+
+// As a cloud sandbox has it: commands see the workspace at a fixed path (/workspace), not the host path.
+describeRunnerConformance({
+  name: "unix-local (bwrap, workspace_path /workspace)",
+  createProvider: () => createLocalProvider(),
+  destination: {
+    id: "local-fixed-path",
+    provider_id: "unix-local",
+    config: { isolation: "bwrap", workspace_path: "/workspace" },
+    default_manifest: { entries: [], mounts: [] },
+  },
+});

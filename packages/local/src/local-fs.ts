@@ -26,18 +26,29 @@ export async function realpathLoose(path: string): Promise<string> {
 }
 
 export interface Confinement {
+  /** The workspace as commands see it (the host path, or `workspace_path` under bwrap). */
+  runnerRoot: string;
+  /** The workspace on the host. */
   root: string;
   realRoot: string;
   readRoots: readonly string[];
 }
 
-/** Contract confinement, then the symlink check: the real path must stay under the root (or a read root). */
+/** Maps a confined runner path to the host path it names. */
+export function toHostPath(c: Confinement, runnerPath: string): string {
+  return isWithin(runnerPath, c.runnerRoot) ? c.root + runnerPath.slice(c.runnerRoot.length) : runnerPath;
+}
+
+/**
+ * Contract confinement of a runner path, then the symlink check on the host: the real path must stay under
+ * the workspace (or a read root). Returns the host path.
+ */
 export async function resolveRunnerPath(
   c: Confinement,
   path: string,
   access: "read" | "write" | "cwd",
 ): Promise<string> {
-  const p = confinePath(path, { root: c.root, readRoots: c.readRoots, access });
+  const p = toHostPath(c, confinePath(path, { root: c.runnerRoot, readRoots: c.readRoots, access }));
   const real = await realpathLoose(p);
   const allowed = [
     c.realRoot,

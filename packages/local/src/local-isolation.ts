@@ -20,6 +20,8 @@ const SYSTEM_DIRS = ["/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64"
 export function bwrapArgs(opts: {
   bwrap: string;
   workspace: string;
+  /** Where commands see the workspace (default: its host path). */
+  mountAt?: string;
   readRoots: readonly string[];
   cwd: string;
 }): string[] {
@@ -32,6 +34,6 @@ export function bwrapArgs(opts: {
   }
   args.push("--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run", "--dir", "/var/tmp");
   for (const r of opts.readRoots) if (existsSync(r)) args.push("--ro-bind", r, r);
-  args.push("--bind", opts.workspace, opts.workspace, "--chdir", opts.cwd, "--");
+  args.push("--bind", opts.workspace, opts.mountAt ?? opts.workspace, "--chdir", opts.cwd, "--");
   return args;
 }

@@ -67,6 +67,25 @@ describe("unix-local specifics", () => {
     expect(r2.stdout).toBe("host");
   });
 
+  it("shows the workspace at workspace_path under bwrap, and maps runner paths for files", async () => {
+    const s = await open(dest({ isolation: "bwrap", workspace_path: "/workspace" }));
+    expect((s.state().metadata as { workspace_root: string }).workspace_root).toBe("/workspace");
+    await s.writeFile({ path: "/workspace/dir/f.txt", contents: new TextEncoder().encode("F") });
+    const r = await s.runCommand({
+      command_id: "p",
+      program: "sh",
+      args: ["-c", "pwd; cat f.txt; echo $HOME"],
+      cwd: "/workspace/dir",
+    });
+    expect(r.stdout).toBe("/workspace/dir\nF/workspace\n");
+    expect(readFileSync(join(s.info.workspaceRoot, "dir/f.txt"), "utf8")).toBe("F");
+    expect(
+      InvalidDestinationConfigError.isInstance(
+        await caught(provider.validateDestination(dest({ workspace_path: "/workspace" }))),
+      ),
+    ).toBe(true);
+  });
+
   it("copies manifest entries and makes writable:false entries read-only for root", async () => {
     const src = mkdtempSync(join(tmpdir(), "roder-src-"));
     mkdirSync(join(src, "pkg"));

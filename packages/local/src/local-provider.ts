@@ -45,6 +45,7 @@ export interface LocalProviderSettings {
 
 const MetadataSchema = z.object({
   workspace_root: z.string().startsWith("/"),
+  host_root: z.string().startsWith("/").optional(),
   config: LocalDestinationConfigSchema,
   binds: z.array(z.string()).default(() => []),
   read_only_entries: z.array(z.string()).default(() => []),
@@ -149,7 +150,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
   ): Promise<void> {
     const root = session.info.workspaceRoot;
     for (const m of mounts) {
-      const target = confinePath(m.path, { root, access: "write" });
+      const target = hostPathFor(session, m.path);
       await fs.mkdir(target, { recursive: true });
       if (m.intent.kind === "provider_native") {
         await bindMount(m.intent.uri, target, m.read_only);
@@ -211,7 +212,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
       );
       try {
         for (const e of d.default_manifest.entries) {
-          const target = confinePath(e.target, { root: workspaceRoot, access: "write" });
+          const target = hostPathFor(session, e.target);
           await fs.cp(e.source, target, { recursive: true, force: true });
           if (!e.writable) info.readOnlyEntries.push(target);
         }
@@ -261,7 +262,8 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
           );
         const sessionId = `local-${randomUUID()}`;
         const workspaceRoot = await newWorkspace(meta.config, sessionId);
-        const rel = (p: string) => p.slice(meta.workspace_root.length);
+        const oldHost = meta.host_root ?? meta.workspace_root;
+        const rel = (p: string) => p.slice(oldHost.length);
         const info: LocalSessionInfo = {
           sessionId,
           destinationId: state.destination_id,
@@ -289,10 +291,8 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
           throw error;
         }
       }
-      if (
-        !existsSync(join(meta.registry_dir, `${state.session_id}.json`)) ||
-        !existsSync(meta.workspace_root)
-      ) {
+      const hostRoot = meta.host_root ?? meta.workspace_root;
+      if (!existsSync(join(meta.registry_dir, `${state.session_id}.json`)) || !existsSync(hostRoot)) {
         throw new SessionNotFoundError({
           providerId: LOCAL_PROVIDER_ID,
           sessionId: state.session_id,
@@ -302,7 +302,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
       const info: LocalSessionInfo = {
         sessionId: state.session_id,
         destinationId: state.destination_id,
-        workspaceRoot: meta.workspace_root,
+        workspaceRoot: hostRoot,
         config: meta.config,
         binds: meta.binds,
         readOnlyEntries: meta.read_only_entries,
@@ -310,9 +310,15 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         snapshotDir: meta.snapshot_dir,
         registryDir: meta.registry_dir,
       };
-      return new LocalSession(info, { env: env(), bwrap: bwrap() }, await fs.realpath(meta.workspace_root));
+      return new LocalSession(info, { env: env(), bwrap: bwrap() }, await fs.realpath(hostRoot));
     },
   };
+}
+
+/** Host path of a manifest target (a runner path, relative to or under the session's runner root). */
+function hostPathFor(session: LocalSession, target: string): string {
+  const runnerPath = confinePath(target, { root: session.runnerRoot, access: "write" });
+  return session.info.workspaceRoot + runnerPath.slice(session.runnerRoot.length);
 }
 
 /** Read-only manifest entries become read-only bind mounts (which hold for root too). */

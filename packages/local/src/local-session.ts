@@ -72,7 +72,17 @@ export class LocalSession implements RemoteRunnerSession {
     private readonly runtime: LocalRuntime,
     realRoot: string,
   ) {
-    this.confinement = { root: info.workspaceRoot, realRoot, readRoots: info.config.read_roots };
+    this.confinement = {
+      runnerRoot: this.runnerRoot,
+      root: info.workspaceRoot,
+      realRoot,
+      readRoots: info.config.read_roots,
+    };
+  }
+
+  /** The workspace as commands see it: `workspace_path` under bwrap, else its host path. */
+  get runnerRoot(): string {
+    return this.info.config.workspace_path ?? this.info.workspaceRoot;
   }
 
   /** Registers an unmount to run on close (bucket mounts). */
@@ -87,7 +97,8 @@ export class LocalSession implements RemoteRunnerSession {
       destination_id: this.info.destinationId,
       snapshot: null,
       metadata: {
-        workspace_root: this.info.workspaceRoot,
+        workspace_root: this.runnerRoot,
+        host_root: this.info.workspaceRoot,
         config: this.info.config,
         binds: this.info.binds,
         read_only_entries: this.info.readOnlyEntries,
@@ -110,10 +121,10 @@ export class LocalSession implements RemoteRunnerSession {
   private baseEnv(): Record<string, string> {
     return {
       PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-      HOME: this.info.workspaceRoot,
+      HOME: this.runnerRoot,
       LANG: "C.UTF-8",
       TMPDIR: "/tmp",
-      RODER_WORKSPACE: this.info.workspaceRoot,
+      RODER_WORKSPACE: this.runnerRoot,
     };
   }
 
@@ -130,7 +141,8 @@ export class LocalSession implements RemoteRunnerSession {
         `command id '${request.command_id}' is already running in this session`,
       );
     }
-    const cwd = await resolveRunnerPath(this.confinement, request.cwd ?? this.info.workspaceRoot, "cwd");
+    const cwd = await resolveRunnerPath(this.confinement, request.cwd ?? this.runnerRoot, "cwd");
+    const runnerCwd = this.runnerRoot + cwd.slice(this.info.workspaceRoot.length);
     const env = this.baseEnv();
     for (const [k, v] of request.env) {
       if (k === "" || k.includes("=") || k.includes("\u0000") || v.includes("\u0000")) {
@@ -154,8 +166,9 @@ export class LocalSession implements RemoteRunnerSession {
         ...bwrapArgs({
           bwrap: this.runtime.bwrap,
           workspace: this.info.workspaceRoot,
+          mountAt: this.runnerRoot,
           readRoots: this.info.config.read_roots,
-          cwd,
+          cwd: runnerCwd,
         }),
         ...argv,
       ];
@@ -253,7 +266,7 @@ export class LocalSession implements RemoteRunnerSession {
     // Mount points (buckets, binds) are not part of the workspace's own content.
     const excludes = this.info.mounts.map(
       (m) =>
-        `--exclude=./${confinePath(m.path, { root: this.info.workspaceRoot, access: "write" }).slice(this.info.workspaceRoot.length + 1)}`,
+        `--exclude=./${confinePath(m.path, { root: this.runnerRoot, access: "write" }).slice(this.runnerRoot.length + 1)}`,
     );
     try {
       await run("tar", ["-czf", archive, ...excludes, "-C", this.info.workspaceRoot, "."], {
