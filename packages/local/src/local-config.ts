@@ -13,6 +13,11 @@ export const LocalDestinationConfigSchema = z
      * would have it). File paths and working directories are then runner paths under it.
      */
     workspace_path: z.string().startsWith("/").optional(),
+    /**
+     * Under bwrap, give each command its own PID namespace (default). A stand-in of a cloud VM turns it off so
+     * that one command can see and signal another, as on a machine.
+     */
+    bwrap_unshare_pid: z.boolean().default(true),
     /** Delete the workspace on `close()`. */
     delete_on_close: z.boolean().default(true),
     /** Cap per output stream; past it the output is cut and marked. */

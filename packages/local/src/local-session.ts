@@ -167,6 +167,7 @@ export class LocalSession implements RemoteRunnerSession {
           bwrap: this.runtime.bwrap,
           workspace: this.info.workspaceRoot,
           mountAt: this.runnerRoot,
+          unsharePid: this.info.config.bwrap_unshare_pid,
           readRoots: this.info.config.read_roots,
           cwd: runnerCwd,
         }),

@@ -1,1 +1,6 @@
-export {};
+export {
+  type FlyStandIn,
+  type FlyStandInMachine,
+  type FlyStandInOptions,
+  startFlyStandIn,
+} from "./fly-standin.js";

@@ -1,0 +1,158 @@
+import { CancelledError, ProviderApiError, SessionNotFoundError } from "@roder/runner-contract";
+
+export interface RetryPolicy {
+  maxRetries: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** A Machine as the API returns it (the fields we read). */
+export interface FlyMachine {
+  id: string;
+  name?: string;
+  state: string;
+  region?: string;
+  instance_id?: string;
+  config?: { metadata?: Record<string, string> } & Record<string, unknown>;
+}
+
+export interface ExecResult {
+  exit_code?: number;
+  exit_signal?: number;
+  stdout?: string;
+  stderr?: string;
+}
+
+function retryAfterMs(v: string | null): number | undefined {
+  if (!v) return undefined;
+  if (/^\d+(\.\d+)?$/.test(v.trim())) return Number(v) * 1000;
+  const d = Date.parse(v);
+  return Number.isNaN(d) ? undefined : Math.max(0, d - Date.now());
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new CancelledError({ operation: "fly request" }));
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      "abort",
+      () => {
+        clearTimeout(t);
+        reject(new CancelledError({ operation: "fly request" }));
+      },
+      { once: true },
+    );
+  });
+}
+
+/**
+ * The Machines REST API client: bearer token (read per call, never logged), typed errors carrying the API's
+ * `{"error": …}` message, retries with capped exponential backoff that honour `Retry-After`.
+ * Idempotent calls retry on 429, 408, 5xx and connection failures; others (create, exec) only on 429, which
+ * means the request was not processed.
+ */
+export class FlyApi {
+  constructor(
+    private readonly opts: {
+      baseUrl: string;
+      token: () => string;
+      fetch: typeof globalThis.fetch;
+      retry: RetryPolicy;
+      onRetry?: ((operation: string, attempt: number, error: unknown) => void) | undefined;
+    },
+  ) {}
+
+  async call<T>(
+    method: string,
+    path: string,
+    o: {
+      body?: unknown;
+      idempotent: boolean;
+      operation: string;
+      signal?: AbortSignal | undefined;
+      nonce?: string | undefined;
+      machineId?: string;
+      timeoutMs?: number;
+    },
+  ): Promise<T> {
+    const url = `${this.opts.baseUrl}${path}`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.once<T>(method, url, o);
+      } catch (error) {
+        const status = ProviderApiError.isInstance(error) ? error.statusCode : undefined;
+        const retryable =
+          ProviderApiError.isInstance(error) && error.isRetryable && (o.idempotent || status === 429);
+        if (!retryable || attempt >= this.opts.retry.maxRetries || o.signal?.aborted) throw error;
+        const hinted = (error as ProviderApiError).retryAfterMs;
+        const backoff = Math.min(this.opts.retry.maxDelayMs, this.opts.retry.baseDelayMs * 2 ** attempt);
+        this.opts.onRetry?.(o.operation, attempt + 1, error);
+        await sleep(hinted ?? backoff * (0.5 + Math.random() / 2), o.signal);
+      }
+    }
+  }
+
+  private async once<T>(
+    method: string,
+    url: string,
+    o: {
+      body?: unknown;
+      operation: string;
+      signal?: AbortSignal | undefined;
+      nonce?: string | undefined;
+      machineId?: string;
+      timeoutMs?: number;
+    },
+  ): Promise<T> {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${this.opts.token()}`,
+      accept: "application/json",
+    };
+    if (o.body !== undefined) headers["content-type"] = "application/json";
+    if (o.nonce) headers["fly-machine-lease-nonce"] = o.nonce;
+    const signals = [o.signal, o.timeoutMs ? AbortSignal.timeout(o.timeoutMs) : undefined].filter(
+      Boolean,
+    ) as AbortSignal[];
+    let res: Response;
+    try {
+      res = await this.opts.fetch(url, {
+        method,
+        headers,
+        ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+        ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
+      });
+    } catch (error) {
+      if (o.signal?.aborted) throw new CancelledError({ operation: o.operation }, { cause: error });
+      throw new ProviderApiError(
+        {
+          providerId: "fly",
+          url,
+          message: `${o.operation}: ${(error as Error).name === "TimeoutError" ? "timed out" : "connection failed"}`,
+          isRetryable: true,
+        },
+        { cause: error },
+      );
+    }
+    const text = await res.text().catch(() => "");
+    if (res.ok) return (text ? JSON.parse(text) : {}) as T;
+    let message = text.slice(0, 500);
+    try {
+      const body = JSON.parse(text) as { error?: unknown };
+      if (typeof body.error === "string") message = body.error;
+    } catch {}
+    if (res.status === 404 && o.machineId)
+      throw new SessionNotFoundError({
+        providerId: "fly",
+        sessionId: o.machineId,
+        message: `${o.operation}: machine ${o.machineId} not found`,
+      });
+    const after = retryAfterMs(res.headers.get("retry-after"));
+    throw new ProviderApiError({
+      providerId: "fly",
+      statusCode: res.status,
+      url,
+      message: `${o.operation}: ${message}${res.status === 401 ? " (check FLY_API_TOKEN)" : ""}`,
+      ...(after !== undefined ? { retryAfterMs: after } : {}),
+    });
+  }
+}

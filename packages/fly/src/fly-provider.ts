@@ -1,0 +1,264 @@
+import { promises as fs } from "node:fs";
+import { join } from "node:path";
+import {
+  CancelledError,
+  confinePath,
+  type EnvSource,
+  InvalidDestinationConfigError,
+  ProviderApiError,
+  type RemoteRunnerProvider,
+  type RunnerCallOptions,
+  type RunnerCapabilities,
+  type RunnerDestination,
+  RunnerDestinationSchema,
+  RunnerError,
+  type RunnerSessionState,
+  SessionNotFoundError,
+  UnsupportedCapabilityError,
+} from "@roder/runner-contract";
+import { FlyApi, type FlyMachine, type RetryPolicy } from "./fly-api.js";
+import { type FlyDestinationConfig, FlyDestinationConfigSchema, parseFlyConfig } from "./fly-config.js";
+import { destroyMachine, FlySession } from "./fly-session.js";
+
+export interface FlyProviderSettings {
+  /** Machines API base URL; default `FLY_API_URL`, else `https://api.machines.dev/v1`. */
+  baseUrl?: string;
+  /** Env variable holding the API token (default `FLY_API_TOKEN`). */
+  tokenEnv?: string;
+  fetch?: typeof globalThis.fetch;
+  env?: EnvSource;
+  retry?: Partial<RetryPolicy>;
+  /** Owner tag written on every machine (`roder_owner` metadata), for the sweeper. Default `roder-runners`. */
+  owner?: string;
+  onRetry?: (operation: string, attempt: number, error: unknown) => void;
+}
+
+const CAPABILITIES: RunnerCapabilities = {
+  command_exec: true,
+  file_read: true,
+  file_write: true,
+  port_preview: true,
+  snapshots: false,
+  cancellation: true,
+  artifact_export: false,
+  mounts: { s3: false, gcs: false, r2: false, azure_blob: false, box_storage: false, provider_native: false },
+};
+
+/** Files of a manifest entry source (a file or a directory walked recursively), with paths relative to it. */
+async function walk(source: string): Promise<Array<{ rel: string; abs: string }>> {
+  const st = await fs.stat(source);
+  if (st.isFile()) return [{ rel: "", abs: source }];
+  const out: Array<{ rel: string; abs: string }> = [];
+  for (const e of await fs.readdir(source, { withFileTypes: true })) {
+    const abs = join(source, e.name);
+    if (e.isDirectory())
+      for (const f of await walk(abs)) out.push({ rel: f.rel ? `${e.name}/${f.rel}` : e.name, abs: f.abs });
+    else if (e.isFile()) out.push({ rel: e.name, abs });
+  }
+  return out;
+}
+
+export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRunnerProvider {
+  const env = () => settings.env ?? process.env;
+  const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
+  const owner = settings.owner ?? "roder-runners";
+  const api = () =>
+    new FlyApi({
+      baseUrl: (settings.baseUrl ?? env().FLY_API_URL ?? "https://api.machines.dev/v1").replace(/\/+$/, ""),
+      token: () => {
+        const t = env()[tokenEnv];
+        if (!t)
+          throw new ProviderApiError({
+            providerId: "fly",
+            isRetryable: false,
+            message: `the Fly API token is missing: set ${tokenEnv}`,
+          });
+        return t;
+      },
+      fetch: settings.fetch ?? globalThis.fetch,
+      retry: { maxRetries: 5, baseDelayMs: 500, maxDelayMs: 15_000, ...settings.retry },
+      onRetry: settings.onRetry,
+    });
+
+  const validate = (destination: RunnerDestination) => {
+    const d = RunnerDestinationSchema.parse(destination);
+    if (d.provider_id !== "fly")
+      throw new InvalidDestinationConfigError({
+        providerId: "fly",
+        message: `destination is for provider '${d.provider_id}'`,
+      });
+    const config = parseFlyConfig(d.config);
+    for (const m of d.default_manifest.mounts) {
+      if (!CAPABILITIES.mounts[m.intent.kind])
+        throw new UnsupportedCapabilityError({
+          providerId: "fly",
+          capability: `mounts.${m.intent.kind}`,
+          message: `fly cannot mount ${m.intent.kind} yet (mount '${m.name}')`,
+        });
+    }
+    for (const e of d.default_manifest.entries)
+      confinePath(e.target, { root: config.workspace_root, access: "write" });
+    return { d, config };
+  };
+
+  async function waitStarted(
+    a: FlyApi,
+    config: FlyDestinationConfig,
+    id: string,
+    deadline: number,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    // The wait endpoint caps at 60 s: loop until the overall deadline.
+    for (;;) {
+      if (signal?.aborted) throw new CancelledError({ operation: "create session" });
+      const left = Math.ceil((deadline - Date.now()) / 1000);
+      if (left <= 0)
+        throw new RunnerError("create_timeout", `fly machine ${id} did not start within the create timeout`);
+      try {
+        await a.call(
+          "GET",
+          `/apps/${config.app}/machines/${id}/wait?state=started&timeout=${Math.min(60, left)}`,
+          {
+            idempotent: true,
+            operation: "wait for machine",
+            signal,
+            machineId: id,
+            timeoutMs: (Math.min(60, left) + 10) * 1000,
+          },
+        );
+        return;
+      } catch (error) {
+        if (ProviderApiError.isInstance(error) && error.statusCode === 408) continue;
+        const m = await a
+          .call<FlyMachine>("GET", `/apps/${config.app}/machines/${id}`, {
+            idempotent: true,
+            operation: "get machine",
+            signal,
+            machineId: id,
+          })
+          .catch(() => null);
+        if (m && (m.state === "failed" || m.state === "destroyed"))
+          throw new ProviderApiError(
+            {
+              providerId: "fly",
+              isRetryable: false,
+              message: `machine ${id} failed to start (state ${m.state})`,
+            },
+            { cause: error },
+          );
+        throw error;
+      }
+    }
+  }
+
+  return {
+    id: "fly",
+    capabilities: () => CAPABILITIES,
+    setupHint: () =>
+      env()[tokenEnv] ? null : `set ${tokenEnv} (a Fly API token: fly tokens create deploy -a <app>)`,
+    async validateDestination(destination) {
+      validate(destination);
+    },
+    async createSession(destination, options?: RunnerCallOptions) {
+      const { d, config } = validate(destination);
+      const a = api();
+      const files: Array<{ guest_path: string; raw_value: string }> = [];
+      for (const e of d.default_manifest.entries) {
+        const target = confinePath(e.target, { root: config.workspace_root, access: "write" });
+        for (const f of await walk(e.source).catch((err) => {
+          throw new InvalidDestinationConfigError(
+            { providerId: "fly", message: `manifest entry source '${e.source}' cannot be read` },
+            { cause: err },
+          );
+        })) {
+          files.push({
+            guest_path: f.rel ? `${target}/${f.rel}` : target,
+            raw_value: (await fs.readFile(f.abs)).toString("base64"),
+          });
+        }
+      }
+      const now = Date.now();
+      const body = {
+        ...(config.region ? { region: config.region } : {}),
+        config: {
+          image: config.image,
+          ...(config.guest ? { guest: config.guest } : {}),
+          ...(config.cmd ? { init: { cmd: config.cmd } } : {}),
+          metadata: {
+            roder_owner: owner,
+            roder_expires_at: new Date(now + config.ttl_seconds * 1000).toISOString(),
+            roder_destination: d.id,
+          },
+          restart: { policy: "no" },
+          auto_destroy: false,
+          ...(files.length ? { files } : {}),
+        },
+      };
+      const machine = await a.call<FlyMachine>("POST", `/apps/${config.app}/machines`, {
+        body,
+        idempotent: false,
+        operation: "create machine",
+        signal: options?.signal,
+      });
+      const session = new FlySession(a, { machineId: machine.id, destinationId: d.id, config });
+      try {
+        await waitStarted(a, config, machine.id, now + config.create_timeout_ms, options?.signal);
+        const prep = await session.exec(["mkdir", "-p", "--", config.workspace_root], {
+          timeoutS: 30,
+          signal: options?.signal,
+          operation: "prepare workspace",
+        });
+        if ((prep.exit_code ?? 0) !== 0)
+          throw new RunnerError(
+            "create_failed",
+            `could not create ${config.workspace_root} in the machine: ${prep.stderr ?? ""}`,
+          );
+        for (const e of d.default_manifest.entries.filter((x) => !x.writable)) {
+          const target = confinePath(e.target, { root: config.workspace_root, access: "write" });
+          await session.exec(["chmod", "-R", "a-w", "--", target], {
+            timeoutS: 30,
+            signal: options?.signal,
+            operation: "protect manifest entry",
+          });
+        }
+        return session;
+      } catch (error) {
+        // A failed or aborted create destroys what it started: nothing is left running and billing.
+        await destroyMachine(a, config.app, machine.id).catch(() => {});
+        throw error;
+      }
+    },
+    async resumeSession(state: RunnerSessionState, options?: RunnerCallOptions) {
+      const meta = state.metadata as { machine_id?: unknown; config?: unknown } | null;
+      if (state.provider_id !== "fly" || typeof meta?.machine_id !== "string")
+        throw new RunnerError("invalid_request", "not a fly session state");
+      const config = FlyDestinationConfigSchema.parse(meta.config);
+      const a = api();
+      const m = await a.call<FlyMachine>("GET", `/apps/${config.app}/machines/${meta.machine_id}`, {
+        idempotent: true,
+        operation: "get machine",
+        signal: options?.signal,
+        machineId: meta.machine_id,
+      });
+      if (m.state === "destroyed" || m.state === "destroying" || m.state === "failed")
+        throw new SessionNotFoundError({
+          providerId: "fly",
+          sessionId: m.id,
+          message: `machine ${m.id} is ${m.state}`,
+        });
+      if (m.state !== "started") {
+        await a.call("POST", `/apps/${config.app}/machines/${m.id}/start`, {
+          idempotent: true,
+          operation: "start machine",
+          signal: options?.signal,
+          machineId: m.id,
+        });
+        await waitStarted(a, config, m.id, Date.now() + config.create_timeout_ms, options?.signal);
+      }
+      return new FlySession(a, { machineId: m.id, destinationId: state.destination_id, config });
+    },
+  };
+}
+
+/** Default instance: token from FLY_API_TOKEN, API at FLY_API_URL or api.machines.dev. */
+export const flyProvider = createFlyProvider();

@@ -1,0 +1,47 @@
+/**
+ * Fixed shell programs run through exec. User bytes (paths, argv, env values) are passed as positional
+ * arguments, never spliced into the script, so no quoting is involved.
+ */
+
+/** $1 cwd, $2 pid file, $3 timeout (seconds, 0 = none), $4 number of env pairs, then pairs, then argv. */
+export const RUN = [
+  'cd -- "$1" 2>/dev/null || { echo "roder: no such directory: $1" >&2; exit 126; }',
+  'pidf="$2"; t="$3"; n="$4"; shift 4',
+  'while [ "$n" -gt 0 ]; do export "$1=$2"; shift 2; n=$((n-1)); done',
+  'mkdir -p -- "$(dirname -- "$pidf")" && echo $$ > "$pidf"',
+  // timeout makes its own process group and signals all of it: grandchildren die too. The pid file names it.
+  'exec timeout -k 1 "$t" "$@"',
+].join("\n");
+
+/** $1 pid file: kills the command's process group. Exit 3 when it is not running. */
+export const KILL = [
+  'p=$(cat -- "$1" 2>/dev/null) || exit 3',
+  'kill -0 "$p" 2>/dev/null || { rm -f -- "$1"; exit 3; }',
+  'kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"',
+  'rm -f -- "$1"',
+].join("\n");
+
+/** Resolves $1 (real path) and checks it is under one of the roots $2…; prints it. Exit 91 when outside. */
+const CONFINE = [
+  'p=$(realpath -m -- "$1") || exit 90',
+  "ok=0",
+  'shift; for a in "$@"; do r=$(realpath -m -- "$a"); case "$p" in "$r"|"$r"/*) ok=1;; esac; done',
+  '[ "$ok" = 1 ] || exit 91',
+].join("\n");
+
+/** $1 path, $2… allowed roots: writes the file's bytes as base64 on stdout. */
+export const READ = [CONFINE, '[ -d "$p" ] && exit 92', '[ -e "$p" ] || exit 93', 'base64 -w0 < "$p"'].join(
+  "\n",
+);
+
+/** $1 path, $2 root; stdin: base64 of the new contents. Atomic: temp file in the same directory, then rename. */
+export const WRITE = [
+  CONFINE,
+  '[ -d "$p" ] && exit 92',
+  'd=$(dirname -- "$p"); mkdir -p -- "$d" || exit 94',
+  't="$d/.roder-tmp-$$"',
+  'base64 -d > "$t" || { rm -f -- "$t"; exit 95; }',
+  'mv -f -- "$t" "$p" || { rm -f -- "$t"; exit 94; }',
+].join("\n");
+
+export const EXIT = { outside: 91, isDir: 92, missing: 93, io: 94, decode: 95, badPath: 90 } as const;
