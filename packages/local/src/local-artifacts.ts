@@ -4,8 +4,12 @@ import type {
   RunnerArtifactExportResult,
 } from "@roder/runner-contract";
 import { UnsupportedCapabilityError } from "@roder/runner-contract";
+import { exportArtifact, hostArtifactSource, parseArtifactTarget } from "@roder/runner-storage";
 
-/** Exports a workspace file or directory to the destination's artifact bucket. */
+/**
+ * Exports a workspace file or directory to the destination's artifact bucket (`config.artifacts`). Direct
+ * path: `curl` uploads to a signed URL; stream path: the host streams with bounded memory.
+ */
 export async function exportLocalArtifact(args: {
   hostPath: string;
   request: RunnerArtifactExportRequest;
@@ -13,5 +17,21 @@ export async function exportLocalArtifact(args: {
   env: EnvSource;
   signal?: AbortSignal;
 }): Promise<RunnerArtifactExportResult> {
-  throw new UnsupportedCapabilityError({ providerId: "unix-local", capability: "artifact_export" });
+  if (args.config === undefined) {
+    throw new UnsupportedCapabilityError({
+      providerId: "unix-local",
+      capability: "artifact_export",
+      message: "unix-local: this destination has no artifacts bucket (config.artifacts)",
+    });
+  }
+  const target = parseArtifactTarget("unix-local", args.config);
+  return exportArtifact({
+    providerId: "unix-local",
+    target,
+    env: args.env,
+    source: hostArtifactSource(),
+    request: args.request,
+    path: args.hostPath,
+    ...(args.signal ? { signal: args.signal } : {}),
+  });
 }

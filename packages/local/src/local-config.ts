@@ -1,4 +1,5 @@
 import { assertNoSecretsInConfig, InvalidDestinationConfigError } from "@roder/runner-contract";
+import { parseArtifactTarget } from "@roder/runner-storage";
 import { z } from "zod";
 
 /** `destination.config` of the `unix-local` provider. Persisted with the thread: no secrets here. */
@@ -48,6 +49,7 @@ export function parseLocalConfig(config: unknown): LocalDestinationConfig {
       issues,
     });
   }
+  if (result.data.artifacts !== undefined) parseArtifactTarget("unix-local", result.data.artifacts);
   if (result.data.workspace_path && result.data.isolation !== "bwrap") {
     throw new InvalidDestinationConfigError({
       providerId: "unix-local",

@@ -26,7 +26,13 @@ export function bwrapArgs(opts: {
   cwd: string;
   unsharePid?: boolean;
 }): string[] {
-  const args = [opts.bwrap, "--die-with-parent", ...(opts.unsharePid === false ? [] : ["--unshare-pid"]), "--unshare-ipc", "--unshare-uts"];
+  const args = [
+    opts.bwrap,
+    "--die-with-parent",
+    ...(opts.unsharePid === false ? [] : ["--unshare-pid"]),
+    "--unshare-ipc",
+    "--unshare-uts",
+  ];
   for (const dir of SYSTEM_DIRS) {
     if (!existsSync(dir)) continue;
     const st = lstatSync(dir);

@@ -1,9 +1,22 @@
-import type { EnvSource, RunnerMount } from "@roder/runner-contract";
-import { UnsupportedCapabilityError } from "@roder/runner-contract";
+import { createServer } from "node:net";
+import { type EnvSource, InvalidDestinationConfigError, type RunnerMount } from "@roder/runner-contract";
+import { mountOnHost, planRcloneMount, resolveBucketCredentials } from "@roder/runner-storage";
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
 
 /**
  * Mounts a bucket intent (s3, r2, gcs, azure_blob, box_storage) at `hostPath` with the storage package's
- * rclone plan. Returns the unmount that drains pending uploads first.
+ * rclone plan: credentials from the env secret ref go to rclone's environment only. `unmount()` waits for
+ * pending uploads, then unmounts.
  */
 export async function mountBucket(args: {
   mount: RunnerMount;
@@ -11,9 +24,26 @@ export async function mountBucket(args: {
   env: EnvSource;
   signal?: AbortSignal;
 }): Promise<{ unmount(): Promise<void> }> {
-  throw new UnsupportedCapabilityError({
-    providerId: "unix-local",
-    capability: `mounts.${args.mount.intent.kind}`,
-    message: `unix-local cannot mount ${args.mount.intent.kind} buckets yet`,
+  const { mount } = args;
+  const kind = mount.intent.kind;
+  if (kind === "provider_native")
+    throw new InvalidDestinationConfigError({
+      providerId: "unix-local",
+      message: "provider_native mounts are bind mounts, not buckets",
+    });
+  if (!mount.intent.credentials) {
+    throw new InvalidDestinationConfigError({
+      providerId: "unix-local",
+      message: `mount '${mount.name}' needs intent.credentials (an env secret ref) for ${kind}`,
+    });
+  }
+  const credentials = resolveBucketCredentials(kind, mount.intent.credentials, args.env);
+  const plan = planRcloneMount({
+    mount,
+    credentials,
+    mountPath: args.hostPath,
+    ...(mount.read_only ? {} : { rcPort: await freePort() }),
   });
+  const mounted = await mountOnHost(plan, args.signal ? { signal: args.signal } : {});
+  return { unmount: () => mounted.unmount() };
 }

@@ -19,6 +19,7 @@ import {
   type RunnerSessionState,
   SessionNotFoundError,
 } from "@roder/runner-contract";
+import { resolveBucketCredentials } from "@roder/runner-storage";
 import { z } from "zod";
 import { bindMount } from "./local-binds.js";
 import {
@@ -104,7 +105,17 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
             providerId: LOCAL_PROVIDER_ID,
             message: `mount '${m.name}': a provider_native mount names an absolute host directory, got '${m.intent.uri}'`,
           });
-      } else parseMountUri(m.intent.uri, m.intent.kind);
+      } else {
+        parseMountUri(m.intent.uri, m.intent.kind);
+        if (!m.intent.credentials) {
+          throw new InvalidDestinationConfigError({
+            providerId: LOCAL_PROVIDER_ID,
+            message: `mount '${m.name}': a ${m.intent.kind} mount needs intent.credentials (an env secret ref)`,
+          });
+        }
+        // Missing secrets fail here, before anything is created, naming the variables to set.
+        resolveBucketCredentials(m.intent.kind, m.intent.credentials, env());
+      }
     }
     void config;
   }

@@ -1,1 +1,17 @@
-export {};
+export {
+  type ArtifactTargetConfig,
+  ArtifactTargetConfigSchema,
+  type ExportArgs,
+  exportArtifact,
+  parseArtifactTarget,
+} from "./artifact-export.js";
+export {
+  type ArtifactSource,
+  hostArtifactSource,
+  type PreparedArtifact,
+  sessionArtifactSource,
+} from "./artifact-source.js";
+export * from "./credentials.js";
+export { loadOptionalModule } from "./load-optional.js";
+export { type HostMount, mountOnHost } from "./rclone-host.js";
+export { type PlanOptions, planRcloneMount, type RcloneMountPlan } from "./rclone-plan.js";

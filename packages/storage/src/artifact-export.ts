@@ -1,0 +1,338 @@
+import { createHash, randomBytes } from "node:crypto";
+import { Transform } from "node:stream";
+import {
+  type EnvSource,
+  InvalidDestinationConfigError,
+  parseMountUri,
+  type RunnerArtifactExportRequest,
+  type RunnerArtifactExportResult,
+  RunnerError,
+  RunnerSecretRefSchema,
+  UnsupportedCapabilityError,
+} from "@roder/runner-contract";
+import { z } from "zod";
+import type { ArtifactSource, PreparedArtifact } from "./artifact-source.js";
+import { resolveBucketCredentials } from "./credentials.js";
+import { loadAzure, loadS3, loadS3Presigner, loadS3Upload } from "./load-optional.js";
+
+/** The `artifacts` section of a destination config: where exports go. No secret: the credentials are a ref. */
+export const ArtifactTargetConfigSchema = z
+  .object({
+    /** `s3://bucket/prefix`, `r2://bucket/prefix`, `azure://account/container/prefix` (GCS: not yet). */
+    uri: z.string(),
+    credentials: RunnerSecretRefSchema,
+    /** S3-compatible endpoint (else AWS, or R2 from the account id in the secret). */
+    endpoint: z.string().url().optional(),
+    region: z.string().optional(),
+    force_path_style: z.boolean().optional(),
+    /** Lifetime of the download URL. */
+    url_ttl_seconds: z
+      .number()
+      .int()
+      .min(60)
+      .max(7 * 24 * 3600)
+      .default(3600),
+    /** `direct`: the sandbox uploads to a signed URL; `stream`: through the host; `auto`: direct when possible. */
+    mode: z.enum(["auto", "direct", "stream"]).default("auto"),
+  })
+  .strict();
+export type ArtifactTargetConfig = z.infer<typeof ArtifactTargetConfigSchema>;
+
+export function parseArtifactTarget(providerId: string, config: unknown): ArtifactTargetConfig {
+  const r = ArtifactTargetConfigSchema.safeParse(config);
+  if (!r.success)
+    throw new InvalidDestinationConfigError({
+      providerId,
+      message: `artifacts: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+    });
+  const kind = parseMountUri(r.data.uri).kind;
+  if (kind === "box_storage" || kind === "provider_native")
+    throw new InvalidDestinationConfigError({
+      providerId,
+      message: `artifacts: ${kind} cannot hold artifacts`,
+    });
+  return r.data;
+}
+
+/** Hashes bytes as they pass (stream path): the checksum is verified without buffering. */
+function hashing(): Transform & { digest(): { sha256: string; size: number } } {
+  const h = createHash("sha256");
+  let size = 0;
+  const t = new Transform({
+    transform(chunk, _enc, cb) {
+      h.update(chunk);
+      size += chunk.length;
+      cb(null, chunk);
+    },
+  }) as Transform & { digest(): { sha256: string; size: number } };
+  t.digest = () => ({ sha256: h.digest("hex"), size });
+  return t;
+}
+
+function mismatch(what: string, expected: string | number, got: string | number | undefined): RunnerError {
+  return new RunnerError(
+    "checksum_mismatch",
+    `artifact ${what} mismatch after upload (expected ${expected}, got ${got ?? "nothing"}); the object was deleted`,
+  );
+}
+
+export interface ExportArgs {
+  providerId: string;
+  target: ArtifactTargetConfig;
+  env?: EnvSource;
+  source: ArtifactSource;
+  request: RunnerArtifactExportRequest;
+  /** The confined path of the artifact where the source lives. */
+  path: string;
+  signal?: AbortSignal;
+}
+
+/**
+ * Exports a file (or a `.tar.gz` of a directory) to the destination's artifact bucket and returns its URI, a
+ * time-limited download URL and metadata (size, sha256, content type, bucket, key, path used). Nothing
+ * half-written is left under the final key: single PUTs and multipart uploads only become visible when
+ * complete, a failed multipart upload is aborted, and an object whose checksum does not match is deleted.
+ */
+export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactExportResult> {
+  const target = parseMountUri(args.target.uri);
+  const prepared = await args.source.prepare(args.path, args.request.recursive);
+  try {
+    const id = `${new Date()
+      .toISOString()
+      .replace(/[-:]/g, "")
+      .replace(/\.\d+Z$/, "Z")}-${randomBytes(4).toString("hex")}`;
+    const direct = args.target.mode !== "stream" && args.source.uploadDirect !== undefined;
+    if (args.target.mode === "direct" && !args.source.uploadDirect)
+      throw new UnsupportedCapabilityError({
+        providerId: args.providerId,
+        capability: "artifact_export.direct",
+      });
+    let out: { uri: string; url: string; bucket: string; key: string };
+    if (target.kind === "s3" || target.kind === "r2") {
+      const key = `${target.prefix ? `${target.prefix.replace(/\/?$/, "/")}` : ""}${id}/${prepared.name}`;
+      out = await exportS3({ ...args, bucket: target.bucket, key, kind: target.kind, prepared, direct });
+    } else if (target.kind === "azure_blob") {
+      const key = `${target.prefix ? `${target.prefix.replace(/\/?$/, "/")}` : ""}${id}/${prepared.name}`;
+      out = await exportAzure({
+        ...args,
+        container: target.container,
+        account: target.account,
+        endpoint: target.endpoint,
+        key,
+        prepared,
+        direct,
+      });
+    } else {
+      throw new UnsupportedCapabilityError({
+        providerId: args.providerId,
+        capability: `artifact_export.${target.kind}`,
+        message: `artifact export to ${target.kind} is not supported yet`,
+      });
+    }
+    return {
+      path: args.request.path,
+      artifact_id: out.uri,
+      url: out.url,
+      metadata: {
+        size: prepared.size,
+        sha256: prepared.sha256,
+        content_type: prepared.contentType,
+        bucket: out.bucket,
+        key: out.key,
+        transfer: direct ? "direct" : "stream",
+        url_expires_at: new Date(Date.now() + args.target.url_ttl_seconds * 1000).toISOString(),
+      },
+    };
+  } finally {
+    await prepared.cleanup();
+  }
+}
+
+async function exportS3(
+  a: ExportArgs & {
+    bucket: string;
+    key: string;
+    kind: "s3" | "r2";
+    prepared: PreparedArtifact;
+    direct: boolean;
+  },
+) {
+  const s3 = await loadS3();
+  const cred = resolveBucketCredentials(a.kind, a.target.credentials, a.env);
+  const v = cred.value as {
+    access_key_id: string;
+    secret_access_key: string;
+    session_token?: string;
+    region?: string;
+    endpoint?: string;
+    account_id?: string;
+  };
+  const endpoint =
+    a.target.endpoint ??
+    v.endpoint ??
+    (a.kind === "r2" ? `https://${v.account_id}.r2.cloudflarestorage.com` : undefined);
+  const client = new s3.S3Client({
+    region: a.target.region ?? v.region ?? (a.kind === "r2" ? "auto" : "us-east-1"),
+    ...(endpoint ? { endpoint } : {}),
+    forcePathStyle: a.target.force_path_style ?? Boolean(endpoint && a.kind === "s3"),
+    credentials: {
+      accessKeyId: v.access_key_id,
+      secretAccessKey: v.secret_access_key,
+      ...(v.session_token ? { sessionToken: v.session_token } : {}),
+    },
+    // The SDK's default flexible checksums put x-amz-checksum-* on presigned URLs (rejected by real S3/R2)
+    // and send aws-chunked bodies some S3-compatible servers store verbatim.
+    requestChecksumCalculation: "WHEN_REQUIRED",
+    responseChecksumValidation: "WHEN_REQUIRED",
+  });
+  try {
+    const { bucket: Bucket, key: Key, prepared: p } = a;
+    if (a.direct) {
+      const { getSignedUrl } = await loadS3Presigner();
+      const put = new s3.PutObjectCommand({
+        Bucket,
+        Key,
+        ContentType: p.contentType,
+        ContentMD5: p.md5Base64,
+        Metadata: { sha256: p.sha256 },
+      });
+      const url = await getSignedUrl(client, put, {
+        expiresIn: 900,
+        signableHeaders: new Set(["content-type", "content-md5"]),
+      });
+      if (/x-amz-checksum-/i.test(url))
+        throw new RunnerError("internal", "refusing a presigned URL with x-amz-checksum parameters");
+      await a.source.uploadDirect!(p.file, {
+        url,
+        headers: { "Content-Type": p.contentType, "Content-MD5": p.md5Base64, "x-amz-meta-sha256": p.sha256 },
+      });
+    } else {
+      const { Upload } = await loadS3Upload();
+      const body = (await a.source.openStream(p.file)).pipe(hashing());
+      const upload = new Upload({
+        client,
+        params: { Bucket, Key, Body: body, ContentType: p.contentType, Metadata: { sha256: p.sha256 } },
+        queueSize: 4,
+        partSize: 8 * 1024 * 1024,
+        leavePartsOnError: false,
+      });
+      const onAbort = () => void upload.abort();
+      a.signal?.addEventListener("abort", onAbort, { once: true });
+      try {
+        await upload.done();
+      } finally {
+        a.signal?.removeEventListener("abort", onAbort);
+      }
+      const streamed = body.digest();
+      if (streamed.sha256 !== p.sha256) {
+        await client.send(new s3.DeleteObjectCommand({ Bucket, Key })).catch(() => {});
+        throw mismatch("sha256", p.sha256, streamed.sha256);
+      }
+    }
+    const head = await client.send(new s3.HeadObjectCommand({ Bucket, Key }));
+    if (head.ContentLength !== p.size || head.Metadata?.sha256 !== p.sha256) {
+      await client.send(new s3.DeleteObjectCommand({ Bucket, Key })).catch(() => {});
+      throw head.ContentLength !== p.size
+        ? mismatch("size", p.size, head.ContentLength)
+        : mismatch("sha256", p.sha256, head.Metadata?.sha256);
+    }
+    const { getSignedUrl } = await loadS3Presigner();
+    const url = await getSignedUrl(client, new s3.GetObjectCommand({ Bucket, Key }), {
+      expiresIn: a.target.url_ttl_seconds,
+    });
+    return { uri: `${a.kind}://${Bucket}/${Key}`, url, bucket: Bucket, key: Key };
+  } finally {
+    client.destroy();
+  }
+}
+
+async function exportAzure(
+  a: ExportArgs & {
+    container: string;
+    account: string;
+    endpoint?: string | undefined;
+    key: string;
+    prepared: PreparedArtifact;
+    direct: boolean;
+  },
+) {
+  const az = await loadAzure();
+  const cred = resolveBucketCredentials("azure_blob", a.target.credentials, a.env).value as {
+    account?: string;
+    key?: string;
+    connection_string?: string;
+  };
+  let account = cred.account ?? a.account;
+  let key = cred.key;
+  let endpoint = a.target.endpoint ?? a.endpoint ?? `https://${account}.blob.core.windows.net`;
+  if (cred.connection_string) {
+    const parts = Object.fromEntries(
+      cred.connection_string
+        .split(";")
+        .filter(Boolean)
+        .map((s) => [s.slice(0, s.indexOf("=")), s.slice(s.indexOf("=") + 1)]),
+    );
+    account = parts.AccountName ?? account;
+    key = parts.AccountKey ?? key;
+    endpoint = a.target.endpoint ?? parts.BlobEndpoint ?? endpoint;
+  }
+  if (!key)
+    throw new UnsupportedCapabilityError({
+      providerId: a.providerId,
+      capability: "artifact_export.azure_blob",
+      message:
+        "Azure artifact export needs an account key (to sign SAS URLs): set the secret's key or connection_string",
+    });
+  const shared = new az.StorageSharedKeyCredential(account, key);
+  const service = new az.BlobServiceClient(endpoint, shared);
+  const blob = service.getContainerClient(a.container).getBlockBlobClient(a.key);
+  const sas = (permissions: string, seconds: number) =>
+    az
+      .generateBlobSASQueryParameters(
+        {
+          containerName: a.container,
+          blobName: a.key,
+          permissions: az.BlobSASPermissions.parse(permissions),
+          expiresOn: new Date(Date.now() + seconds * 1000),
+        },
+        shared,
+      )
+      .toString();
+  const p = a.prepared;
+  if (a.direct) {
+    await a.source.uploadDirect!(p.file, {
+      url: `${blob.url}?${sas("cw", 900)}`,
+      headers: {
+        "x-ms-blob-type": "BlockBlob",
+        "Content-MD5": p.md5Base64,
+        "x-ms-blob-content-type": p.contentType,
+        "x-ms-meta-sha256": p.sha256,
+      },
+    });
+  } else {
+    const body = (await a.source.openStream(p.file)).pipe(hashing());
+    await blob.uploadStream(body, 4 * 1024 * 1024, 4, {
+      blobHTTPHeaders: { blobContentType: p.contentType },
+      metadata: { sha256: p.sha256 },
+      ...(a.signal ? { abortSignal: a.signal } : {}),
+    });
+    const streamed = body.digest();
+    if (streamed.sha256 !== p.sha256) {
+      await blob.deleteIfExists();
+      throw mismatch("sha256", p.sha256, streamed.sha256);
+    }
+  }
+  const props = await blob.getProperties();
+  if (props.contentLength !== p.size || props.metadata?.sha256 !== p.sha256) {
+    await blob.deleteIfExists();
+    throw props.contentLength !== p.size
+      ? mismatch("size", p.size, props.contentLength)
+      : mismatch("sha256", p.sha256, props.metadata?.sha256);
+  }
+  return {
+    uri: `azure://${account}/${a.container}/${a.key}`,
+    url: `${blob.url}?${sas("r", a.target.url_ttl_seconds)}`,
+    bucket: a.container,
+    key: a.key,
+  };
+}

@@ -1,0 +1,211 @@
+import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { createReadStream, promises as fs } from "node:fs";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import type { Readable } from "node:stream";
+import { type RemoteRunnerSession, RunnerError } from "@roder/runner-contract";
+
+/** A file ready to upload, with the checksums computed where it lives. */
+export interface PreparedArtifact {
+  /** Where the bytes are (a runner path, or a host path for host sources). */
+  file: string;
+  /** The object's file name (`name.tar.gz` for a directory). */
+  name: string;
+  size: number;
+  sha256: string;
+  md5Base64: string;
+  contentType: string;
+  cleanup(): Promise<void>;
+}
+
+/** What an export needs from the place the artifact lives. */
+export interface ArtifactSource {
+  prepare(path: string, recursive: boolean): Promise<PreparedArtifact>;
+  /** Direct path: the source uploads the bytes itself to a signed URL (never via the host). */
+  uploadDirect?(file: string, upload: { url: string; headers: Record<string, string> }): Promise<void>;
+  /** Stream path: the bytes, read with bounded memory. */
+  openStream(file: string): Promise<Readable>;
+}
+
+const contentTypeOf = (name: string) =>
+  name.endsWith(".tar.gz")
+    ? "application/gzip"
+    : name.endsWith(".json")
+      ? "application/json"
+      : /\.(txt|log|md|csv)$/.test(name)
+        ? "text/plain; charset=utf-8"
+        : "application/octet-stream";
+
+function curlUpload(
+  file: string,
+  upload: { url: string; headers: Record<string, string> },
+  runner: (argv: string[], stdin: string) => Promise<{ code: number | null; stderr: string }>,
+) {
+  // The signed URL is a credential: it goes to curl on stdin as its config (`-K -`), never on a command line.
+  const argv = [
+    "curl",
+    "-sS",
+    "-f",
+    "--retry",
+    "3",
+    "-X",
+    "PUT",
+    "-T",
+    file,
+    ...Object.entries(upload.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
+    "-K",
+    "-",
+  ];
+  return runner(argv, `url = "${upload.url}"\n`);
+}
+
+/** The artifact lives on this machine (the local runner). Upload runs `curl` as a separate process. */
+export function hostArtifactSource(): ArtifactSource {
+  return {
+    async prepare(path, recursive) {
+      const st = await fs.stat(path).catch((e) => {
+        throw new RunnerError("not_found", `no such file or directory: ${basename(path)}`, { cause: e });
+      });
+      let file = path;
+      let name = basename(path);
+      let cleanup = async () => {};
+      if (st.isDirectory()) {
+        if (!recursive)
+          throw new RunnerError(
+            "invalid_request",
+            `${name} is a directory: export it with recursive: true (as a .tar.gz)`,
+          );
+        const dir = await fs.mkdtemp(join(tmpdir(), "roder-artifact-"));
+        file = join(dir, `${name}.tar.gz`);
+        name = `${name}.tar.gz`;
+        await new Promise<void>((resolve, reject) => {
+          const p = spawn("tar", ["-czf", file, "-C", path, "."], { stdio: ["ignore", "ignore", "pipe"] });
+          let err = "";
+          p.stderr.on("data", (b) => (err += b));
+          p.on("error", reject);
+          p.on("exit", (code) =>
+            code === 0 ? resolve() : reject(new RunnerError("io_error", `tar failed: ${err.trim()}`)),
+          );
+        });
+        cleanup = () => fs.rm(dir, { recursive: true, force: true });
+      } else if (!st.isFile()) throw new RunnerError("invalid_request", `${name} is not a regular file`);
+      const sha = createHash("sha256");
+      const md5 = createHash("md5");
+      let size = 0;
+      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+        sha.update(chunk as Buffer);
+        md5.update(chunk as Buffer);
+        size += (chunk as Buffer).length;
+      }
+      return {
+        file,
+        name,
+        size,
+        sha256: sha.digest("hex"),
+        md5Base64: md5.digest("base64"),
+        contentType: contentTypeOf(name),
+        cleanup,
+      };
+    },
+    async uploadDirect(file, upload) {
+      const r = await curlUpload(
+        file,
+        upload,
+        (argv, stdin) =>
+          new Promise((resolve, reject) => {
+            const p = spawn(argv[0]!, argv.slice(1), {
+              stdio: ["pipe", "ignore", "pipe"],
+              env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+            });
+            let stderr = "";
+            p.stderr.on("data", (b) => (stderr += b));
+            p.on("error", reject);
+            p.on("exit", (code) => resolve({ code, stderr }));
+            p.stdin.end(stdin);
+          }),
+      );
+      if (r.code !== 0)
+        throw new RunnerError(
+          "upload_failed",
+          `direct upload failed (curl exit ${r.code}): ${r.stderr.replace(/https?:\/\/\S+/g, "<url>").trim()}`,
+        );
+    },
+    async openStream(file) {
+      return createReadStream(file, { highWaterMark: 1 << 20 });
+    },
+  };
+}
+
+/** $1 path, $2 recursive (1/0), $3 temp dir: prints "size sha256 md5hex file". */
+const PREPARE = [
+  'p="$1"; f="$p"',
+  'if [ -d "$p" ]; then [ "$2" = 1 ] || exit 92; mkdir -p "$3" && f="$3/$(basename "$p").tar.gz" && tar -czf "$f" -C "$p" . || exit 94',
+  'elif [ ! -f "$p" ]; then exit 93; fi',
+  'printf \'%s %s %s %s\\n\' "$(wc -c < "$f" | tr -d \' \')" "$(sha256sum "$f" | cut -d\' \' -f1)" "$(md5sum "$f" | cut -d\' \' -f1)" "$f"',
+].join("\n");
+
+/**
+ * The artifact lives in a remote sandbox: hashing, archiving and the direct upload run there through
+ * `runCommand` (needs sh, coreutils, tar and curl in the image). The signed URL reaches curl through the
+ * command's environment and a shell builtin, never argv.
+ */
+export function sessionArtifactSource(
+  session: RemoteRunnerSession,
+  opts: { tmpDir: string },
+): ArtifactSource {
+  const id = () => `artifact-${randomBytes(6).toString("hex")}`;
+  return {
+    async prepare(path, recursive) {
+      const tmp = `${opts.tmpDir}/.roder-artifact-${randomBytes(6).toString("hex")}`;
+      const r = await session.runCommand({
+        command_id: id(),
+        program: "sh",
+        args: ["-c", PREPARE, "prepare", path, recursive ? "1" : "0", tmp],
+      });
+      if (r.exit_code === 92)
+        throw new RunnerError(
+          "invalid_request",
+          `${path} is a directory: export it with recursive: true (as a .tar.gz)`,
+        );
+      if (r.exit_code === 93) throw new RunnerError("not_found", `no such file or directory: ${path}`);
+      if (r.exit_code !== 0)
+        throw new RunnerError("io_error", `could not prepare ${path} for export: ${r.stderr.trim()}`);
+      const [size, sha256, md5hex, ...rest] = r.stdout.trim().split(" ");
+      const file = rest.join(" ");
+      const name = basename(file);
+      return {
+        file,
+        name,
+        size: Number(size),
+        sha256: sha256!,
+        md5Base64: Buffer.from(md5hex!, "hex").toString("base64"),
+        contentType: contentTypeOf(name),
+        cleanup: async () => {
+          await session.runCommand({ command_id: id(), program: "rm", args: ["-rf", tmp] }).catch(() => {});
+        },
+      };
+    },
+    async uploadDirect(file, upload) {
+      const headerArgs = Object.entries(upload.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+      const script =
+        'f="$1"; shift; printf \'url = "%s"\\n\' "$RODER_UPLOAD_URL" | curl -sS -f --retry 3 -X PUT -T "$f" "$@" -K -';
+      const r = await session.runCommand({
+        command_id: id(),
+        program: "sh",
+        args: ["-c", script, "upload", file, ...headerArgs],
+        env: [["RODER_UPLOAD_URL", upload.url]],
+      });
+      if (r.exit_code !== 0)
+        throw new RunnerError(
+          "upload_failed",
+          `direct upload from the sandbox failed (exit ${r.exit_code}): ${r.stderr.replace(/https?:\/\/\S+/g, "<url>").trim()}`,
+        );
+    },
+    async openStream(file) {
+      const { Readable } = await import("node:stream");
+      const r = await session.readFile({ path: file });
+      return Readable.from([Buffer.from(r.contents.buffer, r.contents.byteOffset, r.contents.byteLength)]);
+    },
+  };
+}
