@@ -74,13 +74,14 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
     port_preview: true,
     snapshots: true,
     cancellation: true,
-    artifact_export: false,
+    // Export needs `config.artifacts`; without it exportArtifact says so with UnsupportedCapabilityError.
+    artifact_export: true,
     mounts: {
-      s3: false,
-      gcs: false,
-      r2: false,
-      azure_blob: false,
-      box_storage: false,
+      s3: mountTools(),
+      gcs: mountTools(),
+      r2: mountTools(),
+      azure_blob: mountTools(),
+      box_storage: mountTools(),
       provider_native: process.getuid?.() === 0,
     },
   });
