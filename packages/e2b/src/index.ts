@@ -1,1 +1,4 @@
-export {};
+export { type E2bDestinationConfig, E2bDestinationConfigSchema, parseE2bConfig } from "./e2b-config.js";
+export { mapE2bError } from "./e2b-errors.js";
+export { createE2bProvider, type E2bProviderSettings, e2bProvider } from "./e2b-provider.js";
+export { E2bSession } from "./e2b-session.js";

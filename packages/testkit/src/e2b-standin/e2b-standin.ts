@@ -108,6 +108,14 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
   const envdVersion = options.envdVersion ?? "0.6.13";
   const domain = "e2b.local";
   const sandboxes = new Map<string, E2bStandInSandbox>();
+  /** Snapshots: id → the backend session state and snapshot to restore from. */
+  const snapshots = new Map<
+    string,
+    {
+      state: import("@roder/runner-contract").RunnerSessionState;
+      snapshot: import("@roder/runner-contract").RunnerSnapshotRef;
+    }
+  >();
   const requests: E2bStandIn["requests"] = [];
   const faults = createFaultSwitch((status) =>
     JSON.stringify({
@@ -181,7 +189,11 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       };
       if (!body.templateID) throw new ApiError(400, "templateID is required");
       const id = `i${randomBytes(9).toString("hex")}`;
-      const session = await options.backend.createSession(backendDestination(id));
+      // A template id that names a snapshot restores it (Sandbox.create(snapshotId)).
+      const snap = snapshots.get(body.templateID);
+      const session = snap
+        ? await options.backend.resumeSession({ ...snap.state, snapshot: snap.snapshot })
+        : await options.backend.createSession(backendDestination(id));
       const now = Date.now();
       const s: E2bStandInSandbox = {
         sandboxID: id,
@@ -220,6 +232,14 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       const body = JSON.parse((await readBody(req)).toString() || "{}") as { timeout?: number };
       s.endAt = new Date(Date.now() + (body.timeout ?? 300) * 1000).toISOString();
       return json(res, 204);
+    }
+    if (p[2] === "snapshots" && method === "POST") {
+      await readBody(req);
+      const snapshot = await s.session.snapshot();
+      if (!snapshot) throw new ApiError(500, "the backend made no snapshot");
+      const snapshotID = `snap_${randomBytes(8).toString("hex")}`;
+      snapshots.set(snapshotID, { state: s.session.state(), snapshot });
+      return json(res, 201, { snapshotID, names: [`${s.templateID}-${snapshotID}`] });
     }
     if (p[2] === "pause" && method === "POST") {
       if (s.state === "paused") throw new ApiError(409, `sandbox ${s.sandboxID} is already paused`);

@@ -1,0 +1,324 @@
+import { randomBytes } from "node:crypto";
+import {
+  argvToShell,
+  CancelledError,
+  cancelledMarker,
+  confinePath,
+  isWithin,
+  PathOutsideWorkspaceError,
+  type RemoteRunnerSession,
+  type RunnerArtifactExportRequest,
+  type RunnerArtifactExportResult,
+  type RunnerCallOptions,
+  type RunnerCommandHandle,
+  type RunnerCommandRequestInput,
+  RunnerCommandRequestSchema,
+  type RunnerCommandResult,
+  RunnerError,
+  type RunnerFileReadRequest,
+  type RunnerFileReadResult,
+  type RunnerFileWriteRequest,
+  type RunnerOutputChunk,
+  type RunnerPortRequest,
+  type RunnerPortResult,
+  type RunnerSessionState,
+  type RunnerSnapshotRef,
+  SessionNotFoundError,
+  timeoutMarker,
+  UnsupportedCapabilityError,
+} from "@roder/runner-contract";
+import { exportArtifact, parseArtifactTarget, sessionArtifactSource } from "@roder/runner-storage";
+import type { Sandbox } from "e2b";
+import type { E2bDestinationConfig } from "./e2b-config.js";
+import { mapE2bError } from "./e2b-errors.js";
+
+type SdkSandbox = Sandbox;
+type SdkHandle = Awaited<ReturnType<SdkSandbox["commands"]["run"]>> & {
+  pid: number;
+  kill(): Promise<boolean>;
+  wait(): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+};
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+export class E2bSession implements RemoteRunnerSession {
+  private closed = false;
+  private readonly running = new Map<string, { handle: SdkHandle; cancelled: boolean }>();
+
+  constructor(
+    readonly sandbox: SdkSandbox,
+    readonly info: {
+      destinationId: string;
+      config: E2bDestinationConfig;
+      apiKeyEnv: string;
+      env: Record<string, string | undefined>;
+      kill: () => Promise<void>;
+      snapshot: () => Promise<RunnerSnapshotRef>;
+    },
+  ) {}
+
+  private get root(): string {
+    return this.info.config.workspace_root;
+  }
+
+  private map(error: unknown, operation: string): unknown {
+    return mapE2bError(error, {
+      operation,
+      sandboxId: this.sandbox.sandboxId,
+      apiKeyEnv: this.info.apiKeyEnv,
+    });
+  }
+
+  private ensureOpen(): void {
+    if (this.closed)
+      throw new SessionNotFoundError({
+        providerId: "e2b",
+        sessionId: this.sandbox.sandboxId,
+        message: `session (sandbox ${this.sandbox.sandboxId}) is closed`,
+      });
+  }
+
+  state(): RunnerSessionState {
+    return {
+      provider_id: "e2b",
+      session_id: this.sandbox.sandboxId,
+      destination_id: this.info.destinationId,
+      snapshot: null,
+      metadata: { sandbox_id: this.sandbox.sandboxId, workspace_root: this.root, config: this.info.config },
+    };
+  }
+
+  async startCommand(
+    input: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerCommandHandle> {
+    this.ensureOpen();
+    if (options?.signal?.aborted) throw new CancelledError({ operation: "runCommand" });
+    const request = RunnerCommandRequestSchema.parse(input);
+    const cwd = confinePath(request.cwd ?? this.root, { root: this.root, access: "cwd" });
+    const envs: Record<string, string> = {};
+    for (const [k, v] of request.env) {
+      if (!ENV_NAME.test(k))
+        throw new RunnerError("invalid_request", `invalid environment variable name '${k}'`);
+      envs[k] = v; // the SDK takes a record: a repeated name keeps its last value
+    }
+    if (this.running.has(request.command_id))
+      throw new RunnerError("invalid_request", `command id '${request.command_id}' is already running`);
+    // The SDK takes a shell line (bash -l -c): argv is quoted so the program receives exactly these bytes.
+    const line = argvToShell([request.program, ...request.args]);
+    const queue: RunnerOutputChunk[] = [];
+    const waiters: Array<() => void> = [];
+    let ended = false;
+    const wake = () => {
+      for (const w of waiters.splice(0)) w();
+    };
+    let stdout = "";
+    let stderr = "";
+    const enc = new TextEncoder();
+    let handle: SdkHandle;
+    try {
+      handle = (await this.sandbox.commands.run(line, {
+        background: true,
+        cwd,
+        envs,
+        timeoutMs: request.timeout_ms ?? 0,
+        onStdout: (d: string) => {
+          stdout += d;
+          queue.push({ stream: "stdout", data: enc.encode(d) });
+          wake();
+        },
+        onStderr: (d: string) => {
+          stderr += d;
+          queue.push({ stream: "stderr", data: enc.encode(d) });
+          wake();
+        },
+      })) as unknown as SdkHandle;
+    } catch (error) {
+      throw this.map(error, "run command");
+    }
+    const entry = { handle, cancelled: false };
+    this.running.set(request.command_id, entry);
+    const onAbort = () => {
+      entry.cancelled = true;
+      void handle.kill().catch(() => false);
+    };
+    options?.signal?.addEventListener("abort", onAbort, { once: true });
+    const result: Promise<RunnerCommandResult> = (async () => {
+      try {
+        const r = await handle.wait();
+        return { command_id: request.command_id, exit_code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+      } catch (error) {
+        const e = error as Error & { exitCode?: number; stdout?: string; stderr?: string };
+        if (entry.cancelled)
+          return {
+            command_id: request.command_id,
+            exit_code: null,
+            stdout,
+            stderr: stderr + cancelledMarker(),
+          };
+        if (e?.name === "CommandExitError" && typeof e.exitCode === "number") {
+          // A non-zero exit is a result; a killed process reports -1.
+          return {
+            command_id: request.command_id,
+            exit_code: e.exitCode < 0 ? null : e.exitCode,
+            stdout: e.stdout ?? stdout,
+            stderr: e.stderr ?? stderr,
+          };
+        }
+        if (e?.name === "TimeoutError" && request.timeout_ms) {
+          await handle.kill().catch(() => false);
+          return {
+            command_id: request.command_id,
+            exit_code: null,
+            stdout,
+            stderr: stderr + timeoutMarker(request.timeout_ms),
+          };
+        }
+        throw this.map(error, "run command");
+      } finally {
+        ended = true;
+        wake();
+        options?.signal?.removeEventListener("abort", onAbort);
+        this.running.delete(request.command_id);
+      }
+    })();
+    result.catch(() => {});
+    return {
+      commandId: request.command_id,
+      output: {
+        [Symbol.asyncIterator]: () => ({
+          next: async () => {
+            for (;;) {
+              const item = queue.shift();
+              if (item) return { value: item, done: false };
+              if (ended) return { value: undefined, done: true };
+              await new Promise<void>((r) => waiters.push(r));
+            }
+          },
+        }),
+      },
+      wait: () => result,
+      kill: async () => this.cancelCommand(request.command_id),
+    };
+  }
+
+  async runCommand(
+    request: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerCommandResult> {
+    return (await this.startCommand(request, options)).wait();
+  }
+
+  async cancelCommand(commandId: string): Promise<boolean> {
+    this.ensureOpen();
+    const entry = this.running.get(commandId);
+    if (!entry) return false;
+    entry.cancelled = true;
+    const killed = await entry.handle.kill().catch(() => false);
+    if (!killed) entry.cancelled = false;
+    return killed;
+  }
+
+  /** Resolves symlinks in the sandbox and checks the real path stays in the workspace. */
+  private async realConfined(path: string, access: "read" | "write"): Promise<string> {
+    const p = confinePath(path, { root: this.root, access });
+    let real: string;
+    try {
+      const r = await this.sandbox.commands.run(argvToShell(["realpath", "-m", "--", p]), {
+        timeoutMs: 30_000,
+      });
+      real = r.stdout.trim();
+    } catch (error) {
+      throw this.map(error, "resolve path");
+    }
+    if (!isWithin(real, this.root))
+      throw new PathOutsideWorkspaceError({
+        path,
+        root: this.root,
+        reason: "its real path (symbolic links resolved) is outside the workspace",
+      });
+    return p;
+  }
+
+  async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
+    this.ensureOpen();
+    const p = await this.realConfined(request.path, "read");
+    try {
+      const bytes = await this.sandbox.files.read(p, {
+        format: "bytes",
+        ...(options?.signal ? { signal: options.signal } : {}),
+      });
+      return { path: request.path, contents: bytes };
+    } catch (error) {
+      throw this.map(error, "read file");
+    }
+  }
+
+  async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
+    this.ensureOpen();
+    const p = await this.realConfined(request.path, "write");
+    if (p === this.root)
+      throw new PathOutsideWorkspaceError({
+        path: request.path,
+        root: this.root,
+        reason: "cannot write over the workspace root",
+      });
+    // Atomic: the bytes land in a temp file of the same directory, then a rename replaces the target.
+    const tmp = `${p.slice(0, p.lastIndexOf("/"))}/.roder-tmp-${randomBytes(6).toString("hex")}`;
+    try {
+      const c = request.contents;
+      await this.sandbox.files.write(
+        tmp,
+        c.buffer.slice(c.byteOffset, c.byteOffset + c.byteLength) as ArrayBuffer,
+        { useOctetStream: true, ...(options?.signal ? { signal: options.signal } : {}) },
+      );
+      await this.sandbox.files.rename(tmp, p);
+    } catch (error) {
+      await this.sandbox.files.remove(tmp).catch(() => {});
+      throw this.map(error, "write file");
+    }
+  }
+
+  async exposePort(request: RunnerPortRequest): Promise<RunnerPortResult> {
+    this.ensureOpen();
+    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535)
+      throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
+    return { port: request.port, url: `https://${this.sandbox.getHost(request.port)}` };
+  }
+
+  async exportArtifact(
+    request: RunnerArtifactExportRequest,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerArtifactExportResult> {
+    this.ensureOpen();
+    if (this.info.config.artifacts === undefined)
+      throw new UnsupportedCapabilityError({
+        providerId: "e2b",
+        capability: "artifact_export",
+        message: "e2b: this destination has no artifacts bucket (config.artifacts)",
+      });
+    const target = parseArtifactTarget("e2b", this.info.config.artifacts);
+    const path = await this.realConfined(request.path, "read");
+    return exportArtifact({
+      providerId: "e2b",
+      target,
+      env: this.info.env,
+      source: sessionArtifactSource(this, { tmpDir: "/tmp" }),
+      request,
+      path,
+      ...(options?.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  async snapshot(): Promise<RunnerSnapshotRef> {
+    this.ensureOpen();
+    return this.info.snapshot();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const e of this.running.values()) await e.handle.kill().catch(() => false);
+    await this.info.kill();
+  }
+}
