@@ -1,0 +1,164 @@
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const root = resolve(import.meta.dirname, "../../..");
+const bin = join(root, "packages/cli/dist/bin.js");
+const work = mkdtempSync(join(tmpdir(), "roder-cli-"));
+
+function cli(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [bin, ...args], {
+    cwd: work,
+    encoding: "buffer",
+    env: { ...process.env, ...env },
+    timeout: 60_000,
+  });
+  return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), raw: r.stdout };
+}
+
+beforeAll(() => {
+  // The tests run the built binary, as a user would.
+  execFileSync("npx", ["turbo", "run", "build", "--filter=@roder/runner-cli..."], {
+    cwd: root,
+    stdio: "ignore",
+  });
+}, 300_000);
+
+describe("roder-runner (built binary)", () => {
+  it("prints help and version, and a usage error exits 2", () => {
+    const help = cli(["--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("exec --destination D -- PROGRAM ARGS");
+    expect(cli(["exec", "--help"]).stdout).toContain("--timeout MS");
+    expect(cli(["--version"]).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    const bad = cli(["frobnicate"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(
+      "roder-runner: error: unknown command 'frobnicate'\nhint: run 'roder-runner --help' for the commands\n",
+    );
+  });
+
+  it("lists providers as JSON with capabilities and setup hints naming variables only", () => {
+    const r = cli(["providers", "--json"], { E2B_API_KEY: "", FLY_API_TOKEN: "" });
+    expect(r.code).toBe(0);
+    const list = JSON.parse(r.stdout) as Array<{
+      id: string;
+      capabilities: { command_exec: boolean };
+      setup_hint: string | null;
+    }>;
+    expect(list.map((p) => p.id)).toEqual(["unix-local", "http", "fly", "e2b"]);
+    expect(list[0]!.capabilities.command_exec).toBe(true);
+    expect(list.find((p) => p.id === "e2b")!.setup_hint).toContain("E2B_API_KEY");
+    const table = cli(["providers"]);
+    expect(table.stdout).toMatch(/^PROVIDER\s+CAPABILITIES\n/);
+  });
+
+  it("exec streams output, passes stderr and exits with the command's code", () => {
+    const r = cli([
+      "exec",
+      "-d",
+      "local",
+      "--env",
+      "NAME=world",
+      "--",
+      "sh",
+      "-c",
+      'echo "hi $NAME"; echo warn >&2; exit 3',
+    ]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toBe("hi world\n");
+    expect(r.stderr).toBe("warn\n");
+  });
+
+  it("exec --timeout kills the command and exits 124", () => {
+    const started = Date.now();
+    const r = cli(["exec", "-d", "local", "--timeout", "500", "--", "sleep", "30"]);
+    expect(r.code).toBe(124);
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(r.stderr).toContain("timed out after 500 ms");
+  });
+
+  it("--keep leaves the session up; --session resumes it; cp moves binary bytes both ways; close ends it", () => {
+    const state = join(work, "state.json");
+    const first = cli([
+      "exec",
+      "-d",
+      "local",
+      "--keep",
+      "--state-out",
+      state,
+      "--",
+      "sh",
+      "-c",
+      "echo kept > note.txt",
+    ]);
+    expect(first.code).toBe(0);
+    const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i));
+    writeFileSync(join(work, "in.bin"), bytes);
+    expect(cli(["cp", "--session", state, "in.bin", "runner:data/in.bin"]).code).toBe(0);
+    expect(cli(["cp", "--session", state, "runner:data/in.bin", "out.bin"]).code).toBe(0);
+    expect(readFileSync(join(work, "out.bin")).equals(bytes)).toBe(true);
+    const again = cli(["exec", "--session", state, "--", "cat", "note.txt"]);
+    expect(again.stdout).toBe("kept\n");
+    const snap = cli(["snapshot", "--session", state]);
+    expect(JSON.parse(snap.stdout).provider_id).toBe("unix-local");
+    expect(cli(["close", "--session", state]).code).toBe(0);
+    const after = cli(["exec", "--session", state, "--", "true"]);
+    expect(after.code).toBe(4);
+    expect(after.stderr).toMatch(/^roder-runner: error: .*closed or unknown/);
+  });
+
+  it("refuses a bad destination file with exit 3 and one line plus a hint", () => {
+    writeFileSync(
+      join(work, "bad.json"),
+      JSON.stringify({ id: "x", provider_id: "unix-local", config: { isolation: "docker" } }),
+    );
+    const r = cli(["exec", "-d", "bad.json", "--", "true"]);
+    expect(r.code).toBe(3);
+    expect(r.stderr.split("\n")[0]).toMatch(/^roder-runner: error: invalid destination config/);
+    writeFileSync(join(work, "bad.toml"), 'id = "x"\nprovider_id = 3\n');
+    expect(cli(["exec", "-d", "bad.toml", "--", "true"]).code).toBe(3);
+    writeFileSync(
+      join(work, "dest.toml"),
+      'id = "t"\nprovider_id = "unix-local"\n[config]\nisolation = "none"\n',
+    );
+    expect(cli(["exec", "-d", "dest.toml", "--", "echo", "toml"]).stdout).toBe("toml\n");
+    expect(cli(["exec", "-d", "missing.json", "--", "true"]).code).toBe(3);
+  });
+
+  it("serve answers the HTTP protocol and stops on SIGTERM", async () => {
+    const token = "cli-serve-token-123456";
+    const child: ChildProcess = spawn(process.execPath, [bin, "serve", "--port", "0"], {
+      env: { ...process.env, RODER_RUNNER_SERVER_TOKEN: token },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const url = await new Promise<string>((res, rej) => {
+      let out = "";
+      child.stdout!.on("data", (b) => {
+        out += b;
+        const m = /on (http:\/\/\S+)/.exec(out);
+        if (m) res(m[1]!);
+      });
+      child.on("exit", () => rej(new Error(`serve exited: ${out}`)));
+    });
+    const created = await fetch(`${url}/sessions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      body: '{"destination_id":"d"}',
+    }).then((r) => r.json() as Promise<{ session_id: string }>);
+    const run = await fetch(`${url}/sessions/${created.session_id}/commands`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}` },
+      body: '{"command_id":"c","program":"echo","args":["served"]}',
+    }).then((r) => r.json() as Promise<{ stdout: string }>);
+    expect(run.stdout).toBe("served\n");
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+    const noToken = cli(["serve"], { RODER_RUNNER_SERVER_TOKEN: "" });
+    expect(noToken.code).toBe(3);
+    expect(noToken.stderr).toContain("RODER_RUNNER_SERVER_TOKEN");
+  });
+});

@@ -1,0 +1,429 @@
+import { readFileSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import {
+  codecs,
+  commandOutcome,
+  createRunnerRegistry,
+  type RemoteRunnerSession,
+  type RunnerCapabilities,
+  type RunnerDestination,
+  RunnerError,
+} from "@roder/runner-contract";
+import { parse as parseToml } from "smol-toml";
+import { loadProviders } from "./providers.js";
+
+export const VERSION = "0.1.0";
+
+/** Documented exit codes. */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  config: 3,
+  provider: 4,
+  timeout: 124,
+  killed: 137,
+} as const;
+
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly hint?: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface Io {
+  stdout: (s: string | Uint8Array) => void;
+  stderr: (s: string | Uint8Array) => void;
+  env: Record<string, string | undefined>;
+  isTTY: boolean;
+}
+
+const HELP: Record<string, string> = {
+  main: `roder-runner ${VERSION}: run commands in remote sandboxes (local, http, fly, e2b)
+
+Usage: roder-runner <command> [options]
+
+Commands:
+  providers [--json]                     installed providers, capabilities, setup hints
+  exec --destination D -- PROGRAM ARGS   run a command (streams output, exits with its code)
+  cp SRC DST                             copy between host paths and runner:PATH
+  export PATH [--recursive]              export an artifact to the destination's bucket
+  snapshot                               snapshot a kept session
+  close                                  close a kept session
+  serve [--provider local]               serve the HTTP runner protocol in front of a provider
+
+Run 'roder-runner <command> --help' for a command's options.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 provider/API error, 124 timeout, 137 killed;
+exec exits with the command's own code.
+Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, FLY_API_TOKEN, ...).`,
+  providers:
+    "Usage: roder-runner providers [--json]\n  Lists installed providers with their capabilities and setup hints (names of missing env variables, never values).",
+  exec: `Usage: roder-runner exec (--destination FILE|ID | --session STATE) [options] -- PROGRAM [ARGS...]
+  --destination, -d FILE|ID   destination JSON/TOML file, or a built-in id: local
+  --session, -s FILE          resume the session stored in FILE (from --keep)
+  --keep                      leave the session up and write its state (to --state-out or stdout)
+  --state-out FILE            where --keep writes the session state
+  --timeout MS                kill the command after MS milliseconds (exit 124)
+  --cwd PATH                  working directory (runner path)
+  --env K=V                   environment pair (repeatable)`,
+  cp: "Usage: roder-runner cp (--destination D | --session S) [--keep] SRC DST\n  One of SRC/DST is runner:PATH, the other a host path.",
+  export:
+    "Usage: roder-runner export (--destination D | --session S) PATH [--recursive]\n  Prints the RunnerArtifactExportResult as JSON; shows progress on a terminal.",
+  snapshot: "Usage: roder-runner snapshot --session S\n  Prints the RunnerSnapshotRef as JSON.",
+  close: "Usage: roder-runner close --session S",
+  serve:
+    "Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1]\n  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM.",
+};
+
+const BUILTIN: Record<string, RunnerDestination> = {
+  local: {
+    id: "local",
+    provider_id: "unix-local",
+    config: {},
+    default_manifest: { entries: [], mounts: [] },
+  },
+};
+
+export function loadDestination(ref: string): RunnerDestination {
+  if (BUILTIN[ref]) return BUILTIN[ref]!;
+  let text: string;
+  try {
+    text = readFileSync(ref, "utf8");
+  } catch {
+    throw new CliError(
+      `destination '${ref}' is neither a file nor a built-in id`,
+      EXIT.config,
+      `built-in ids: ${Object.keys(BUILTIN).join(", ")}; or pass a .json/.toml file`,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = ref.endsWith(".toml") ? parseToml(text) : JSON.parse(text);
+  } catch (error) {
+    throw new CliError(
+      `destination file ${ref} is not valid ${ref.endsWith(".toml") ? "TOML" : "JSON"}: ${(error as Error).message.split("\n")[0]}`,
+      EXIT.config,
+    );
+  }
+  try {
+    return codecs.RunnerDestination.parse(raw);
+  } catch (error) {
+    throw new CliError(
+      `destination file ${ref}: ${(error as Error).message}`,
+      EXIT.config,
+      "see the RunnerDestination fields: id, provider_id, config, default_manifest",
+    );
+  }
+}
+
+function capsLine(c: RunnerCapabilities): string {
+  const flags = (
+    [
+      "command_exec",
+      "file_read",
+      "file_write",
+      "port_preview",
+      "snapshots",
+      "cancellation",
+      "artifact_export",
+    ] as const
+  ).filter((k) => c[k]);
+  const mounts = Object.entries(c.mounts)
+    .filter(([, v]) => v)
+    .map(([k]) => k);
+  return `${flags.join(", ")}${mounts.length ? `; mounts: ${mounts.join(", ")}` : ""}`;
+}
+
+function mapError(error: unknown): CliError {
+  if (error instanceof CliError) return error;
+  if (RunnerError.isInstance(error)) {
+    const config = [
+      "invalid_destination_config",
+      "secret_in_config",
+      "missing_secret",
+      "invalid_secret",
+      "wire_decode",
+      "invalid_mount_uri",
+      "unknown_provider",
+      "path_outside_workspace",
+      "invalid_request",
+    ].includes(error.code);
+    const hint =
+      error.code === "missing_secret"
+        ? "set the variables named above"
+        : error.code === "unknown_provider"
+          ? "install the provider package, e.g. npm install @roder/runner-e2b"
+          : undefined;
+    return new CliError(error.message, config ? EXIT.config : EXIT.provider, hint);
+  }
+  return new CliError((error as Error)?.message ?? String(error), EXIT.failure);
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  try {
+    return await run(argv, io);
+  } catch (error) {
+    const e = mapError(error);
+    io.stderr(`roder-runner: error: ${e.message.split("\n")[0]}\n`);
+    if (e.hint) io.stderr(`hint: ${e.hint}\n`);
+    return e.exitCode;
+  }
+}
+
+async function run(argv: string[], io: Io): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "--help" || command === "-h" || command === "help") {
+    io.stdout(`${HELP.main}\n`);
+    return command ? EXIT.ok : EXIT.usage;
+  }
+  if (command === "--version" || command === "-v") {
+    io.stdout(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (!HELP[command])
+    throw new CliError(
+      `unknown command '${command}'`,
+      EXIT.usage,
+      "run 'roder-runner --help' for the commands",
+    );
+  const dashdash = rest.indexOf("--");
+  const own = dashdash >= 0 ? rest.slice(0, dashdash) : rest;
+  const tail = dashdash >= 0 ? rest.slice(dashdash + 1) : [];
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: own,
+      allowPositionals: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        json: { type: "boolean" },
+        destination: { type: "string", short: "d" },
+        session: { type: "string", short: "s" },
+        keep: { type: "boolean" },
+        "state-out": { type: "string" },
+        timeout: { type: "string" },
+        cwd: { type: "string" },
+        env: { type: "string", multiple: true },
+        recursive: { type: "boolean", short: "r" },
+        provider: { type: "string" },
+        port: { type: "string" },
+        host: { type: "string" },
+      },
+    });
+  } catch (error) {
+    throw new CliError((error as Error).message, EXIT.usage, `run 'roder-runner ${command} --help'`);
+  }
+  const v = parsed.values as Record<string, string | boolean | string[] | undefined>;
+  if (v.help) {
+    io.stdout(`${HELP[command]}\n`);
+    return EXIT.ok;
+  }
+  const providers = await loadProviders(io.env);
+  const registry = createRunnerRegistry(providers);
+
+  if (command === "providers") {
+    const list = registry.list();
+    if (v.json) {
+      io.stdout(
+        `${JSON.stringify(
+          list.map((p) => ({
+            id: p.id,
+            capabilities: JSON.parse(codecs.RunnerCapabilities.encode(p.capabilities)),
+            setup_hint: p.setupHint,
+          })),
+          null,
+          2,
+        )}\n`,
+      );
+      return EXIT.ok;
+    }
+    const w = Math.max(...list.map((p) => p.id.length), 8);
+    io.stdout(`${"PROVIDER".padEnd(w)}  CAPABILITIES\n`);
+    for (const p of list) {
+      io.stdout(`${p.id.padEnd(w)}  ${capsLine(p.capabilities)}\n`);
+      if (p.setupHint) io.stdout(`${" ".repeat(w)}  setup: ${p.setupHint}\n`);
+    }
+    return EXIT.ok;
+  }
+
+  if (command === "serve") {
+    const { serveRunner } = await import("@roder/runner-http");
+    const id = (v.provider as string | undefined) ?? "local";
+    const provider = registry.get(id === "local" ? "unix-local" : id);
+    const server = await serveRunner({
+      provider,
+      env: io.env,
+      port: Number(v.port ?? 0),
+      host: (v.host as string | undefined) ?? "127.0.0.1",
+    }).catch((error) => {
+      throw RunnerError.isInstance(error) && error.code === "missing_secret"
+        ? new CliError(error.message, EXIT.config, "export RODER_RUNNER_SERVER_TOKEN=$(openssl rand -hex 24)")
+        : error;
+    });
+    io.stdout(`serving ${provider.id} on ${server.url}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+    await server.close();
+    io.stderr("stopped\n");
+    return EXIT.ok;
+  }
+
+  // Commands that need a session.
+  const openSession = async (): Promise<{ session: RemoteRunnerSession; resumed: boolean }> => {
+    if (typeof v.session === "string") {
+      let text: string;
+      try {
+        text = readFileSync(v.session, "utf8");
+      } catch {
+        throw new CliError(
+          `cannot read session state file ${v.session}`,
+          EXIT.config,
+          "write one with 'roder-runner exec --keep --state-out FILE'",
+        );
+      }
+      return {
+        session: await registry.resumeSession(codecs.RunnerSessionState.decode(text.trim())),
+        resumed: true,
+      };
+    }
+    if (typeof v.destination !== "string")
+      throw new CliError(
+        `${command} needs --destination or --session`,
+        EXIT.usage,
+        `run 'roder-runner ${command} --help'`,
+      );
+    return { session: await registry.createSession(loadDestination(v.destination)), resumed: false };
+  };
+  const finish = async (session: RemoteRunnerSession, resumed: boolean) => {
+    if (v.keep) {
+      const state = `${codecs.RunnerSessionState.encode(session.state())}\n`;
+      if (typeof v["state-out"] === "string") writeFileSync(v["state-out"], state, { mode: 0o600 });
+      else io.stderr(`session state: ${state}`);
+    } else if (!resumed || command === "close") await session.close();
+  };
+
+  if (command === "exec") {
+    if (tail.length === 0)
+      throw new CliError(
+        "exec needs a program after --",
+        EXIT.usage,
+        "roder-runner exec -d local -- echo hi",
+      );
+    const env: [string, string][] = ((v.env as string[] | undefined) ?? []).map((pair) => {
+      const i = pair.indexOf("=");
+      if (i <= 0) throw new CliError(`--env takes K=V, got '${pair}'`, EXIT.usage);
+      return [pair.slice(0, i), pair.slice(i + 1)];
+    });
+    const timeout = v.timeout === undefined ? undefined : Number(v.timeout);
+    if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0))
+      throw new CliError("--timeout takes a positive number of milliseconds", EXIT.usage);
+    const { session, resumed } = await openSession();
+    try {
+      const request = {
+        command_id: `cli-${Date.now()}`,
+        program: tail[0]!,
+        args: tail.slice(1),
+        cwd: (v.cwd as string | undefined) ?? null,
+        env,
+        ...(timeout ? { timeout_ms: timeout } : {}),
+      };
+      let result;
+      if (session.startCommand) {
+        const handle = await session.startCommand(request);
+        const onSignal = () => void handle.kill();
+        process.once("SIGINT", onSignal);
+        for await (const chunk of handle.output)
+          (chunk.stream === "stdout" ? io.stdout : io.stderr)(chunk.data);
+        result = await handle.wait();
+        process.off("SIGINT", onSignal);
+      } else {
+        result = await session.runCommand(request);
+        io.stdout(result.stdout);
+        io.stderr(result.stderr);
+      }
+      const outcome = commandOutcome(result);
+      if (outcome.timedOut) {
+        io.stderr(`roder-runner: command timed out after ${timeout} ms\n`);
+        return EXIT.timeout;
+      }
+      return result.exit_code ?? EXIT.killed;
+    } finally {
+      await finish(session, resumed);
+    }
+  }
+
+  if (command === "cp") {
+    const [src, dst] = parsed.positionals;
+    if (!src || !dst)
+      throw new CliError(
+        "cp needs SRC and DST",
+        EXIT.usage,
+        "roder-runner cp -d local ./file runner:dir/file",
+      );
+    const remote = (p: string) => p.startsWith("runner:");
+    if (remote(src) === remote(dst))
+      throw new CliError("exactly one of SRC and DST must be runner:PATH", EXIT.usage);
+    const { session, resumed } = await openSession();
+    try {
+      if (remote(dst)) {
+        await session.writeFile({ path: dst.slice(7), contents: new Uint8Array(readFileSync(src)) });
+      } else {
+        const r = await session.readFile({ path: src.slice(7) });
+        if (dst === "-") io.stdout(r.contents);
+        else writeFileSync(dst, r.contents);
+      }
+      return EXIT.ok;
+    } finally {
+      await finish(session, resumed);
+    }
+  }
+
+  if (command === "export") {
+    const [path] = parsed.positionals;
+    if (!path) throw new CliError("export needs a PATH", EXIT.usage);
+    const { session, resumed } = await openSession();
+    try {
+      const started = Date.now();
+      const ticker = io.isTTY
+        ? setInterval(
+            () => io.stderr(`\rexporting ${path}… ${((Date.now() - started) / 1000).toFixed(1)} s`),
+            200,
+          )
+        : undefined;
+      const result = await session
+        .exportArtifact({ path, recursive: Boolean(v.recursive) })
+        .finally(() => clearInterval(ticker));
+      const meta = result.metadata as { size?: number } | null;
+      if (io.isTTY && meta?.size !== undefined) {
+        const s = (Date.now() - started) / 1000;
+        io.stderr(
+          `\rexported ${meta.size} bytes in ${s.toFixed(1)} s (${(meta.size / 1048576 / Math.max(s, 0.001)).toFixed(1)} MiB/s)\n`,
+        );
+      }
+      io.stdout(`${codecs.RunnerArtifactExportResult.encodePretty(result)}\n`);
+      return EXIT.ok;
+    } finally {
+      await finish(session, resumed);
+    }
+  }
+
+  if (command === "snapshot" || command === "close") {
+    if (typeof v.session !== "string") throw new CliError(`${command} needs --session FILE`, EXIT.usage);
+    const { session } = await openSession();
+    if (command === "snapshot") {
+      const snap = await session.snapshot();
+      io.stdout(`${snap ? codecs.RunnerSnapshotRef.encodePretty(snap) : "null"}\n`);
+      return EXIT.ok;
+    }
+    await session.close();
+    return EXIT.ok;
+  }
+  throw new CliError(`unknown command '${command}'`, EXIT.usage);
+}
