@@ -1,0 +1,91 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+
+const root = resolve(import.meta.dirname, "../../..");
+const packages = readdirSync(join(root, "packages"));
+const packDir = mkdtempSync(join(tmpdir(), "roder-pack-"));
+const tarballs: Record<string, string> = {};
+const listings: Record<string, string[]> = {};
+
+beforeAll(() => {
+  execFileSync("npx", ["turbo", "run", "build"], { cwd: root, stdio: "ignore" });
+  for (const pkg of packages) {
+    const out = execFileSync("pnpm", ["pack", "--pack-destination", packDir], {
+      cwd: join(root, "packages", pkg),
+      encoding: "utf8",
+    });
+    const file = out.trim().split("\n").pop()!.trim();
+    tarballs[pkg] = file.startsWith("/") ? file : join(packDir, file);
+    listings[pkg] = execFileSync("tar", ["-tzf", tarballs[pkg]!], { encoding: "utf8" }).trim().split("\n");
+  }
+}, 600_000);
+
+describe.each(packages)("the packed @roder/runner-%s", (pkg) => {
+  it("holds dist, types, README and package.json, and no tests, sources, fixtures or secrets", () => {
+    const files = listings[pkg]!;
+    for (const must of [
+      "package/package.json",
+      "package/README.md",
+      "package/dist/index.js",
+      "package/dist/index.d.ts",
+    ])
+      expect(files, must).toContain(must);
+    expect(files.filter((f) => /\.test\.|\/src\/|__fixtures__|rust-golden|\.env/.test(f))).toEqual([]);
+    const manifest = JSON.parse(
+      execFileSync("tar", ["-xzOf", tarballs[pkg]!, "package/package.json"], { encoding: "utf8" }),
+    );
+    expect(JSON.stringify(manifest)).not.toContain("workspace:");
+    const all = execFileSync("tar", ["-xzOf", tarballs[pkg]!], {
+      encoding: "utf8",
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(all).not.toMatch(/AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|e2b_[a-f0-9]{32}/);
+  });
+
+  it("passes publint", () => {
+    const r = spawnSync("npx", ["publint", "--level", "error", join(root, "packages", pkg)], {
+      encoding: "utf8",
+    });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+  });
+});
+
+describe("installing the tarballs in an empty project", () => {
+  it("imports every package, and importing a provider loads no cloud storage SDK", () => {
+    const proj = mkdtempSync(join(tmpdir(), "roder-install-"));
+    writeFileSync(
+      join(proj, "package.json"),
+      JSON.stringify({ name: "probe", private: true, type: "module" }),
+    );
+    execFileSync(
+      "npm",
+      ["install", "--no-audit", "--no-fund", "--loglevel=error", ...Object.values(tarballs)],
+      { cwd: proj, stdio: "pipe", timeout: 300_000 },
+    );
+    const hook = `export async function resolve(s, c, next) { if (/^@(aws-sdk|azure|google-cloud)\\//.test(s)) process.stderr.write("SDK:" + s + "\\n"); return next(s, c); }`;
+    for (const pkg of packages) {
+      const r = spawnSync(
+        process.execPath,
+        [
+          "--input-type=module",
+          "-e",
+          `import { register } from "node:module"; register("data:text/javascript,${encodeURIComponent(hook)}"); const m = await import("@roder/runner-${pkg}"); console.log(Object.keys(m).length);`,
+        ],
+        { cwd: proj, encoding: "utf8" },
+      );
+      expect(r.status, `${pkg}: ${r.stderr}`).toBe(0);
+      expect(Number(r.stdout.trim())).toBeGreaterThan(0);
+      if (pkg !== "testkit") expect(r.stderr, pkg).not.toContain("SDK:");
+    }
+    const bin = spawnSync(
+      join(proj, "node_modules/.bin/roder-runner"),
+      ["exec", "-d", "local", "--", "echo", "installed"],
+      { encoding: "utf8" },
+    );
+    expect(bin.stdout).toBe("installed\n");
+    void readFileSync;
+  }, 400_000);
+});
