@@ -8,7 +8,7 @@ export default defineConfig({
     alias: [{ find: /^@roder\/runner-([a-z0-9]+)$/, replacement: pkg("$1") }],
   },
   test: {
-    include: ["packages/*/src/**/*.test.ts", "packages/*/test/**/*.test.ts"],
+    include: ["packages/*/src/**/*.test.ts", "scripts/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 120_000,
     maxWorkers: 2,

@@ -4,7 +4,7 @@
 // baseline measured in the same run, the ratio, and peak RSS. BENCH_SHORT=1 runs the quick mode (CI).
 // BENCH_OUT=file.json also writes the rows as JSON.
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -17,7 +17,8 @@ const failures = [];
 
 function fmt(n, unit) {
   if (n === null || n === undefined || Number.isNaN(n)) return "-";
-  if (unit === "MiB/s" || unit === "ms" || unit === "MiB") return `${n.toFixed(n >= 100 ? 0 : n >= 10 ? 1 : 2)} ${unit}`;
+  if (unit === "MiB/s" || unit === "ms" || unit === "MiB")
+    return `${n.toFixed(n >= 100 ? 0 : n >= 10 ? 1 : 2)} ${unit}`;
   return `${n} ${unit ?? ""}`.trim();
 }
 
@@ -50,7 +51,11 @@ function coldImportMs(specifier, cwd) {
   for (let i = 0; i < (short ? 3 : 7); i++) {
     const r = spawnSync(
       process.execPath,
-      ["--input-type=module", "-e", `const t=performance.now();await import(${JSON.stringify(specifier)});console.log(performance.now()-t)`],
+      [
+        "--input-type=module",
+        "-e",
+        `const t=performance.now();await import(${JSON.stringify(specifier)});console.log(performance.now()-t)`,
+      ],
       { cwd, encoding: "utf8" },
     );
     if (r.status !== 0) return null;
@@ -89,19 +94,40 @@ if (!only.length || only.includes("import")) {
 if (!short && (!only.length || only.includes("install"))) {
   const packDir = mkdtempSync(join(tmpdir(), "roder-pack-"));
   try {
-    execFileSync("pnpm", ["-r", "--filter", "./packages/*", "exec", "pnpm", "pack", "--pack-destination", packDir], {
-      cwd: root,
-      stdio: "ignore",
-    });
+    execFileSync(
+      "pnpm",
+      ["-r", "--filter", "./packages/*", "exec", "pnpm", "pack", "--pack-destination", packDir],
+      {
+        cwd: root,
+        stdio: "ignore",
+      },
+    );
     const tarballs = readdirSync(packDir).filter((f) => f.endsWith(".tgz"));
-    const tgz = (n) => join(packDir, tarballs.find((t) => t.startsWith(`roder-runner-${n}-`)));
+    const tgz = (n) =>
+      join(
+        packDir,
+        tarballs.find((t) => t.startsWith(`roder-runner-${n}-`)),
+      );
     for (const pkg of ["local", "http", "fly", "e2b", "storage"]) {
       const proj = mkdtempSync(join(tmpdir(), "roder-install-"));
       writeFileSync(join(proj, "package.json"), '{"name":"probe","private":true}');
       const deps = ["contract", "storage", pkg].filter((v, i, a) => a.indexOf(v) === i).map(tgz);
-      execFileSync("npm", ["install", "--no-audit", "--no-fund", "--omit=peer", ...deps], { cwd: proj, stdio: "ignore" });
-      const kb = Number(execFileSync("du", ["-sk", join(proj, "node_modules")], { encoding: "utf8" }).split("\t")[0]);
-      rows.push({ package: pkg, operation: `install size @roder/runner-${pkg} alone`, ours: kb / 1024, baseline: null, baseline_name: "-", unit: "MiB", ratio: null });
+      execFileSync("npm", ["install", "--no-audit", "--no-fund", "--omit=peer", ...deps], {
+        cwd: proj,
+        stdio: "ignore",
+      });
+      const kb = Number(
+        execFileSync("du", ["-sk", join(proj, "node_modules")], { encoding: "utf8" }).split("\t")[0],
+      );
+      rows.push({
+        package: pkg,
+        operation: `install size @roder/runner-${pkg} alone`,
+        ours: kb / 1024,
+        baseline: null,
+        baseline_name: "-",
+        unit: "MiB",
+        ratio: null,
+      });
       rmSync(proj, { recursive: true, force: true });
     }
   } catch (error) {
@@ -120,14 +146,18 @@ const table = rows.map((r) => [
   fmt(r.baseline, r.unit),
   r.baseline_name ?? "-",
   r.ratio === null || r.ratio === undefined ? "-" : `${r.ratio.toFixed(2)}x`,
-  r.peak_rss_mb ? `${r.peak_rss_mb.toFixed(0)} MiB${r.baseline_rss_mb ? ` (raw ${r.baseline_rss_mb.toFixed(0)})` : ""}` : "-",
+  r.peak_rss_mb
+    ? `${r.peak_rss_mb.toFixed(0)} MiB${r.baseline_rss_mb ? ` (raw ${r.baseline_rss_mb.toFixed(0)})` : ""}`
+    : "-",
 ]);
 const widths = header.map((h, i) => Math.max(h.length, ...table.map((r) => String(r[i]).length)));
 const line = (cells) => `| ${cells.map((c, i) => String(c).padEnd(widths[i])).join(" | ")} |`;
 console.log(line(header));
 console.log(`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`);
 for (const r of table) console.log(line(r));
-console.log(`\nmachine: ${(await import("node:os")).cpus().length} cores, ${Math.round((await import("node:os")).totalmem() / 2 ** 30)} GiB, node ${process.version}${short ? ", short mode" : ""}`);
+console.log(
+  `\nmachine: ${(await import("node:os")).cpus().length} cores, ${Math.round((await import("node:os")).totalmem() / 2 ** 30)} GiB, node ${process.version}${short ? ", short mode" : ""}`,
+);
 if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ rows, failures }, null, 2));
 if (failures.length) {
   console.error(`benchmarks that failed:\n  ${failures.join("\n  ")}`);
