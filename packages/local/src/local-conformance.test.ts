@@ -1,10 +1,15 @@
 import { describeRunnerConformance } from "@roder/runner-testkit";
 import { createLocalProvider } from "./local-provider.js";
 
+// A secret the provider can see in its env: it must stay out of state(), snapshots and errors.
+const SECRET = "conformance-secret-7f3a9c";
+const env = { ...process.env, RODER_SECRET_CONFORMANCE: SECRET };
+
 for (const isolation of ["none", "bwrap"] as const) {
   describeRunnerConformance({
     name: `unix-local (isolation ${isolation})`,
-    createProvider: () => createLocalProvider(),
+    createProvider: () => createLocalProvider({ env }),
+    secretValues: [SECRET],
     destination: {
       id: `local-${isolation}`,
       provider_id: "unix-local",

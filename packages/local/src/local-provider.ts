@@ -160,7 +160,6 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
     mounts: readonly RunnerMount[],
     signal?: AbortSignal,
   ): Promise<void> {
-    const root = session.info.workspaceRoot;
     for (const m of mounts) {
       const target = hostPathFor(session, m.path);
       await fs.mkdir(target, { recursive: true });
