@@ -1,27 +1,30 @@
 import { createHash, randomBytes } from "node:crypto";
 import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import {
   type EnvSource,
   InvalidDestinationConfigError,
+  InvalidSecretError,
   parseMountUri,
   type RunnerArtifactExportRequest,
   type RunnerArtifactExportResult,
   RunnerError,
   RunnerSecretRefSchema,
+  secretEnvName,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { z } from "zod";
 import type { ArtifactSource, PreparedArtifact } from "./artifact-source.js";
 import { resolveBucketCredentials } from "./credentials.js";
-import { loadAzure, loadS3, loadS3Presigner, loadS3Upload } from "./load-optional.js";
+import { loadAzure, loadGcs, loadS3, loadS3Presigner, loadS3Upload } from "./load-optional.js";
 
 /** The `artifacts` section of a destination config: where exports go. No secret: the credentials are a ref. */
 export const ArtifactTargetConfigSchema = z
   .object({
-    /** `s3://bucket/prefix`, `r2://bucket/prefix`, `azure://account/container/prefix` (GCS: not yet). */
+    /** `s3://bucket/prefix`, `r2://bucket/prefix`, `gs://bucket/prefix`, `azure://account/container/prefix`. */
     uri: z.string(),
     credentials: RunnerSecretRefSchema,
-    /** S3-compatible endpoint (else AWS, or R2 from the account id in the secret). */
+    /** S3-compatible endpoint (else AWS, or R2 from the account id in the secret); GCS: the API endpoint. */
     endpoint: z.string().url().optional(),
     region: z.string().optional(),
     force_path_style: z.boolean().optional(),
@@ -122,11 +125,14 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
         prepared,
         direct,
       });
+    } else if (target.kind === "gcs") {
+      const key = `${target.prefix ? `${target.prefix.replace(/\/?$/, "/")}` : ""}${id}/${prepared.name}`;
+      out = await exportGcs({ ...args, bucket: target.bucket, key, prepared, direct });
     } else {
       throw new UnsupportedCapabilityError({
         providerId: args.providerId,
         capability: `artifact_export.${target.kind}`,
-        message: `artifact export to ${target.kind} is not supported yet`,
+        message: `artifact export to ${target.kind} is not supported`,
       });
     }
     return {
@@ -155,11 +161,14 @@ async function exportS3(
     kind: "s3" | "r2";
     prepared: PreparedArtifact;
     direct: boolean;
+    /** Pre-resolved S3-style credentials (GCS HMAC keys through GCS's S3-compatible XML API). */
+    creds?: Record<string, string | undefined>;
+    /** The scheme of the returned URI (default: kind). */
+    scheme?: string;
   },
 ) {
   const s3 = await loadS3();
-  const cred = resolveBucketCredentials(a.kind, a.target.credentials, a.env);
-  const v = cred.value as {
+  const v = (a.creds ?? resolveBucketCredentials(a.kind, a.target.credentials, a.env).value) as {
     access_key_id: string;
     secret_access_key: string;
     session_token?: string;
@@ -240,7 +249,7 @@ async function exportS3(
     const url = await getSignedUrl(client, new s3.GetObjectCommand({ Bucket, Key }), {
       expiresIn: a.target.url_ttl_seconds,
     });
-    return { uri: `${a.kind}://${Bucket}/${Key}`, url, bucket: Bucket, key: Key };
+    return { uri: `${a.scheme ?? a.kind}://${Bucket}/${Key}`, url, bucket: Bucket, key: Key };
   } finally {
     client.destroy();
   }
@@ -333,6 +342,93 @@ async function exportAzure(
     uri: `azure://${account}/${a.container}/${a.key}`,
     url: `${blob.url}?${sas("r", a.target.url_ttl_seconds)}`,
     bucket: a.container,
+    key: a.key,
+  };
+}
+
+async function exportGcs(
+  a: ExportArgs & { bucket: string; key: string; prepared: PreparedArtifact; direct: boolean },
+) {
+  const cred = resolveBucketCredentials("gcs", a.target.credentials, a.env).value as {
+    service_account_json?: string;
+    hmac_access_id?: string;
+    hmac_secret?: string;
+  };
+  if (!cred.service_account_json) {
+    // HMAC keys sign S3-style (SigV4) requests against GCS's XML API: the S3 path does the rest.
+    return exportS3({
+      ...a,
+      kind: "s3",
+      scheme: "gs",
+      creds: {
+        access_key_id: cred.hmac_access_id,
+        secret_access_key: cred.hmac_secret,
+        region: a.target.region ?? "auto",
+        endpoint: a.target.endpoint ?? "https://storage.googleapis.com",
+      },
+    });
+  }
+  let sa: { client_email?: string; private_key?: string; project_id?: string };
+  try {
+    sa = JSON.parse(cred.service_account_json);
+  } catch {
+    sa = {};
+  }
+  if (!sa.client_email || !sa.private_key)
+    throw new InvalidSecretError({
+      secretId: a.target.credentials.id,
+      variables: [secretEnvName(a.target.credentials.id, "service_account_json")],
+      reason: "the service-account JSON needs client_email and private_key",
+    });
+  const gcs = await loadGcs();
+  const storage = new gcs.Storage({
+    credentials: { client_email: sa.client_email, private_key: sa.private_key },
+    ...(sa.project_id ? { projectId: sa.project_id } : {}),
+    ...(a.target.endpoint ? { apiEndpoint: a.target.endpoint } : {}),
+  });
+  const file = storage.bucket(a.bucket).file(a.key);
+  const p = a.prepared;
+  const sign = async (action: "read" | "write", seconds: number, extra: object = {}) =>
+    (await file.getSignedUrl({ version: "v4", action, expires: Date.now() + seconds * 1000, ...extra }))[0];
+  if (a.direct) {
+    const url = await sign("write", 900, {
+      contentType: p.contentType,
+      contentMd5: p.md5Base64,
+      extensionHeaders: { "x-goog-meta-sha256": p.sha256 },
+    });
+    await a.source.uploadDirect!(p.file, {
+      url,
+      headers: { "Content-Type": p.contentType, "Content-MD5": p.md5Base64, "x-goog-meta-sha256": p.sha256 },
+    });
+  } else {
+    const body = (await a.source.openStream(p.file)).pipe(hashing());
+    // Resumable upload, streamed (no chunk buffering): the object appears only when the upload finalises.
+    await pipeline(
+      body,
+      file.createWriteStream({
+        resumable: true,
+        validation: false,
+        metadata: { contentType: p.contentType, metadata: { sha256: p.sha256 } },
+      }),
+      ...(a.signal ? [{ signal: a.signal }] : []),
+    );
+    const streamed = body.digest();
+    if (streamed.sha256 !== p.sha256) {
+      await file.delete({ ignoreNotFound: true }).catch(() => {});
+      throw mismatch("sha256", p.sha256, streamed.sha256);
+    }
+  }
+  const [md] = await file.getMetadata();
+  const size = md.size === undefined ? undefined : Number(md.size);
+  const sha = (md.metadata as Record<string, unknown> | undefined)?.sha256;
+  if (size !== p.size || sha !== p.sha256) {
+    await file.delete({ ignoreNotFound: true }).catch(() => {});
+    throw size !== p.size ? mismatch("size", p.size, size) : mismatch("sha256", p.sha256, String(sha));
+  }
+  return {
+    uri: `gs://${a.bucket}/${a.key}`,
+    url: await sign("read", a.target.url_ttl_seconds),
+    bucket: a.bucket,
     key: a.key,
   };
 }

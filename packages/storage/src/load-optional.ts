@@ -56,3 +56,9 @@ export const loadAzure = () =>
     "Azure Blob artifact export",
     () => import("@azure/storage-blob"),
   );
+export const loadGcs = () =>
+  loadOptionalModule<typeof import("@google-cloud/storage")>(
+    "@google-cloud/storage",
+    "GCS artifact export",
+    () => import("@google-cloud/storage"),
+  );
