@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { main } from "./cli.js";
 
+// The CLI's stderr belongs to the user's command and our one-line errors: keep the AWS SDK's Node-version
+// notice out of it (a user can still opt in by setting the variable to anything else).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+
 const code = await main(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),

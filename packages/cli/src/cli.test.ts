@@ -2,7 +2,8 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { type S3Emulator, startS3Emulator } from "@roder/runner-testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = resolve(import.meta.dirname, "../../..");
 const bin = join(root, "packages/cli/dist/bin.js");
@@ -18,13 +19,19 @@ function cli(args: string[], env: Record<string, string> = {}) {
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString(), raw: r.stdout };
 }
 
+let s3: S3Emulator | undefined;
+
 beforeAll(() => {
-  // The tests run the built binary, as a user would.
+  // The tests run the built binary, as a user would. A failed build fails every test (execFileSync throws).
   execFileSync("npx", ["turbo", "run", "build", "--filter=@roder/runner-cli..."], {
     cwd: root,
     stdio: "ignore",
   });
 }, 300_000);
+
+afterAll(async () => {
+  await s3?.stop();
+});
 
 describe("roder-runner (built binary)", () => {
   it("prints help and version, and a usage error exits 2", () => {
@@ -127,6 +134,85 @@ describe("roder-runner (built binary)", () => {
     expect(cli(["exec", "-d", "dest.toml", "--", "echo", "toml"]).stdout).toBe("toml\n");
     expect(cli(["exec", "-d", "missing.json", "--", "true"]).code).toBe(3);
   });
+
+  it("--state-out - prints the state on stdout and --session - reads it from stdin", () => {
+    const first = cli([
+      "exec",
+      "-d",
+      "local",
+      "--keep",
+      "--state-out",
+      "-",
+      "--",
+      "sh",
+      "-c",
+      "echo piped > p.txt",
+    ]);
+    expect(first.code).toBe(0);
+    const state = JSON.parse(first.stdout) as { provider_id: string; session_id: string };
+    expect(state.provider_id).toBe("unix-local");
+    const again = spawnSync(process.execPath, [bin, "exec", "--session", "-", "--", "cat", "p.txt"], {
+      cwd: work,
+      input: first.stdout,
+      encoding: "utf8",
+    });
+    expect(again.stdout).toBe("piped\n");
+    const closed = spawnSync(process.execPath, [bin, "close", "--session", "-"], {
+      input: first.stdout,
+      encoding: "utf8",
+    });
+    expect(closed.status).toBe(0);
+  });
+
+  it("a provider that is not set up is a configuration error naming the variable, never a value", () => {
+    const r = cli(["exec", "-d", join(root, "packages/cli/examples/destination.e2b.toml"), "--", "true"], {
+      E2B_API_KEY: "",
+    });
+    expect(r.code).toBe(3);
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/^roder-runner: error: .*E2B_API_KEY/);
+    expect(lines[1]).toMatch(/^hint: .*E2B_API_KEY/);
+  });
+
+  it("export uploads a runner file to the destination's bucket and prints the result, quiet when piped", async () => {
+    s3 = await startS3Emulator({ buckets: ["outputs"] });
+    const dest = join(work, "export.json");
+    writeFileSync(
+      dest,
+      JSON.stringify({
+        id: "exp",
+        provider_id: "unix-local",
+        config: {
+          artifacts: { uri: "s3://outputs/cli", credentials: { id: "data" }, endpoint: s3.endpoint },
+        },
+        default_manifest: { entries: [], mounts: [] },
+      }),
+    );
+    const env = {
+      RODER_SECRET_DATA_ACCESS_KEY_ID: "S3RVER",
+      RODER_SECRET_DATA_SECRET_ACCESS_KEY: "S3RVER-secret-canary",
+    };
+    const state = join(work, "exp-state.json");
+    const bytes = Buffer.from(Array.from({ length: 3000 }, (_, i) => (i * 7) % 256));
+    writeFileSync(join(work, "art.bin"), bytes);
+    expect(cli(["exec", "-d", dest, "--keep", "--state-out", state, "--", "true"], env).code).toBe(0);
+    expect(cli(["cp", "-s", state, "art.bin", "runner:out/art.bin"], env).code).toBe(0);
+    const r = cli(["export", "-s", state, "out/art.bin"], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe("");
+    const result = JSON.parse(r.stdout) as { artifact_id: string; url: string; metadata: { size: number } };
+    expect(result.artifact_id).toMatch(/^s3:\/\/outputs\/cli\/.+\/art\.bin$/);
+    expect(result.metadata.size).toBe(3000);
+    expect(Buffer.from(await (await fetch(result.url)).arrayBuffer()).equals(bytes)).toBe(true);
+    expect(r.stdout).not.toContain("S3RVER-secret-canary");
+    const dir = cli(["export", "-s", state, "out", "--recursive"], env);
+    expect(JSON.parse(dir.stdout).artifact_id).toMatch(/out\.tar\.gz$/);
+    const noCreds = cli(["export", "-s", state, "out/art.bin"], { RODER_SECRET_DATA_ACCESS_KEY_ID: "" });
+    expect(noCreds.code).toBe(3);
+    expect(noCreds.stderr).toContain("RODER_SECRET_DATA_ACCESS_KEY_ID");
+    expect(cli(["close", "-s", state]).code).toBe(0);
+  }, 60_000);
 
   it("serve answers the HTTP protocol and stops on SIGTERM", async () => {
     const token = "cli-serve-token-123456";

@@ -64,9 +64,9 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
     "Usage: roder-runner providers [--json]\n  Lists installed providers with their capabilities and setup hints (names of missing env variables, never values).",
   exec: `Usage: roder-runner exec (--destination FILE|ID | --session STATE) [options] -- PROGRAM [ARGS...]
   --destination, -d FILE|ID   destination JSON/TOML file, or a built-in id: local
-  --session, -s FILE          resume the session stored in FILE (from --keep)
-  --keep                      leave the session up and write its state (to --state-out or stdout)
-  --state-out FILE            where --keep writes the session state
+  --session, -s FILE|-        resume the session stored in FILE (from --keep); - reads stdin
+  --keep                      leave the session up and write its RunnerSessionState JSON
+  --state-out FILE|-          where --keep writes the state (file, mode 0600; - = stdout; default stderr)
   --timeout MS                kill the command after MS milliseconds (exit 124)
   --cwd PATH                  working directory (runner path)
   --env K=V                   environment pair (repeatable)`,
@@ -280,7 +280,7 @@ async function run(argv: string[], io: Io): Promise<number> {
     if (typeof v.session === "string") {
       let text: string;
       try {
-        text = readFileSync(v.session, "utf8");
+        text = readFileSync(v.session === "-" ? 0 : v.session, "utf8");
       } catch {
         throw new CliError(
           `cannot read session state file ${v.session}`,
@@ -299,12 +299,23 @@ async function run(argv: string[], io: Io): Promise<number> {
         EXIT.usage,
         `run 'roder-runner ${command} --help'`,
       );
-    return { session: await registry.createSession(loadDestination(v.destination)), resumed: false };
+    const destination = loadDestination(v.destination);
+    try {
+      return { session: await registry.createSession(destination), resumed: false };
+    } catch (error) {
+      // A provider that is not set up (its setup hint names the missing env variables) is a configuration
+      // problem, whatever error class the provider used for it.
+      const hint = registry.list().find((p) => p.id === destination.provider_id)?.setupHint;
+      if (hint && RunnerError.isInstance(error) && /missing|not set/i.test(error.message))
+        throw new CliError(error.message, EXIT.config, hint);
+      throw error;
+    }
   };
   const finish = async (session: RemoteRunnerSession, resumed: boolean) => {
     if (v.keep) {
       const state = `${codecs.RunnerSessionState.encode(session.state())}\n`;
-      if (typeof v["state-out"] === "string") writeFileSync(v["state-out"], state, { mode: 0o600 });
+      if (v["state-out"] === "-") io.stdout(state);
+      else if (typeof v["state-out"] === "string") writeFileSync(v["state-out"], state, { mode: 0o600 });
       else io.stderr(`session state: ${state}`);
     } else if (!resumed || command === "close") await session.close();
   };
