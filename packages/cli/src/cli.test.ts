@@ -87,6 +87,24 @@ describe("roder-runner (built binary)", () => {
     expect(r.stderr).toContain("timed out after 500 ms");
   });
 
+  it("SIGTERM to exec kills the remote command and exits 137", async () => {
+    const child = spawn(
+      process.execPath,
+      [bin, "exec", "-d", "local", "--", "sh", "-c", "echo started; sleep 30"],
+      {
+        cwd: work,
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    await new Promise<void>((res, rej) => {
+      child.stdout!.on("data", (b) => String(b).includes("started") && res());
+      child.on("exit", () => rej(new Error("exec exited early")));
+    });
+    const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    expect(await exited).toBe(137);
+  });
+
   it("--keep leaves the session up; --session resumes it; cp moves binary bytes both ways; close ends it", () => {
     const state = join(work, "state.json");
     const first = cli([

@@ -6,6 +6,7 @@ import {
   createRunnerRegistry,
   type RemoteRunnerSession,
   type RunnerCapabilities,
+  type RunnerCommandResult,
   type RunnerDestination,
   RunnerError,
 } from "@roder/runner-contract";
@@ -345,15 +346,18 @@ async function run(argv: string[], io: Io): Promise<number> {
         env,
         ...(timeout ? { timeout_ms: timeout } : {}),
       };
-      let result;
+      let result: RunnerCommandResult;
       if (session.startCommand) {
         const handle = await session.startCommand(request);
+        // Ctrl-C / SIGTERM kill the remote command; its result then reports the kill (exit 137).
         const onSignal = () => void handle.kill();
         process.once("SIGINT", onSignal);
+        process.once("SIGTERM", onSignal);
         for await (const chunk of handle.output)
           (chunk.stream === "stdout" ? io.stdout : io.stderr)(chunk.data);
         result = await handle.wait();
         process.off("SIGINT", onSignal);
+        process.off("SIGTERM", onSignal);
       } else {
         result = await session.runCommand(request);
         io.stdout(result.stdout);
