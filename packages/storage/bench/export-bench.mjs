@@ -124,8 +124,8 @@ if (mode) {
         baseline_rss_mb: rawUpload.rss_mb,
       },
     ];
+    console.table(rows);
     if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ rows }));
-    else console.table(rows);
   } finally {
     await s3.stop();
     rmSync(dir, { recursive: true, force: true });
