@@ -224,6 +224,14 @@ describe("roder-runner (built binary)", () => {
     expect(result.metadata.size).toBe(3000);
     expect(Buffer.from(await (await fetch(result.url)).arrayBuffer()).equals(bytes)).toBe(true);
     expect(r.stdout).not.toContain("S3RVER-secret-canary");
+    // On a terminal (script(1) gives it one) the bytes and the rate are shown.
+    const tty = spawnSync(
+      "script",
+      ["-qec", `${process.execPath} ${bin} export -s ${state} out/art.bin`, "/dev/null"],
+      { cwd: work, encoding: "utf8", env: { ...process.env, ...env }, timeout: 60_000 },
+    );
+    expect(tty.status, tty.stdout).toBe(0);
+    expect(tty.stdout).toMatch(/exported out\/art\.bin: 2\.9 KiB \(3000 bytes\) in [\d.]+ s, [\d.]+ \w+\/s/);
     const dir = cli(["export", "-s", state, "out", "--recursive"], env);
     expect(JSON.parse(dir.stdout).artifact_id).toMatch(/out\.tar\.gz$/);
     const noCreds = cli(["export", "-s", state, "out/art.bin"], { RODER_SECRET_DATA_ACCESS_KEY_ID: "" });

@@ -121,6 +121,16 @@ export function loadDestination(ref: string): RunnerDestination {
   }
 }
 
+function humanBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i++;
+  }
+  return `${i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
+}
+
 function capsLine(c: RunnerCapabilities): string {
   const flags = (
     [
@@ -405,21 +415,24 @@ async function run(argv: string[], io: Io): Promise<number> {
     if (!path) throw new CliError("export needs a PATH", EXIT.usage);
     const { session, resumed } = await openSession();
     try {
+      // The contract's export call reports no progress mid-transfer, so a terminal sees the elapsed time while
+      // it runs and the bytes moved and the rate when it ends; piped output gets only the JSON.
       const started = Date.now();
       const ticker = io.isTTY
         ? setInterval(
-            () => io.stderr(`\rexporting ${path}… ${((Date.now() - started) / 1000).toFixed(1)} s`),
+            () => io.stderr(`\r\x1b[Kexporting ${path}… ${((Date.now() - started) / 1000).toFixed(1)} s`),
             200,
           )
         : undefined;
-      const result = await session
-        .exportArtifact({ path, recursive: Boolean(v.recursive) })
-        .finally(() => clearInterval(ticker));
+      const result = await session.exportArtifact({ path, recursive: Boolean(v.recursive) }).finally(() => {
+        clearInterval(ticker);
+        if (io.isTTY) io.stderr("\r\x1b[K");
+      });
       const meta = result.metadata as { size?: number } | null;
-      if (io.isTTY && meta?.size !== undefined) {
-        const s = (Date.now() - started) / 1000;
+      if (io.isTTY && typeof meta?.size === "number") {
+        const s = Math.max((Date.now() - started) / 1000, 0.001);
         io.stderr(
-          `\rexported ${meta.size} bytes in ${s.toFixed(1)} s (${(meta.size / 1048576 / Math.max(s, 0.001)).toFixed(1)} MiB/s)\n`,
+          `exported ${path}: ${humanBytes(meta.size)} (${meta.size} bytes) in ${s.toFixed(1)} s, ${humanBytes(meta.size / s)}/s\n`,
         );
       }
       io.stdout(`${codecs.RunnerArtifactExportResult.encodePretty(result)}\n`);
