@@ -266,6 +266,31 @@ describe("roder-runner (built binary)", () => {
       body: '{"command_id":"c","program":"echo","args":["served"]}',
     }).then((r) => r.json() as Promise<{ stdout: string }>);
     expect(run.stdout).toBe("served\n");
+    // The CLI itself as a client: the http provider (createHttpRunnerProvider) against the served runner.
+    writeFileSync(
+      join(work, "http.json"),
+      JSON.stringify({
+        id: "h",
+        provider_id: "http",
+        config: { base_url: url },
+        default_manifest: { entries: [], mounts: [] },
+      }),
+    );
+    const viaHttp = cli(
+      ["exec", "-d", "http.json", "--", "sh", "-c", "echo through-http; echo e >&2; exit 5"],
+      {
+        RODER_RUNNER_HTTP_TOKEN: token,
+      },
+    );
+    expect([viaHttp.code, viaHttp.stdout, viaHttp.stderr]).toEqual([5, "through-http\n", "e\n"]);
+    const noClientToken = cli(["exec", "-d", "http.json", "--", "true"], { RODER_RUNNER_HTTP_TOKEN: "" });
+    expect(noClientToken.code).toBe(3);
+    expect(noClientToken.stderr).toMatch(/^roder-runner: error: .*RODER_RUNNER_HTTP_TOKEN\nhint: /);
+    const wrongToken = cli(["exec", "-d", "http.json", "--", "true"], {
+      RODER_RUNNER_HTTP_TOKEN: "wrong-token-000",
+    });
+    expect(wrongToken.code).toBe(4);
+    expect(wrongToken.stderr).not.toContain("wrong-token-000");
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     child.kill("SIGTERM");
     expect(await exited).toBe(0);

@@ -314,11 +314,19 @@ async function run(argv: string[], io: Io): Promise<number> {
     try {
       return { session: await registry.createSession(destination), resumed: false };
     } catch (error) {
-      // A provider that is not set up (its setup hint names the missing env variables) is a configuration
-      // problem, whatever error class the provider used for it.
-      const hint = registry.list().find((p) => p.id === destination.provider_id)?.setupHint;
-      if (hint && RunnerError.isInstance(error) && /missing|not set/i.test(error.message))
-        throw new CliError(error.message, EXIT.config, hint);
+      // A provider that is not set up (no API answer: a variable it needs is unset) is a configuration
+      // problem, whatever error class the provider used for it. A refusal by the API stays a provider error.
+      const setupHint = registry.list().find((p) => p.id === destination.provider_id)?.setupHint;
+      const status = (error as { statusCode?: number }).statusCode;
+      const named = RunnerError.isInstance(error)
+        ? /\bset ([A-Z][A-Z0-9_]{2,})/.exec(error.message)?.[1]
+        : undefined;
+      if (setupHint && named && status === undefined)
+        throw new CliError(
+          (error as Error).message,
+          EXIT.config,
+          `export ${named}=… in the environment (secrets are read from env only); run 'roder-runner providers' for what else is missing`,
+        );
       throw error;
     }
   };
