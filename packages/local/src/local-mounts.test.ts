@@ -1,15 +1,28 @@
+import { generateKeyPairSync } from "node:crypto";
 import { GetObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { MissingSecretError, type RunnerMount } from "@roder/runner-contract";
 import { planRcloneMount, resolveBucketCredentials } from "@roder/runner-storage";
 import { type AzuriteEmulator, type S3Emulator, startAzurite, startS3Emulator } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type GcsMini, startGcsMini } from "../../storage/src/__fixtures__/gcs-mini.js";
 import { createLocalProvider } from "./local-provider.js";
 
 let s3: S3Emulator;
 let az: AzuriteEmulator;
 let client: S3Client;
+let gcs: GcsMini;
+const gcsKey = generateKeyPairSync("rsa", { modulusLength: 2048 })
+  .privateKey.export({ type: "pkcs8", format: "pem" })
+  .toString();
 const env = () => ({
+  RODER_SECRET_GS_SERVICE_ACCOUNT_JSON: JSON.stringify({
+    type: "service_account",
+    client_email: "mounter@roder-test.iam.gserviceaccount.com",
+    private_key: gcsKey,
+    token_uri: `${gcs.endpoint}/token`,
+  }),
+  RODER_SECRET_GS_ENDPOINT: `${gcs.endpoint}/storage/v1/`,
   RODER_SECRET_DATA_ACCESS_KEY_ID: "S3RVER",
   RODER_SECRET_DATA_SECRET_ACCESS_KEY: "S3RVER",
   RODER_SECRET_DATA_ENDPOINT: s3.endpoint,
@@ -20,7 +33,17 @@ const env = () => ({
 });
 
 beforeAll(async () => {
-  [s3, az] = await Promise.all([startS3Emulator({ buckets: ["datasets", "outputs"] }), startAzurite()]);
+  [s3, az, gcs] = await Promise.all([
+    startS3Emulator({ buckets: ["datasets", "outputs"] }),
+    startAzurite(),
+    startGcsMini(),
+  ]);
+  gcs.objects.set("gbucket/in/notes.txt", {
+    data: Buffer.from("from gcs"),
+    contentType: "text/plain",
+    metadata: {},
+    updated: new Date().toISOString(),
+  });
   client = new S3Client({
     endpoint: s3.endpoint,
     region: "us-east-1",
@@ -38,7 +61,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   client?.destroy();
-  await Promise.all([s3?.stop(), az?.stop()]);
+  await Promise.all([s3?.stop(), az?.stop(), gcs?.stop()]);
 });
 
 const provider = () => createLocalProvider({ env: env() });
@@ -139,6 +162,45 @@ describe("unix-local bucket mounts (rclone + FUSE)", () => {
     expect((await blob.downloadToBuffer()).toString()).toBe("result\n");
   });
 
+  it("gcs: read-only and read-write mounts (service-account JSON, minimal GCS server)", async () => {
+    const s = await provider().createSession(
+      dest(
+        [
+          {
+            name: "in",
+            path: "in",
+            read_only: true,
+            intent: { kind: "gcs", uri: "gs://gbucket/in", credentials: { id: "gs" } },
+          },
+          {
+            name: "out",
+            path: "out",
+            read_only: false,
+            intent: { kind: "gcs", uri: "gs://gbucket/out", credentials: { id: "gs" } },
+          },
+        ],
+        "bwrap",
+      ),
+    );
+    try {
+      const r = await s.runCommand({
+        command_id: "c",
+        program: "sh",
+        args: [
+          "-c",
+          "cat in/notes.txt; echo; echo x > in/w.txt 2>/dev/null && echo wrote || echo refused; head -c 300000 /dev/zero | tr '\\0' g > out/g.txt",
+        ],
+      });
+      expect(r.stdout).toBe("from gcs\nrefused\n");
+    } finally {
+      await s.close();
+    }
+    const got = gcs.objects.get("gbucket/out/g.txt");
+    expect(got?.data.length).toBe(300000);
+    expect(got?.data.toString().replace(/g/g, "")).toBe("");
+    expect(gcs.objects.has("gbucket/in/w.txt")).toBe(false);
+  });
+
   it("exports artifacts from a session (direct and stream), file and directory", async () => {
     for (const mode of ["direct", "stream"] as const) {
       const s = await provider().createSession({
@@ -164,6 +226,41 @@ describe("unix-local bucket mounts (rclone + FUSE)", () => {
         await expect(s.exportArtifact({ path: "../etc", recursive: true })).rejects.toThrow(/refused/);
       } finally {
         await s.close();
+      }
+    }
+  });
+
+  it("exports to r2, gcs and azure_blob from a session through both paths", async () => {
+    await BlobServiceClient.fromConnectionString(az.connectionString).getContainerClient("arts").create();
+    const targets = {
+      r2: {
+        uri: "r2://outputs/r2art",
+        credentials: { id: "r2data" },
+        endpoint: s3.endpoint,
+        force_path_style: true,
+      },
+      gcs: { uri: "gs://gbucket/arts", credentials: { id: "gs" }, endpoint: gcs.endpoint },
+      azure_blob: { uri: "azure://devstoreaccount1/arts/x", credentials: { id: "az" } },
+    };
+    for (const [kind, artifacts] of Object.entries(targets)) {
+      for (const mode of ["direct", "stream"] as const) {
+        const s = await provider().createSession({
+          id: "a",
+          provider_id: "unix-local",
+          config: { artifacts: { ...artifacts, mode } },
+          default_manifest: { entries: [], mounts: [] },
+        });
+        try {
+          await s.writeFile({ path: "o/r.bin", contents: new Uint8Array([1, 2, 3, 250]) });
+          const r = await s.exportArtifact({ path: "o/r.bin", recursive: false });
+          expect(r.artifact_id.startsWith(artifacts.uri)).toBe(true);
+          expect(r.metadata, kind).toMatchObject({ size: 4, transfer: mode });
+          expect([...new Uint8Array(await (await fetch(r.url!)).arrayBuffer())], `${kind} ${mode}`).toEqual([
+            1, 2, 3, 250,
+          ]);
+        } finally {
+          await s.close();
+        }
       }
     }
   });

@@ -32,6 +32,8 @@ export const GcsCredentialsSchema = z.object({
     .optional(),
   hmac_access_id: z.string().optional(),
   hmac_secret: z.string().optional(),
+  /** A private or test endpoint of the JSON API (`http://host:port/storage/v1/`); not secret. */
+  endpoint: z.string().url().optional(),
 });
 export const AzureCredentialsSchema = z.object({
   account: z.string().optional(),

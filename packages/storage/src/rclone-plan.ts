@@ -111,7 +111,7 @@ export function planRcloneMount(opts: PlanOptions): RcloneMountPlan {
       set("service_account_credentials", c.value.service_account_json, true);
       set("no_check_bucket", "true");
       set("bucket_policy_only", "true");
-      set("endpoint", opts.endpoint);
+      set("endpoint", opts.endpoint ?? c.value.endpoint);
       if (opts.anonymous) set("anonymous", "true");
       source = `${REMOTE}:${t.bucket}/${t.prefix}`;
       break;

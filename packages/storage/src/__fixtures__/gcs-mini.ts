@@ -9,7 +9,10 @@ import type { AddressInfo } from "node:net";
  */
 export interface GcsMini {
   endpoint: string;
-  objects: Map<string, { data: Buffer; contentType: string; metadata: Record<string, string> }>;
+  objects: Map<
+    string,
+    { data: Buffer; contentType: string; metadata: Record<string, string>; updated?: string }
+  >;
   stop(): Promise<void>;
 }
 
@@ -36,24 +39,49 @@ export async function startGcsMini(): Promise<GcsMini> {
       contentType: o.contentType,
       metadata: o.metadata,
       md5Hash: createHash("md5").update(o.data).digest("base64"),
+      updated: o.updated,
+      mediaLink: `${base()}/download/storage/v1/b/${key.slice(0, i)}/o/${encodeURIComponent(key.slice(i + 1))}?alt=media`,
     };
   };
+  let base = () => "";
   const server = createServer(async (req, res) => {
+    const media = (key: string) => {
+      const o = objects.get(key);
+      if (!o) return send(404, { error: { code: 404, message: "No such object" } });
+      res.writeHead(200, {
+        "content-type": o.contentType,
+        "content-length": o.data.length,
+        "x-goog-hash": `md5=${createHash("md5").update(o.data).digest("base64")}`,
+      });
+      return res.end(o.data);
+    };
     const url = new URL(req.url!, "http://x");
     const send = (status: number, payload?: unknown, headers: Record<string, string> = {}) => {
       res.writeHead(status, { "content-type": "application/json", ...headers });
       res.end(payload === undefined ? "" : JSON.stringify(payload));
     };
     try {
+      // OAuth token endpoint for a service account whose JSON names `token_uri: <endpoint>/token` (rclone).
+      if (url.pathname === "/token" && req.method === "POST") {
+        await body(req);
+        return send(200, { access_token: "mini-token", token_type: "Bearer", expires_in: 3600 });
+      }
       const api = url.pathname.match(/^\/storage\/v1\/b\/([^/]+)\/o(?:\/(.+))?$/);
       if (api) {
         const [, bucket, obj] = api;
         if (!obj) {
           const prefix = url.searchParams.get("prefix") ?? "";
-          const items = [...objects.keys()]
-            .filter((k) => k.startsWith(`${bucket}/${prefix}`))
-            .map((k) => json(k));
-          return send(200, { kind: "storage#objects", items });
+          const delim = url.searchParams.get("delimiter");
+          const items: unknown[] = [];
+          const prefixes = new Set<string>();
+          for (const k of [...objects.keys()].sort()) {
+            if (!k.startsWith(`${bucket}/${prefix}`)) continue;
+            const rest = k.slice(bucket!.length + 1 + prefix.length);
+            const cut = delim ? rest.indexOf(delim) : -1;
+            if (cut >= 0) prefixes.add(prefix + rest.slice(0, cut + 1));
+            else items.push(json(k));
+          }
+          return send(200, { kind: "storage#objects", items, prefixes: [...prefixes] });
         }
         const key = `${bucket}/${decodeURIComponent(obj)}`;
         if (!objects.has(key)) return send(404, { error: { code: 404, message: "No such object" } });
@@ -61,11 +89,35 @@ export async function startGcsMini(): Promise<GcsMini> {
           objects.delete(key);
           return send(204);
         }
+        if (url.searchParams.get("alt") === "media") return media(key);
         return send(200, json(key));
       }
+      const dl = url.pathname.match(/^\/download\/storage\/v1\/b\/([^/]+)\/o\/(.+)$/);
+      if (dl) return media(`${dl[1]}/${decodeURIComponent(dl[2]!)}`);
       const up = url.pathname.match(/^\/upload\/storage\/v1\/b\/([^/]+)\/o$/);
       if (up) {
         const id = url.searchParams.get("upload_id");
+        if (req.method === "POST" && url.searchParams.get("uploadType") === "multipart") {
+          const raw = await body(req);
+          const boundary = /boundary="?([^";]+)"?/.exec(String(req.headers["content-type"]))![1]!;
+          const parts = raw
+            .toString("latin1")
+            .split(`--${boundary}`)
+            .slice(1, -1)
+            .map((p) => {
+              const at = p.indexOf("\r\n\r\n");
+              return Buffer.from(p.slice(at + 4, -2), "latin1");
+            });
+          const meta = JSON.parse(parts[0]!.toString());
+          const key = `${up[1]}/${meta.name ?? url.searchParams.get("name")}`;
+          objects.set(key, {
+            data: parts[1]!,
+            contentType: meta.contentType ?? "application/octet-stream",
+            metadata: meta.metadata ?? {},
+            updated: new Date().toISOString(),
+          });
+          return send(200, json(key));
+        }
         if (req.method === "POST" && !id) {
           const meta = JSON.parse((await body(req)).toString() || "{}");
           const name = url.searchParams.get("name") ?? meta.name;
@@ -98,11 +150,16 @@ export async function startGcsMini(): Promise<GcsMini> {
             data: Buffer.concat(u.chunks),
             contentType: u.contentType,
             metadata: u.metadata,
+            updated: new Date().toISOString(),
           });
           uploads.delete(id!);
           return send(200, json(u.key));
         }
-        return send(308, undefined, received ? { range: `bytes=0-${received - 1}` } : {});
+        const rangeHeader: Record<string, string> = received ? { range: `bytes=0-${received - 1}` } : {};
+        // rclone asks for 200 + X-Http-Status-Code-Override instead of a bare 308.
+        if (req.headers["x-guploader-no-308"] === "yes")
+          return send(200, undefined, { ...rangeHeader, "x-http-status-code-override": "308" });
+        return send(308, undefined, rangeHeader);
       }
       // XML API with a signed URL.
       if (!url.searchParams.get("X-Goog-Signature")) return send(403, { error: "signature required" });
@@ -121,20 +178,19 @@ export async function startGcsMini(): Promise<GcsMini> {
           data,
           contentType: String(req.headers["content-type"] ?? "application/octet-stream"),
           metadata,
+          updated: new Date().toISOString(),
         });
         res.writeHead(200);
         return res.end();
       }
-      const o = objects.get(key);
-      if (!o) return send(404, {});
-      res.writeHead(200, { "content-type": o.contentType, "content-length": o.data.length });
-      return res.end(o.data);
+      return media(key);
     } catch (e) {
       send(500, { error: String(e) });
     }
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const { port } = server.address() as AddressInfo;
+  base = () => `http://127.0.0.1:${port}`;
   return {
     endpoint: `http://127.0.0.1:${port}`,
     objects,
