@@ -95,4 +95,31 @@ describe("installing the tarballs in an empty project", () => {
     );
     expect(bin.stdout).toBe("installed\n");
   }, 400_000);
+
+  it("the CLI alone (no e2b package) installs, runs locally, and lists only the providers present", () => {
+    const proj = mkdtempSync(join(tmpdir(), "roder-install-cli-"));
+    writeFileSync(
+      join(proj, "package.json"),
+      JSON.stringify({ name: "probe-cli", private: true, type: "module" }),
+    );
+    // npm resolves the CLI's @roder dependencies from these tarballs; e2b and testkit are left out.
+    const wanted = ["cli", "contract", "local", "http", "fly", "storage"].map((p) => tarballs[p]!);
+    execFileSync("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...wanted], {
+      cwd: proj,
+      stdio: "pipe",
+      timeout: 300_000,
+    });
+    const exe = join(proj, "node_modules/.bin/roder-runner");
+    const list = spawnSync(exe, ["providers", "--json"], { encoding: "utf8" });
+    expect(list.status, list.stderr).toBe(0);
+    expect((JSON.parse(list.stdout) as Array<{ id: string }>).map((p) => p.id)).toEqual([
+      "unix-local",
+      "http",
+      "fly",
+    ]);
+    const run = spawnSync(exe, ["exec", "-d", "local", "--", "sh", "-c", "echo alone; exit 7"], {
+      encoding: "utf8",
+    });
+    expect([run.status, run.stdout]).toEqual([7, "alone\n"]);
+  }, 400_000);
 });
