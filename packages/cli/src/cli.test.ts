@@ -40,6 +40,25 @@ describe("roder-runner (built binary)", () => {
     expect(help.stdout).toContain("exec --destination D -- PROGRAM ARGS");
     expect(cli(["exec", "--help"]).stdout).toContain("--timeout MS");
     expect(cli(["--version"]).stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
+    for (const cmd of ["providers", "exec", "cp", "export", "snapshot", "close", "serve"]) {
+      const h = cli([cmd, "--help"]);
+      expect([h.code, h.stdout.startsWith(`Usage: roder-runner ${cmd}`)], cmd).toEqual([0, true]);
+    }
+    const usage = (args: string[]) => {
+      const r = cli(args);
+      expect(r.code, args.join(" ")).toBe(2);
+      expect(r.stderr, args.join(" ")).toMatch(/^roder-runner: error: [^\n]+\n(hint: [^\n]+\n)?$/);
+    };
+    usage(["exec", "-d", "local"]);
+    usage(["exec", "-d", "local", "--timeout", "soon", "--", "true"]);
+    usage(["exec", "-d", "local", "--env", "NOEQUALS", "--", "true"]);
+    usage(["exec", "--bogus", "--", "true"]);
+    usage(["cp", "-d", "local", "a", "b"]);
+    usage(["serve", "--port", "99999"]);
+    const unknownProvider = cli(["serve", "--provider", "nope"], {
+      RODER_RUNNER_SERVER_TOKEN: "t".repeat(24),
+    });
+    expect(unknownProvider.code).toBe(3);
     const bad = cli(["frobnicate"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe(

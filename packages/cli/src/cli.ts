@@ -264,11 +264,14 @@ async function run(argv: string[], io: Io): Promise<number> {
   if (command === "serve") {
     const { serveRunner } = await import("@roder/runner-http");
     const id = (v.provider as string | undefined) ?? "local";
+    const port = Number(v.port ?? 0);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new CliError(`--port takes 0-65535, got '${v.port}'`, EXIT.usage, "--port 0 picks a free port");
     const provider = registry.get(id === "local" ? "unix-local" : id);
     const server = await serveRunner({
       provider,
       env: io.env,
-      port: Number(v.port ?? 0),
+      port,
       host: (v.host as string | undefined) ?? "127.0.0.1",
     }).catch((error) => {
       throw RunnerError.isInstance(error) && error.code === "missing_secret"
