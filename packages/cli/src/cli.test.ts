@@ -144,6 +144,12 @@ describe("roder-runner (built binary)", () => {
     expect(cli(["cp", "--session", state, "in.bin", "runner:data/in.bin"]).code).toBe(0);
     expect(cli(["cp", "--session", state, "runner:data/in.bin", "out.bin"]).code).toBe(0);
     expect(readFileSync(join(work, "out.bin")).equals(bytes)).toBe(true);
+    const fromStdin = spawnSync(process.execPath, [bin, "cp", "-s", state, "-", "runner:data/stdin.bin"], {
+      cwd: work,
+      input: bytes,
+    });
+    expect(fromStdin.status).toBe(0);
+    expect(cli(["cp", "-s", state, "runner:data/stdin.bin", "-"]).raw.equals(bytes)).toBe(true);
     const again = cli(["exec", "--session", state, "--", "cat", "note.txt"]);
     expect(again.stdout).toBe("kept\n");
     const snap = cli(["snapshot", "--session", state]);

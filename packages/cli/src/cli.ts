@@ -71,7 +71,7 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
   --timeout MS                kill the command after MS milliseconds (exit 124)
   --cwd PATH                  working directory (runner path)
   --env K=V                   environment pair (repeatable)`,
-  cp: "Usage: roder-runner cp (--destination D | --session S) [--keep] SRC DST\n  One of SRC/DST is runner:PATH, the other a host path.",
+  cp: "Usage: roder-runner cp (--destination D | --session S) [--keep] SRC DST\n  One of SRC/DST is runner:PATH, the other a host path; - is stdin (as SRC) or stdout (as DST).",
   export:
     "Usage: roder-runner export (--destination D | --session S) PATH [--recursive]\n  Prints the RunnerArtifactExportResult as JSON; shows progress on a terminal.",
   snapshot: "Usage: roder-runner snapshot --session S\n  Prints the RunnerSnapshotRef as JSON.",
@@ -409,7 +409,10 @@ async function run(argv: string[], io: Io): Promise<number> {
     const { session, resumed } = await openSession();
     try {
       if (remote(dst)) {
-        await session.writeFile({ path: dst.slice(7), contents: new Uint8Array(readFileSync(src)) });
+        await session.writeFile({
+          path: dst.slice(7),
+          contents: new Uint8Array(readFileSync(src === "-" ? 0 : src)),
+        });
       } else {
         const r = await session.readFile({ path: src.slice(7) });
         if (dst === "-") io.stdout(r.contents);
