@@ -1,8 +1,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import { HeadObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
 import { BlobServiceClient } from "@azure/storage-blob";
 import { MissingDependencyError, RunnerError } from "@roder/runner-contract";
@@ -173,6 +176,67 @@ describe("artifact export safety", () => {
     const list = await client.send(new ListObjectsV2Command({ Bucket: "artifacts", Prefix: "mismatch/" }));
     expect(list.KeyCount ?? 0).toBe(0);
     client.destroy();
+  });
+
+  it("a multipart upload whose source fails midway is aborted and leaves no object", async () => {
+    // s3rver implements neither ListMultipartUploads nor abort, so a loopback proxy records the requests:
+    // the abort (DELETE ?uploadId=) must be sent after the upload started.
+    const seen: string[] = [];
+    const target = new URL(s3.endpoint);
+    const proxy = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const up = httpRequest(
+        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on("error", () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+    try {
+      const honest = hostArtifactSource();
+      const failing: ArtifactSource = {
+        ...honest,
+        uploadDirect: undefined,
+        openStream: async () =>
+          Readable.from(
+            (async function* () {
+              for (let i = 0; i < 20; i++) yield Buffer.alloc(1 << 20, i);
+              throw new Error("disk went away");
+            })(),
+          ),
+      } as ArtifactSource;
+      const e = await exportArtifact({
+        providerId: "test",
+        target: ArtifactTargetConfigSchema.parse({
+          ...targets().s3,
+          endpoint: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+          uri: "s3://artifacts/failing",
+          mode: "stream",
+        }),
+        env: env(),
+        source: failing,
+        request: { path: "data.bin", recursive: false },
+        path: bigFile,
+      }).catch((x) => x);
+      expect(e).toBeInstanceOf(Error);
+      expect(seen.some((l) => l.startsWith("POST") && l.includes("uploads"))).toBe(true);
+      expect(seen.some((l) => l.startsWith("DELETE") && l.includes("uploadId="))).toBe(true);
+      const client = new S3Client({
+        endpoint: s3.endpoint,
+        region: "us-east-1",
+        forcePathStyle: true,
+        credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+      });
+      const list = await client.send(new ListObjectsV2Command({ Bucket: "artifacts", Prefix: "failing/" }));
+      expect(list.KeyCount ?? 0).toBe(0);
+      client.destroy();
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it("refuses a direct upload whose Content-MD5 does not match the bytes (nothing under the key)", async () => {

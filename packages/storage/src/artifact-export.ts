@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { Transform } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import {
   type EnvSource,
@@ -70,6 +70,13 @@ function hashing(): Transform & { digest(): { sha256: string; size: number } } {
   }) as Transform & { digest(): { sha256: string; size: number } };
   t.digest = () => ({ sha256: h.digest("hex"), size });
   return t;
+}
+
+/** `src` through a hashing transform; a source error fails the upload (plain `pipe` would leave it hanging). */
+function hashed(src: Readable): ReturnType<typeof hashing> {
+  const t = hashing();
+  src.on("error", (e) => t.destroy(e));
+  return src.pipe(t);
 }
 
 function mismatch(what: string, expected: string | number, got: string | number | undefined): RunnerError {
@@ -217,7 +224,7 @@ async function exportS3(
       });
     } else {
       const { Upload } = await loadS3Upload();
-      const body = (await a.source.openStream(p.file)).pipe(hashing());
+      const body = hashed(await a.source.openStream(p.file));
       const upload = new Upload({
         client,
         params: { Bucket, Key, Body: body, ContentType: p.contentType, Metadata: { sha256: p.sha256 } },
@@ -319,7 +326,7 @@ async function exportAzure(
       },
     });
   } else {
-    const body = (await a.source.openStream(p.file)).pipe(hashing());
+    const body = hashed(await a.source.openStream(p.file));
     await blob.uploadStream(body, 4 * 1024 * 1024, 4, {
       blobHTTPHeaders: { blobContentType: p.contentType },
       metadata: { sha256: p.sha256 },
@@ -401,7 +408,7 @@ async function exportGcs(
       headers: { "Content-Type": p.contentType, "Content-MD5": p.md5Base64, "x-goog-meta-sha256": p.sha256 },
     });
   } else {
-    const body = (await a.source.openStream(p.file)).pipe(hashing());
+    const body = hashed(await a.source.openStream(p.file));
     // Resumable upload, streamed (no chunk buffering): the object appears only when the upload finalises.
     await pipeline(
       body,
