@@ -109,6 +109,20 @@ describe("rclone mount plans", () => {
     expect(plan.args.join(" ")).not.toContain(CANARY);
   });
 
+  it("a GCS mount with HMAC keys only is refused (rclone 1.60 cannot use them)", () => {
+    expect(() =>
+      planRcloneMount({
+        mount: mount("gcs", "gs://gcs-bucket/p", true),
+        credentials: resolveBucketCredentials(
+          "gcs",
+          { id: "c" },
+          { RODER_SECRET_C_HMAC_ACCESS_ID: "id", RODER_SECRET_C_HMAC_SECRET: CANARY },
+        ),
+        mountPath: "/ws/g",
+      }),
+    ).toThrow(/service-account JSON/);
+  });
+
   it("credentials: missing fields name every variable; one-of groups are InvalidSecretError", () => {
     const missing = (() => {
       try {

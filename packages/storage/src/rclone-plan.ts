@@ -107,6 +107,13 @@ export function planRcloneMount(opts: PlanOptions): RcloneMountPlan {
     }
     case "gcs": {
       const t = target as { bucket: string; prefix: string };
+      if (!c.value.service_account_json && !opts.anonymous)
+        throw new InvalidMountUriError({
+          uri: mount.intent.uri,
+          kind,
+          reason:
+            "GCS mounts need a service-account JSON (rclone 1.60 cannot mount GCS with HMAC keys, rclone issue 6670)",
+        });
       set("type", "google cloud storage");
       set("service_account_credentials", c.value.service_account_json, true);
       set("no_check_bucket", "true");
