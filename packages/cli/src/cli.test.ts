@@ -20,6 +20,8 @@ function cli(args: string[], env: Record<string, string> = {}) {
 }
 
 let s3: S3Emulator | undefined;
+/** Children started by a test; any still running when the file ends (a failed assertion) are killed. */
+const spawned: ChildProcess[] = [];
 
 beforeAll(() => {
   // The tests run the built binary, as a user would. A failed build fails every test (execFileSync throws).
@@ -30,6 +32,7 @@ beforeAll(() => {
 }, 300_000);
 
 afterAll(async () => {
+  for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   await s3?.stop();
 });
 
@@ -119,6 +122,7 @@ describe("roder-runner (built binary)", () => {
       child.stdout!.on("data", (b) => String(b).includes("started") && res());
       child.on("exit", () => rej(new Error("exec exited early")));
     });
+    spawned.push(child);
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     child.kill("SIGTERM");
     expect(await exited).toBe(137);
@@ -271,6 +275,7 @@ describe("roder-runner (built binary)", () => {
       env: { ...process.env, RODER_RUNNER_SERVER_TOKEN: token },
       stdio: ["ignore", "pipe", "pipe"],
     });
+    spawned.push(child);
     const url = await new Promise<string>((res, rej) => {
       let out = "";
       child.stdout!.on("data", (b) => {
