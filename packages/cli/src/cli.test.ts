@@ -118,11 +118,11 @@ describe("roder-runner (built binary)", () => {
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
+    spawned.push(child);
     await new Promise<void>((res, rej) => {
       child.stdout!.on("data", (b) => String(b).includes("started") && res());
       child.on("exit", () => rej(new Error("exec exited early")));
     });
-    spawned.push(child);
     const exited = new Promise<number | null>((r) => child.on("exit", (code) => r(code)));
     child.kill("SIGTERM");
     expect(await exited).toBe(137);
