@@ -1,27 +1,18 @@
 import { execFileSync } from "node:child_process";
-import { createHash, generateKeyPairSync } from "node:crypto";
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RunnerError } from "@roder/runner-contract";
-import { type S3Emulator, startS3Emulator } from "@roder/runner-testkit";
+import { type GcsStandIn, type S3Emulator, startGcsStandIn, startS3Emulator } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type GcsMini, startGcsMini } from "./__fixtures__/gcs-mini.js";
 import { ArtifactTargetConfigSchema, exportArtifact } from "./artifact-export.js";
 import { type ArtifactSource, hostArtifactSource } from "./artifact-source.js";
 
-let gcs: GcsMini;
+// The testkit's GCS stand-in verifies V4 signatures against the service-account key it generated.
+let gcs: GcsStandIn;
 let s3: S3Emulator;
-const { privateKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
-const PEM = privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-const SA = JSON.stringify({
-  type: "service_account",
-  project_id: "roder-test",
-  client_email: "exporter@roder-test.iam.gserviceaccount.com",
-  private_key: PEM,
-});
-const env = {
-  RODER_SECRET_GCS_SERVICE_ACCOUNT_JSON: SA,
+const env: Record<string, string> = {
   RODER_SECRET_HMAC_HMAC_ACCESS_ID: "S3RVER",
   RODER_SECRET_HMAC_HMAC_SECRET: "S3RVER",
 };
@@ -31,7 +22,9 @@ const dir = join(work, "tree");
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 beforeAll(async () => {
-  [gcs, s3] = await Promise.all([startGcsMini(), startS3Emulator({ buckets: ["gcs-hmac"] })]);
+  [gcs, s3] = await Promise.all([startGcsStandIn(), startS3Emulator({ buckets: ["gcs-hmac"] })]);
+  gcs.createBucket("art-bucket");
+  env.RODER_SECRET_GCS_SERVICE_ACCOUNT_JSON = JSON.stringify(gcs.serviceAccountKey);
   const bytes = Buffer.alloc(2 * 1024 * 1024 + 5);
   for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) & 255;
   writeFileSync(file, bytes);
@@ -71,7 +64,7 @@ describe("artifact export to GCS (service-account JSON, V4 signed URLs)", () => 
       // The private key never leaves the host: not in the URL or the result.
       const text = JSON.stringify(r);
       expect(text).not.toContain("PRIVATE KEY");
-      expect(text).not.toContain(PEM.split("\n")[1]!);
+      expect(text).not.toContain(gcs.serviceAccountKey.private_key!.split("\n")[1]!);
     });
   }
 
@@ -112,7 +105,7 @@ describe("artifact export to GCS (service-account JSON, V4 signed URLs)", () => 
         path: file,
       }).catch((x) => x);
       expect(RunnerError.isInstance(e)).toBe(true);
-      expect([...gcs.objects.keys()].filter((k) => k.startsWith(`art-bucket/bad-${mode}/`))).toEqual([]);
+      expect(gcs.objectNames().filter((k) => k.startsWith(`art-bucket/bad-${mode}/`))).toEqual([]);
     });
   }
 

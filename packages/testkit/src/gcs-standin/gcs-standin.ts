@@ -21,6 +21,10 @@ export interface GcsStandIn {
   serviceAccountKey: Record<string, string>;
   keyFilename: string;
   createBucket(name: string): void;
+  /** Every object as `bucket/name` (for checks that nothing was left). */
+  objectNames(): string[];
+  /** Puts an object directly (test setup). */
+  putObject(bucket: string, name: string, data: Buffer | string, contentType?: string): void;
   /** Names of unfinished resumable uploads (leak counting). */
   pendingUploads(): string[];
   faults: FaultSwitch;
@@ -61,7 +65,7 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
     private_key: privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
     client_email: clientEmail,
     client_id: "1",
-    token_uri: "http://127.0.0.1:1/token",
+    token_uri: "",
   };
   const dir = mkdtempSync(join(tmpdir(), "roder-gcs-"));
   const keyFilename = join(dir, "key.json");
@@ -313,7 +317,10 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
           return incomplete(req, res, u.size);
         }
         if (m[4] !== "*") total = Number(m[4]);
-      } else if (!range) total = u.size + chunk.length;
+      } else if (!range || /^bytes \d+-\*\/\*$/.test(range)) {
+        // No range, or `bytes N-*/*`: one streamed request that finalises the upload.
+        total = u.size + chunk.length;
+      }
       if (chunk.length) {
         u.chunks.push(chunk);
         u.size += chunk.length;
@@ -338,6 +345,15 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
     const url = new URL(req.url ?? "/", "http://x");
     const method = req.method ?? "GET";
     let path = url.pathname;
+    if (path === "/token" && method === "POST") {
+      // OAuth2 JWT-bearer exchange for service accounts (rclone, the SDK without a custom endpoint).
+      await body(req);
+      return json(res, 200, {
+        access_token: `ya29.standin-${randomBytes(8).toString("hex")}`,
+        expires_in: 3600,
+        token_type: "Bearer",
+      });
+    }
     if (url.searchParams.has("X-Goog-Signature")) {
       verifySigned(req, url);
       const [, bucket, ...rest] = path.split("/");
@@ -496,6 +512,8 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
   endpoint = `http://127.0.0.1:${port}`;
+  serviceAccountKey.token_uri = `${endpoint}/token`;
+  writeFileSync(keyFilename, JSON.stringify(serviceAccountKey), { mode: 0o600 });
   return {
     endpoint,
     port,
@@ -504,6 +522,11 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
     keyFilename,
     createBucket(name) {
       if (!buckets.has(name)) buckets.set(name, new Map());
+    },
+    objectNames: () => [...buckets.entries()].flatMap(([b, m]) => [...m.keys()].map((n) => `${b}/${n}`)),
+    putObject(bucket, name, data, contentType = "application/octet-stream") {
+      if (!buckets.has(bucket)) buckets.set(bucket, new Map());
+      store(bucket, name, Buffer.from(data), contentType, {});
     },
     pendingUploads: () => [...uploads.values()].map((u) => `${u.bucket}/${u.name}`),
     faults,
