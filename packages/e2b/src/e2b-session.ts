@@ -303,7 +303,7 @@ export class E2bSession implements RemoteRunnerSession {
       providerId: "e2b",
       target,
       env: this.info.env,
-      source: sessionArtifactSource(this, { tmpDir: "/tmp" }),
+      source: sessionArtifactSource(this, { tmpDir: `${this.root}/.roder/tmp` }),
       request,
       path,
       ...(options?.signal ? { signal: options.signal } : {}),

@@ -16,6 +16,7 @@ import {
   SessionNotFoundError,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
+import { parseArtifactTarget } from "@roder/runner-storage";
 import { FlyApi, type FlyMachine, type RetryPolicy } from "./fly-api.js";
 import { type FlyDestinationConfig, FlyDestinationConfigSchema, parseFlyConfig } from "./fly-config.js";
 import { destroyMachine, FlySession } from "./fly-session.js";
@@ -40,7 +41,7 @@ const CAPABILITIES: RunnerCapabilities = {
   port_preview: true,
   snapshots: false,
   cancellation: true,
-  artifact_export: false,
+  artifact_export: true,
   mounts: { s3: false, gcs: false, r2: false, azure_blob: false, box_storage: false, provider_native: false },
 };
 
@@ -200,7 +201,12 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
         operation: "create machine",
         signal: options?.signal,
       });
-      const session = new FlySession(a, { machineId: machine.id, destinationId: d.id, config });
+      const session = new FlySession(a, {
+        machineId: machine.id,
+        destinationId: d.id,
+        config,
+        env: env() as Record<string, string | undefined>,
+      });
       try {
         await waitStarted(a, config, machine.id, now + config.create_timeout_ms, options?.signal);
         const prep = await session.exec(["mkdir", "-p", "--", config.workspace_root], {
@@ -255,7 +261,12 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
         });
         await waitStarted(a, config, m.id, Date.now() + config.create_timeout_ms, options?.signal);
       }
-      return new FlySession(a, { machineId: m.id, destinationId: state.destination_id, config });
+      return new FlySession(a, {
+        machineId: m.id,
+        destinationId: state.destination_id,
+        config,
+        env: env() as Record<string, string | undefined>,
+      });
     },
   };
 }

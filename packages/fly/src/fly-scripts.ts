@@ -3,14 +3,17 @@
  * arguments, never spliced into the script, so no quoting is involved.
  */
 
-/** $1 cwd, $2 pid file, $3 timeout (seconds, 0 = none), $4 number of env pairs, then pairs, then argv. */
+/**
+ * $1 cwd, $2 pid file, $3 timeout (seconds, 0 = none), then argv. Env pairs come on stdin, one
+ * `NAME BASE64(VALUE)` per line, so values (signed URLs, tokens) are never on a command line.
+ */
 export const RUN = [
   'cd -- "$1" 2>/dev/null || { echo "roder: no such directory: $1" >&2; exit 126; }',
-  'pidf="$2"; t="$3"; n="$4"; shift 4',
-  'while [ "$n" -gt 0 ]; do export "$1=$2"; shift 2; n=$((n-1)); done',
+  'pidf="$2"; t="$3"; shift 3',
+  'while read -r k v; do [ -n "$k" ] || continue; val=$(printf %s "$v" | base64 -d; printf x); export "$k=${val%x}"; done',
   'mkdir -p -- "$(dirname -- "$pidf")" && echo $$ > "$pidf"',
   // timeout makes its own process group and signals all of it: grandchildren die too. The pid file names it.
-  'exec timeout -k 1 "$t" "$@"',
+  'exec timeout -k 1 "$t" "$@" < /dev/null',
 ].join("\n");
 
 /** $1 pid file: kills the command's process group. Exit 3 when it is not running. */

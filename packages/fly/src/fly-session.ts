@@ -22,6 +22,7 @@ import {
   timeoutMarker,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
+import { exportArtifact, parseArtifactTarget, sessionArtifactSource } from "@roder/runner-storage";
 import type { ExecResult, FlyApi } from "./fly-api.js";
 import type { FlyDestinationConfig } from "./fly-config.js";
 import { EXIT, KILL, READ, RUN, WRITE } from "./fly-scripts.js";
@@ -34,7 +35,12 @@ export class FlySession implements RemoteRunnerSession {
 
   constructor(
     private readonly api: FlyApi,
-    readonly info: { machineId: string; destinationId: string; config: FlyDestinationConfig },
+    readonly info: {
+      machineId: string;
+      destinationId: string;
+      config: FlyDestinationConfig;
+      env: Record<string, string | undefined>;
+    },
   ) {}
 
   private get root(): string {
@@ -117,16 +123,17 @@ export class FlySession implements RemoteRunnerSession {
       cwd,
       this.pidFile(request.command_id),
       seconds,
-      String(request.env.length),
-      ...request.env.flat(),
       request.program,
       ...request.args,
     ];
+    // Env values travel on stdin (base64 lines), never on a command line.
+    const envBlock = request.env.map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}\n`).join("");
     const entry = { cancelled: false };
     this.running.set(request.command_id, entry);
     const started = Date.now();
     try {
       const r = await this.exec(argv, {
+        ...(envBlock ? { stdin: envBlock } : {}),
         timeoutS: execTimeout,
         signal: options?.signal,
         operation: "run command",
@@ -233,8 +240,34 @@ export class FlySession implements RemoteRunnerSession {
     return { port: request.port, url };
   }
 
-  async exportArtifact(_request: RunnerArtifactExportRequest): Promise<RunnerArtifactExportResult> {
-    throw new UnsupportedCapabilityError({ providerId: "fly", capability: "artifact_export" });
+  /**
+   * The storage package's direct path: the machine hashes the file (or archives the directory) and uploads it
+   * with curl to a signed URL that reaches curl through its environment, never argv.
+   */
+  async exportArtifact(
+    request: RunnerArtifactExportRequest,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerArtifactExportResult> {
+    this.ensureOpen();
+    if (this.info.config.artifacts === undefined) {
+      throw new UnsupportedCapabilityError({
+        providerId: "fly",
+        capability: "artifact_export",
+        message: "fly: this destination has no artifacts bucket (config.artifacts)",
+      });
+    }
+    const target = parseArtifactTarget("fly", this.info.config.artifacts);
+    const path = confinePath(request.path, { root: this.root, access: "read" });
+    return exportArtifact({
+      providerId: "fly",
+      target,
+      env: this.info.env,
+      // A workspace-local temp dir: each exec may have its own /tmp.
+      source: sessionArtifactSource(this, { tmpDir: `${this.root}/.roder/tmp` }),
+      request,
+      path,
+      ...(options?.signal ? { signal: options.signal } : {}),
+    });
   }
 
   async snapshot(): Promise<RunnerSnapshotRef | null> {

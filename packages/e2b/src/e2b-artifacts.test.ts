@@ -1,0 +1,61 @@
+import { createLocalProvider } from "@roder/runner-local";
+import { type E2bStandIn, type S3Emulator, startE2bStandIn, startS3Emulator } from "@roder/runner-testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createE2bProvider } from "./e2b-provider.js";
+
+let standIn: E2bStandIn;
+let s3: S3Emulator;
+const CANARY = "e2b-artifact-secret-canary-77";
+
+beforeAll(async () => {
+  [standIn, s3] = await Promise.all([
+    startE2bStandIn({ backend: createLocalProvider() }),
+    startS3Emulator({ buckets: ["e2b-art"] }),
+  ]);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([standIn?.stop(), s3?.stop()]);
+});
+
+describe("e2b artifact export (direct path: the sandbox uploads to a signed URL)", () => {
+  it("exports a file and a directory; the signed URL never reaches a command line; nothing is left", async () => {
+    const provider = createE2bProvider({
+      apiUrl: standIn.apiUrl,
+      sandboxUrl: standIn.sandboxUrl,
+      domain: standIn.domain,
+      env: {
+        E2B_API_KEY: standIn.apiKey,
+        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
+        RODER_SECRET_ART_SECRET_ACCESS_KEY: CANARY,
+      },
+    });
+    const session = await provider.createSession({
+      id: "e2b-art",
+      provider_id: "e2b",
+      config: {
+        template: "base",
+        artifacts: { uri: "s3://e2b-art/out", credentials: { id: "art" }, endpoint: s3.endpoint },
+      },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    try {
+      const bytes = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 17) & 255);
+      await session.writeFile({ path: "build/app.bin", contents: bytes });
+      await session.writeFile({ path: "build/notes.txt", contents: new TextEncoder().encode("n") });
+      const file = await session.exportArtifact({ path: "build/app.bin", recursive: false });
+      expect(file.metadata).toMatchObject({ size: 70_000, transfer: "direct", bucket: "e2b-art" });
+      expect(Buffer.from(await (await fetch(file.url!)).arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
+      const dir = await session.exportArtifact({ path: "build", recursive: true });
+      expect(dir.artifact_id).toMatch(/^s3:\/\/e2b-art\/out\/.+\/build\.tar\.gz$/);
+      expect(JSON.stringify(file) + JSON.stringify(dir)).not.toContain(CANARY);
+      const left = await session.runCommand({
+        command_id: "ls",
+        program: "sh",
+        args: ["-c", "ls -A .roder/tmp 2>/dev/null | wc -l"],
+      });
+      expect(left.stdout.trim()).toBe("0");
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
+});

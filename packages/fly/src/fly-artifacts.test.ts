@@ -1,0 +1,64 @@
+import { createLocalProvider } from "@roder/runner-local";
+import { type FlyStandIn, type S3Emulator, startFlyStandIn, startS3Emulator } from "@roder/runner-testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createFlyProvider } from "./fly-provider.js";
+
+let standIn: FlyStandIn;
+let s3: S3Emulator;
+const CANARY = "fly-artifact-secret-canary-77";
+
+beforeAll(async () => {
+  [standIn, s3] = await Promise.all([
+    startFlyStandIn({ backend: createLocalProvider() }),
+    startS3Emulator({ buckets: ["fly-art"] }),
+  ]);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([standIn?.stop(), s3?.stop()]);
+});
+
+describe("fly artifact export (direct path: the machine uploads to a signed URL)", () => {
+  it("exports a file and a directory; the signed URL never reaches a command line; nothing is left", async () => {
+    const provider = createFlyProvider({
+      baseUrl: standIn.baseUrl,
+      env: {
+        FLY_API_TOKEN: standIn.token,
+        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
+        RODER_SECRET_ART_SECRET_ACCESS_KEY: CANARY,
+      },
+    });
+    const session = await provider.createSession({
+      id: "fly-art",
+      provider_id: "fly",
+      config: {
+        app: "roder-test",
+        image: "debian:bookworm-slim",
+        artifacts: { uri: "s3://fly-art/out", credentials: { id: "art" }, endpoint: s3.endpoint },
+      },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    try {
+      const bytes = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 17) & 255);
+      await session.writeFile({ path: "build/app.bin", contents: bytes });
+      await session.writeFile({ path: "build/notes.txt", contents: new TextEncoder().encode("n") });
+      const file = await session.exportArtifact({ path: "build/app.bin", recursive: false });
+      expect(file.metadata).toMatchObject({ size: 70_000, transfer: "direct", bucket: "fly-art" });
+      expect(Buffer.from(await (await fetch(file.url!)).arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
+      const dir = await session.exportArtifact({ path: "build", recursive: true });
+      expect(dir.artifact_id).toMatch(/^s3:\/\/fly-art\/out\/.+\/build\.tar\.gz$/);
+      // The export's commands reached the machine as exec bodies: no signature in any argv.
+      const execs = JSON.stringify(standIn.bodies.filter((b) => b.path.endsWith("/exec")));
+      expect(execs).not.toContain("X-Amz-Signature");
+      expect(execs).not.toContain(CANARY);
+      expect(JSON.stringify(file) + JSON.stringify(dir)).not.toContain(CANARY);
+      const left = await session.runCommand({
+        command_id: "ls",
+        program: "sh",
+        args: ["-c", "ls -A .roder/tmp 2>/dev/null | wc -l"],
+      });
+      expect(left.stdout.trim()).toBe("0");
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
+});
