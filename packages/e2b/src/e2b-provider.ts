@@ -1,5 +1,4 @@
 import { promises as fs } from "node:fs";
-import { join } from "node:path";
 import {
   CancelledError,
   confinePath,
@@ -16,7 +15,7 @@ import {
   SessionNotFoundError,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import { parseArtifactTarget } from "@roder/runner-storage";
+import { manifestSourceFiles, parseArtifactTarget } from "@roder/runner-storage";
 import { E2bDestinationConfigSchema, parseE2bConfig } from "./e2b-config.js";
 import { mapE2bError } from "./e2b-errors.js";
 import { E2bSession } from "./e2b-session.js";
@@ -51,19 +50,6 @@ const CAPABILITIES: RunnerCapabilities = {
   artifact_export: true,
   mounts: { s3: false, gcs: false, r2: false, azure_blob: false, box_storage: false, provider_native: false },
 };
-
-async function walk(source: string): Promise<Array<{ rel: string; abs: string }>> {
-  const st = await fs.stat(source);
-  if (st.isFile()) return [{ rel: "", abs: source }];
-  const out: Array<{ rel: string; abs: string }> = [];
-  for (const e of await fs.readdir(source, { withFileTypes: true })) {
-    const abs = join(source, e.name);
-    if (e.isDirectory())
-      for (const f of await walk(abs)) out.push({ rel: f.rel ? `${e.name}/${f.rel}` : e.name, abs: f.abs });
-    else if (e.isFile()) out.push({ rel: e.name, abs });
-  }
-  return out;
-}
 
 export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRunnerProvider {
   const apiKeyEnv = settings.apiKeyEnv ?? "E2B_API_KEY";
@@ -191,7 +177,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       await sandbox.files.makeDir(config.workspace_root).catch(() => false);
       for (const e of d.default_manifest.entries) {
         const target = confinePath(e.target, { root: config.workspace_root, access: "write" });
-        for (const f of await walk(e.source))
+        for (const f of await manifestSourceFiles(e.source))
           await session.writeFile({
             path: f.rel ? `${target}/${f.rel}` : target,
             contents: new Uint8Array(await fs.readFile(f.abs)),

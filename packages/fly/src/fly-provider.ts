@@ -1,5 +1,4 @@
 import { promises as fs } from "node:fs";
-import { join } from "node:path";
 import {
   CancelledError,
   confinePath,
@@ -16,7 +15,7 @@ import {
   SessionNotFoundError,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import { parseArtifactTarget } from "@roder/runner-storage";
+import { manifestSourceFiles, parseArtifactTarget } from "@roder/runner-storage";
 import { FlyApi, type FlyMachine, type RetryPolicy } from "./fly-api.js";
 import { type FlyDestinationConfig, FlyDestinationConfigSchema, parseFlyConfig } from "./fly-config.js";
 import { destroyMachine, FlySession } from "./fly-session.js";
@@ -44,20 +43,6 @@ const CAPABILITIES: RunnerCapabilities = {
   artifact_export: true,
   mounts: { s3: false, gcs: false, r2: false, azure_blob: false, box_storage: false, provider_native: false },
 };
-
-/** Files of a manifest entry source (a file or a directory walked recursively), with paths relative to it. */
-async function walk(source: string): Promise<Array<{ rel: string; abs: string }>> {
-  const st = await fs.stat(source);
-  if (st.isFile()) return [{ rel: "", abs: source }];
-  const out: Array<{ rel: string; abs: string }> = [];
-  for (const e of await fs.readdir(source, { withFileTypes: true })) {
-    const abs = join(source, e.name);
-    if (e.isDirectory())
-      for (const f of await walk(abs)) out.push({ rel: f.rel ? `${e.name}/${f.rel}` : e.name, abs: f.abs });
-    else if (e.isFile()) out.push({ rel: e.name, abs });
-  }
-  return out;
-}
 
 export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRunnerProvider {
   const env = () => settings.env ?? process.env;
@@ -166,7 +151,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
       const files: Array<{ guest_path: string; raw_value: string }> = [];
       for (const e of d.default_manifest.entries) {
         const target = confinePath(e.target, { root: config.workspace_root, access: "write" });
-        for (const f of await walk(e.source).catch((err) => {
+        for (const f of await manifestSourceFiles(e.source).catch((err) => {
           throw new InvalidDestinationConfigError(
             { providerId: "fly", message: `manifest entry source '${e.source}' cannot be read` },
             { cause: err },

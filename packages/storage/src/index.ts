@@ -13,5 +13,6 @@ export {
 } from "./artifact-source.js";
 export * from "./credentials.js";
 export { loadOptionalModule } from "./load-optional.js";
+export { manifestSourceFiles } from "./manifest-files.js";
 export { type HostMount, mountOnHost } from "./rclone-host.js";
 export { type PlanOptions, planRcloneMount, type RcloneMountPlan } from "./rclone-plan.js";
