@@ -8,3 +8,5 @@ export * from "./schemas.js";
 export * from "./secrets.js";
 export * from "./shell-quote.js";
 export * from "./workspace.js";
+export * from "./observer.js";
+export * from "./limits.js";
