@@ -10,3 +10,4 @@ export * from "./shell-quote.js";
 export * from "./workspace.js";
 export * from "./observer.js";
 export * from "./limits.js";
+export * from "./sweeper.js";

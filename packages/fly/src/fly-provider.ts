@@ -44,27 +44,33 @@ const CAPABILITIES: RunnerCapabilities = {
   mounts: { s3: false, gcs: false, r2: false, azure_blob: false, box_storage: false, provider_native: false },
 };
 
+/** The Machines API client the provider uses (token from env, retries), for tools such as the sweeper. */
+export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
+  const env = settings.env ?? process.env;
+  const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
+  return new FlyApi({
+    baseUrl: (settings.baseUrl ?? env.FLY_API_URL ?? "https://api.machines.dev/v1").replace(/\/+$/, ""),
+    token: () => {
+      const t = env[tokenEnv];
+      if (!t)
+        throw new ProviderApiError({
+          providerId: "fly",
+          isRetryable: false,
+          message: `the Fly API token is missing: set ${tokenEnv}`,
+        });
+      return t;
+    },
+    fetch: settings.fetch ?? globalThis.fetch,
+    retry: { maxRetries: 5, baseDelayMs: 500, maxDelayMs: 15_000, ...settings.retry },
+    onRetry: settings.onRetry,
+  });
+}
+
 export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRunnerProvider {
   const env = () => settings.env ?? process.env;
   const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
   const owner = settings.owner ?? "roder-runners";
-  const api = () =>
-    new FlyApi({
-      baseUrl: (settings.baseUrl ?? env().FLY_API_URL ?? "https://api.machines.dev/v1").replace(/\/+$/, ""),
-      token: () => {
-        const t = env()[tokenEnv];
-        if (!t)
-          throw new ProviderApiError({
-            providerId: "fly",
-            isRetryable: false,
-            message: `the Fly API token is missing: set ${tokenEnv}`,
-          });
-        return t;
-      },
-      fetch: settings.fetch ?? globalThis.fetch,
-      retry: { maxRetries: 5, baseDelayMs: 500, maxDelayMs: 15_000, ...settings.retry },
-      onRetry: settings.onRetry,
-    });
+  const api = () => createFlyApi(settings);
 
   const validate = (destination: RunnerDestination) => {
     const d = RunnerDestinationSchema.parse(destination);
