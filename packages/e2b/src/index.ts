@@ -2,3 +2,4 @@ export { type E2bDestinationConfig, E2bDestinationConfigSchema, parseE2bConfig }
 export { mapE2bError } from "./e2b-errors.js";
 export { createE2bProvider, type E2bProviderSettings, e2bProvider } from "./e2b-provider.js";
 export { E2bSession } from "./e2b-session.js";
+export { createE2bSweeper } from "./e2b-sweeper.js";
