@@ -56,6 +56,7 @@ Commands:
   snapshot                               snapshot a kept session
   close                                  close a kept session
   serve [--provider local]               serve the HTTP runner protocol in front of a provider
+  sweep --provider fly|e2b --owner O     remove expired sandboxes a crashed caller left behind
 
 Run 'roder-runner <command> --help' for a command's options.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 provider/API error, 124 timeout, 137 killed;
@@ -76,6 +77,8 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
     "Usage: roder-runner export (--destination D | --session S) PATH [--recursive]\n  Prints the RunnerArtifactExportResult as JSON; shows progress on a terminal.",
   snapshot: "Usage: roder-runner snapshot --session S\n  Prints the RunnerSnapshotRef as JSON.",
   close: "Usage: roder-runner close --session S",
+  sweep:
+    "Usage: roder-runner sweep --provider fly|e2b --owner OWNER [--app APP] [--dry-run] [--json]\n  Lists the sandboxes tagged roder_owner=OWNER and removes those past roder_expires_at (fly needs --app).",
   serve:
     "Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1]\n  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM.",
 };
@@ -221,6 +224,9 @@ async function run(argv: string[], io: Io): Promise<number> {
         env: { type: "string", multiple: true },
         recursive: { type: "boolean", short: "r" },
         provider: { type: "string" },
+        owner: { type: "string" },
+        app: { type: "string" },
+        "dry-run": { type: "boolean" },
         port: { type: "string" },
         host: { type: "string" },
       },
@@ -259,6 +265,11 @@ async function run(argv: string[], io: Io): Promise<number> {
       if (p.setupHint) io.stdout(`${" ".repeat(w)}  setup: ${p.setupHint}\n`);
     }
     return EXIT.ok;
+  }
+
+  if (command === "sweep") {
+    const { runSweep } = await import("./sweep.js");
+    return runSweep(v, io);
   }
 
   if (command === "serve") {
