@@ -16,3 +16,4 @@ export { loadOptionalModule } from "./load-optional.js";
 export { manifestSourceFiles } from "./manifest-files.js";
 export { type HostMount, mountOnHost } from "./rclone-host.js";
 export { type PlanOptions, planRcloneMount, type RcloneMountPlan } from "./rclone-plan.js";
+export { planMountsFor, type MountPlanEntry } from "./mount-planning.js";

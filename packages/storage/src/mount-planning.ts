@@ -1,0 +1,100 @@
+import type { EnvSource, RunnerDestination, RunnerMountKind } from "@roder/runner-contract";
+import { credentialVariables } from "./credentials.js";
+
+/** How a provider will satisfy one mount of a manifest, decided before any sandbox exists. */
+export interface MountPlanEntry {
+  name: string;
+  kind: RunnerMountKind;
+  strategy: "bind" | "fuse-on-host" | "fuse-in-sandbox" | "native" | "unsupported";
+  /** Tools the runner needs. */
+  requires: string[];
+  /** Env variables the credential reads, and which of them are not set in `env` (some are optional; a missing required one fails validateDestination with MissingSecretError). */
+  env: string[];
+  unset_env: string[];
+  /** True when the credential ends up inside the sandbox (an in-sandbox FUSE mount process). */
+  credentials_in_sandbox: boolean;
+  reason?: string;
+}
+
+const FUSE = ["rclone", "fusermount3", "/dev/fuse"];
+
+/**
+ * Mount planning before create: for each mount of the destination's manifest, how `providerId` will satisfy it
+ * (the table of DESIGN.md's "Mount intents", as implemented today) and what it needs, so a host can refuse a
+ * destination before paying for a sandbox.
+ */
+export function planMountsFor(
+  providerId: string,
+  destination: RunnerDestination,
+  opts: { env?: EnvSource } = {},
+): MountPlanEntry[] {
+  const env = opts.env ?? process.env;
+  return destination.default_manifest.mounts.map((m) => {
+    const kind = m.intent.kind;
+    const vars =
+      kind !== "provider_native" && m.intent.credentials
+        ? credentialVariables(kind, m.intent.credentials)
+        : [];
+    const base = { name: m.name, kind, env: vars, unset_env: vars.filter((v) => !env[v]) };
+    if (kind === "provider_native") {
+      if (providerId === "unix-local")
+        return {
+          ...base,
+          strategy: "bind",
+          requires: ["root (mount --bind)"],
+          credentials_in_sandbox: false,
+        };
+      if (providerId === "http")
+        return {
+          ...base,
+          strategy: "native",
+          requires: [],
+          credentials_in_sandbox: false,
+          reason: "the server's backend decides",
+        };
+      return {
+        ...base,
+        strategy: "unsupported",
+        requires: [],
+        credentials_in_sandbox: false,
+        reason: `${providerId}: volumes are not managed yet`,
+      };
+    }
+    if (!m.intent.credentials)
+      return {
+        ...base,
+        strategy: "unsupported",
+        requires: [],
+        credentials_in_sandbox: false,
+        reason: "a bucket mount needs intent.credentials (an env secret ref)",
+      };
+    if (providerId === "unix-local") {
+      // rclone runs on the host, outside the bubblewrap sandbox: the command never sees the credential.
+      return { ...base, strategy: "fuse-on-host", requires: FUSE, credentials_in_sandbox: false };
+    }
+    if (providerId === "http") {
+      if (kind === "s3" || kind === "r2" || kind === "gcs")
+        return {
+          ...base,
+          strategy: "native",
+          requires: [],
+          credentials_in_sandbox: false,
+          reason: "cloud-bucket mount; the server resolves the secret from its own env",
+        };
+      return {
+        ...base,
+        strategy: "fuse-in-sandbox",
+        requires: FUSE,
+        credentials_in_sandbox: true,
+        reason: "only if the server's backend supports it",
+      };
+    }
+    return {
+      ...base,
+      strategy: "unsupported",
+      requires: FUSE,
+      credentials_in_sandbox: true,
+      reason: `${providerId}: an in-sandbox rclone mount (credentials in the sandbox) is planned but not wired yet`,
+    };
+  });
+}
