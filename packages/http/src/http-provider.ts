@@ -81,6 +81,30 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
       ...(settings.onRetry ? { onRetry: settings.onRetry } : {}),
     });
 
+  /** `POST /sessions` (never retried: it creates), then a session on the id the server gave. */
+  const postSession = async (
+    t: ReturnType<typeof transport>,
+    body: string,
+    o: { destinationId: string; baseUrl: string; operation: string; signal?: AbortSignal | undefined },
+  ) => {
+    const res = await t.request("POST", "/sessions", {
+      json: body,
+      signal: o.signal,
+      idempotent: false,
+      operation: o.operation,
+    });
+    const created = z
+      .object({ session_id: z.string(), workspace_root: z.string().nullish() })
+      .parse(await res.json());
+    return new HttpRunnerSession(t, {
+      providerId: id,
+      sessionId: created.session_id,
+      destinationId: o.destinationId,
+      baseUrl: o.baseUrl,
+      workspaceRoot: created.workspace_root ?? null,
+    });
+  };
+
   const validate = (destination: RunnerDestination) => {
     const d = RunnerDestinationSchema.parse(destination);
     const config = parseHttpConfig(id, d.config, tokenEnv);
@@ -120,21 +144,11 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
         config: config.backend_config ?? null,
         ...(config.mounts ? { mounts: config.mounts } : {}),
       });
-      const res = await t.request("POST", "/sessions", {
-        json: body,
-        signal: options?.signal,
-        idempotent: false,
-        operation: "create session",
-      });
-      const created = z
-        .object({ session_id: z.string(), workspace_root: z.string().nullish() })
-        .parse(await res.json());
-      return new HttpRunnerSession(t, {
-        providerId: id,
-        sessionId: created.session_id,
+      return postSession(t, body, {
         destinationId: d.id,
         baseUrl,
-        workspaceRoot: created.workspace_root ?? null,
+        operation: "create session",
+        signal: options?.signal,
       });
     },
     async resumeSession(state: RunnerSessionState, options?: RunnerCallOptions) {
@@ -150,21 +164,11 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
           provider_id: id,
           snapshot: JSON.parse(codecs.RunnerSnapshotRef.encode(state.snapshot)),
         });
-        const res = await t.request("POST", "/sessions", {
-          json: body,
-          signal: options?.signal,
-          idempotent: false,
-          operation: "restore snapshot",
-        });
-        const created = z
-          .object({ session_id: z.string(), workspace_root: z.string().nullish() })
-          .parse(await res.json());
-        return new HttpRunnerSession(t, {
-          providerId: id,
-          sessionId: created.session_id,
+        return postSession(t, body, {
           destinationId: state.destination_id,
           baseUrl,
-          workspaceRoot: created.workspace_root ?? null,
+          operation: "restore snapshot",
+          signal: options?.signal,
         });
       }
       const res = await t.request("GET", `/sessions/${encodeURIComponent(state.session_id)}`, {
