@@ -12,10 +12,17 @@
  */
 import type { RunnerObserver } from "@roder/runner-contract";
 
-interface Histogram { record(value: number, attributes?: Record<string, string | number | boolean>): void }
-interface Counter { add(value: number, attributes?: Record<string, string | number | boolean>): void }
+interface Histogram {
+  record(value: number, attributes?: Record<string, string | number | boolean>): void;
+}
+interface Counter {
+  add(value: number, attributes?: Record<string, string | number | boolean>): void;
+}
 interface Tracer {
-  startSpan(name: string, options?: { startTime?: number; attributes?: Record<string, string | number | boolean> }): {
+  startSpan(
+    name: string,
+    options?: { startTime?: number; attributes?: Record<string, string | number | boolean> },
+  ): {
     setStatus(s: { code: number; message?: string }): void;
     end(endTime?: number): void;
   };
@@ -23,7 +30,12 @@ interface Tracer {
 
 export function otelObserver(o: { duration: Histogram; bytes: Counter; tracer: Tracer }): RunnerObserver {
   return (e) => {
-    const attributes = { "runner.provider": e.provider, "runner.operation": e.operation, "runner.outcome": e.outcome, ...(e.error_code ? { "runner.error_code": e.error_code } : {}) };
+    const attributes = {
+      "runner.provider": e.provider,
+      "runner.operation": e.operation,
+      "runner.outcome": e.outcome,
+      ...(e.error_code ? { "runner.error_code": e.error_code } : {}),
+    };
     o.duration.record(e.duration_ms, attributes);
     if (e.bytes_in) o.bytes.add(e.bytes_in, { ...attributes, "runner.direction": "in" });
     if (e.bytes_out) o.bytes.add(e.bytes_out, { ...attributes, "runner.direction": "out" });
@@ -35,6 +47,20 @@ export function otelObserver(o: { duration: Histogram; bytes: Counter; tracer: T
 }
 
 // A console stand-in, so the example runs as is: pnpm exec tsx packages/contract/examples/otel-observer.ts
-const log = (name: string) => ({ record: (v: number, a?: object) => console.log(name, v.toFixed(1), a), add: (v: number, a?: object) => console.log(name, v, a) });
-const observer = otelObserver({ duration: log("duration"), bytes: log("bytes"), tracer: { startSpan: (n) => ({ setStatus: () => {}, end: () => console.log("span", n) }) } });
-observer({ provider: "unix-local", operation: "writeFile", session_id: "s", duration_ms: 3.2, bytes_out: 1024, outcome: "ok" });
+const log = (name: string) => ({
+  record: (v: number, a?: object) => console.log(name, v.toFixed(1), a),
+  add: (v: number, a?: object) => console.log(name, v, a),
+});
+const observer = otelObserver({
+  duration: log("duration"),
+  bytes: log("bytes"),
+  tracer: { startSpan: (n) => ({ setStatus: () => {}, end: () => console.log("span", n) }) },
+});
+observer({
+  provider: "unix-local",
+  operation: "writeFile",
+  session_id: "s",
+  duration_ms: 3.2,
+  bytes_out: 1024,
+  outcome: "ok",
+});

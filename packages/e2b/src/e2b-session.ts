@@ -5,6 +5,7 @@ import {
   cancelledMarker,
   confinePath,
   isWithin,
+  OutputQueue,
   PathOutsideWorkspaceError,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequest,
@@ -18,7 +19,6 @@ import {
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileWriteRequest,
-  type RunnerOutputChunk,
   type RunnerPortRequest,
   type RunnerPortResult,
   type RunnerSessionState,
@@ -106,12 +106,7 @@ export class E2bSession implements RemoteRunnerSession {
       throw new RunnerError("invalid_request", `command id '${request.command_id}' is already running`);
     // The SDK takes a shell line (bash -l -c): argv is quoted so the program receives exactly these bytes.
     const line = argvToShell([request.program, ...request.args]);
-    const queue: RunnerOutputChunk[] = [];
-    const waiters: Array<() => void> = [];
-    let ended = false;
-    const wake = () => {
-      for (const w of waiters.splice(0)) w();
-    };
+    const output = new OutputQueue();
     let stdout = "";
     let stderr = "";
     const enc = new TextEncoder();
@@ -124,13 +119,11 @@ export class E2bSession implements RemoteRunnerSession {
         timeoutMs: request.timeout_ms ?? 0,
         onStdout: (d: string) => {
           stdout += d;
-          queue.push({ stream: "stdout", data: enc.encode(d) });
-          wake();
+          output.push({ stream: "stdout", data: enc.encode(d) });
         },
         onStderr: (d: string) => {
           stderr += d;
-          queue.push({ stream: "stderr", data: enc.encode(d) });
-          wake();
+          output.push({ stream: "stderr", data: enc.encode(d) });
         },
       })) as unknown as SdkHandle;
     } catch (error) {
@@ -176,8 +169,7 @@ export class E2bSession implements RemoteRunnerSession {
         }
         throw this.map(error, "run command");
       } finally {
-        ended = true;
-        wake();
+        output.end();
         options?.signal?.removeEventListener("abort", onAbort);
         this.running.delete(request.command_id);
       }
@@ -185,18 +177,7 @@ export class E2bSession implements RemoteRunnerSession {
     result.catch(() => {});
     return {
       commandId: request.command_id,
-      output: {
-        [Symbol.asyncIterator]: () => ({
-          next: async () => {
-            for (;;) {
-              const item = queue.shift();
-              if (item) return { value: item, done: false };
-              if (ended) return { value: undefined, done: true };
-              await new Promise<void>((r) => waiters.push(r));
-            }
-          },
-        }),
-      },
+      output,
       wait: () => result,
       kill: async () => this.cancelCommand(request.command_id),
     };

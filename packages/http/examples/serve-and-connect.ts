@@ -11,10 +11,20 @@ const server = await serveRunner({ provider: createLocalProvider(), token, port:
 console.log(`server listening on ${server.url}`);
 
 const provider = createHttpRunnerProvider({ baseUrl: server.url, env: { RODER_RUNNER_HTTP_TOKEN: token } });
-const session = await provider.createSession({ id: "remote", provider_id: "http", config: null, default_manifest: { entries: [], mounts: [] } });
+const session = await provider.createSession({
+  id: "remote",
+  provider_id: "http",
+  config: null,
+  default_manifest: { entries: [], mounts: [] },
+});
 const result = await session.runCommand({ command_id: "c1", program: "uname", args: ["-sr"] });
 console.log("uname:", result.stdout.trim(), "exit", result.exit_code);
-const handle = await session.startCommand!({ command_id: "c2", program: "sh", args: ["-c", "for i in 1 2 3; do echo tick $i; sleep 0.2; done"] });
-for await (const chunk of handle.output) process.stdout.write(`streamed ${new TextDecoder().decode(chunk.data)}`);
+const handle = await session.startCommand!({
+  command_id: "c2",
+  program: "sh",
+  args: ["-c", "for i in 1 2 3; do echo tick $i; sleep 0.2; done"],
+});
+for await (const chunk of handle.output)
+  process.stdout.write(`streamed ${new TextDecoder().decode(chunk.data)}`);
 await session.close();
 await server.close();

@@ -147,10 +147,10 @@ describe("server", () => {
       code: "wire_decode",
       message: expect.stringContaining("args"),
     });
-    const escape = await fetch(`${url}/sessions/${c.session_id}/files?path=../../etc/passwd`, {
+    const escaped = await fetch(`${url}/sessions/${c.session_id}/files?path=../../etc/passwd`, {
       headers: auth,
     });
-    expect(escape.status).toBe(400);
+    expect(escaped.status).toBe(400);
     const big = await fetch(`${url}/sessions/${c.session_id}/files?path=big.bin`, {
       method: "PUT",
       headers: auth,

@@ -2,6 +2,7 @@ import {
   CancelledError,
   codecs,
   confinePath,
+  OutputQueue,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequest,
   type RunnerArtifactExportResult,
@@ -14,7 +15,6 @@ import {
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileWriteRequest,
-  type RunnerOutputChunk,
   type RunnerPortRequest,
   type RunnerPortResult,
   type RunnerSessionState,
@@ -105,9 +105,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     });
     const body = res.body;
     if (!body) throw new RunnerError("provider_api", "the streaming response has no body");
-    const queue: RunnerOutputChunk[] = [];
-    const waiters: Array<() => void> = [];
-    let ended = false;
+    const output = new OutputQueue();
     let resolveResult!: (r: RunnerCommandResult) => void;
     let rejectResult!: (e: unknown) => void;
     const result = new Promise<RunnerCommandResult>((res2, rej) => {
@@ -115,9 +113,6 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       rejectResult = rej;
     });
     result.catch(() => {});
-    const wake = () => {
-      for (const w of waiters.splice(0)) w();
-    };
     (async () => {
       const decoder = new TextDecoder();
       let buffer = "";
@@ -138,8 +133,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
               error?: { code: string; message: string };
             };
             if (msg.type === "stdout" || msg.type === "stderr") {
-              queue.push({ stream: msg.type, data: new Uint8Array(Buffer.from(msg.data ?? "", "base64")) });
-              wake();
+              output.push({ stream: msg.type, data: new Uint8Array(Buffer.from(msg.data ?? "", "base64")) });
             } else if (msg.type === "result") {
               gotResult = true;
               resolveResult(codecs.RunnerCommandResult.parse(msg.result));
@@ -156,22 +150,9 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       } catch (error) {
         rejectResult(options?.signal?.aborted ? new CancelledError({ operation: "command stream" }) : error);
       } finally {
-        ended = true;
-        wake();
+        output.end();
       }
     })();
-    const output: AsyncIterable<RunnerOutputChunk> = {
-      [Symbol.asyncIterator]: () => ({
-        next: async () => {
-          for (;;) {
-            const item = queue.shift();
-            if (item) return { value: item, done: false };
-            if (ended) return { value: undefined, done: true };
-            await new Promise<void>((r) => waiters.push(r));
-          }
-        },
-      }),
-    };
     return {
       commandId: request.command_id,
       output,

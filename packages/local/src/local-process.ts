@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   cancelledMarker,
+  OutputQueue,
   type RunnerCommandHandle,
   type RunnerCommandResult,
-  type RunnerOutputChunk,
   timeoutMarker,
   truncationMarker,
 } from "@roder/runner-contract";
@@ -45,42 +45,6 @@ class Collector {
   }
 }
 
-/** Async queue feeding the handle's `output` iterable. */
-class ChunkQueue implements AsyncIterable<RunnerOutputChunk> {
-  private items: RunnerOutputChunk[] = [];
-  private waiters: Array<(r: IteratorResult<RunnerOutputChunk>) => void> = [];
-  private done = false;
-  private pending = 0;
-  private readonly maxPending = 64 * 1024 * 1024;
-  push(chunk: RunnerOutputChunk): void {
-    if (this.done) return;
-    const w = this.waiters.shift();
-    if (w) w({ value: chunk, done: false });
-    else if (this.pending < this.maxPending) {
-      // Unread output is kept up to a bound; past it, chunks are dropped from the stream (the result keeps them).
-      this.items.push(chunk);
-      this.pending += chunk.data.length;
-    }
-  }
-  end(): void {
-    this.done = true;
-    for (const w of this.waiters.splice(0)) w({ value: undefined, done: true });
-  }
-  [Symbol.asyncIterator](): AsyncIterator<RunnerOutputChunk> {
-    return {
-      next: () => {
-        const item = this.items.shift();
-        if (item) {
-          this.pending -= item.data.length;
-          return Promise.resolve({ value: item, done: false });
-        }
-        if (this.done) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => this.waiters.push(resolve));
-      },
-    };
-  }
-}
-
 export interface LocalCommandHandle extends RunnerCommandHandle {
   readonly pid: number | undefined;
   /** Marks the command cancelled and kills its group. */
@@ -110,7 +74,7 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
   const [program, ...args] = spec.argv;
   const stdout = new Collector(spec.outputLimitBytes);
   const stderr = new Collector(spec.outputLimitBytes);
-  const queue = new ChunkQueue();
+  const queue = new OutputQueue();
   let timedOut = false;
   let cancelled = false;
   let finished = false;

@@ -14,6 +14,6 @@ export {
 export * from "./credentials.js";
 export { loadOptionalModule } from "./load-optional.js";
 export { manifestSourceFiles } from "./manifest-files.js";
+export { type MountPlanEntry, planMountsFor } from "./mount-planning.js";
 export { type HostMount, mountOnHost } from "./rclone-host.js";
 export { type PlanOptions, planRcloneMount, type RcloneMountPlan } from "./rclone-plan.js";
-export { planMountsFor, type MountPlanEntry } from "./mount-planning.js";
