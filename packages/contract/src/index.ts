@@ -12,3 +12,4 @@ export * from "./secrets.js";
 export * from "./shell-quote.js";
 export * from "./sweeper.js";
 export * from "./workspace.js";
+export * from "./retry.js";

@@ -1,10 +1,12 @@
-import { CancelledError, ProviderApiError, SessionNotFoundError } from "@roder/runner-contract";
+import {
+  CancelledError,
+  ProviderApiError,
+  type RetryPolicy,
+  SessionNotFoundError,
+  withRetry,
+} from "@roder/runner-contract";
 
-export interface RetryPolicy {
-  maxRetries: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
-}
+export type { RetryPolicy };
 
 /** A Machine as the API returns it (the fields we read). */
 export interface FlyMachine {
@@ -28,21 +30,6 @@ function retryAfterMs(v: string | null): number | undefined {
   if (/^\d+(\.\d+)?$/.test(v.trim())) return Number(v) * 1000;
   const d = Date.parse(v);
   return Number.isNaN(d) ? undefined : Math.max(0, d - Date.now());
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError({ operation: "fly request" }));
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      "abort",
-      () => {
-        clearTimeout(t);
-        reject(new CancelledError({ operation: "fly request" }));
-      },
-      { once: true },
-    );
-  });
 }
 
 /**
@@ -76,20 +63,14 @@ export class FlyApi {
     },
   ): Promise<T> {
     const url = `${this.opts.baseUrl}${path}`;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.once<T>(method, url, o);
-      } catch (error) {
-        const status = ProviderApiError.isInstance(error) ? error.statusCode : undefined;
-        const retryable =
-          ProviderApiError.isInstance(error) && error.isRetryable && (o.idempotent || status === 429);
-        if (!retryable || attempt >= this.opts.retry.maxRetries || o.signal?.aborted) throw error;
-        const hinted = (error as ProviderApiError).retryAfterMs;
-        const backoff = Math.min(this.opts.retry.maxDelayMs, this.opts.retry.baseDelayMs * 2 ** attempt);
-        this.opts.onRetry?.(o.operation, attempt + 1, error);
-        await sleep(hinted ?? backoff * (0.5 + Math.random() / 2), o.signal);
-      }
-    }
+    // Non-idempotent calls (create, exec) are retried only on 429: the request was not processed.
+    return withRetry(() => this.once<T>(method, url, o), {
+      policy: this.opts.retry,
+      signal: o.signal,
+      onRetry: (n, error) => this.opts.onRetry?.(o.operation, n, error),
+      isRetryable: (error) =>
+        ProviderApiError.isInstance(error) && error.isRetryable && (o.idempotent || error.statusCode === 429),
+    });
   }
 
   private async once<T>(
