@@ -1,7 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { constants, promises as fs } from "node:fs";
-import { dirname, join } from "node:path";
-import { confinePath, isWithin, PathOutsideWorkspaceError, RunnerError } from "@roder/runner-contract";
+import { constants, existsSync, promises as fs } from "node:fs";
+import { basename, dirname, join, relative } from "node:path";
+import {
+  CancelledError,
+  confinePath,
+  isWithin,
+  PathOutsideWorkspaceError,
+  RunnerError,
+} from "@roder/runner-contract";
 
 /** Real path of `path`, or of its nearest existing ancestor joined with the rest. */
 export async function realpathLoose(path: string): Promise<string> {
@@ -65,6 +71,7 @@ export async function resolveRunnerPath(
 }
 
 export function mapFsError(error: unknown, path: string): never {
+  if (RunnerError.isInstance(error)) throw error;
   const code = (error as NodeJS.ErrnoException).code;
   if (code === "ENOENT") throw new RunnerError("not_found", `no such file: ${path}`, { cause: error });
   if (code === "EROFS" || code === "EACCES" || code === "EPERM")
@@ -76,21 +83,190 @@ export function mapFsError(error: unknown, path: string): never {
   });
 }
 
-/** Atomic write: a temp file in the same directory, fsync, rename. A reader sees the old or the new file. */
-export async function atomicWrite(path: string, contents: Uint8Array): Promise<void> {
-  await fs.mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.roder-tmp-${randomBytes(6).toString("hex")}`);
-  let handle: fs.FileHandle | undefined;
+/** Bytes written per `write(2)` call; the abort signal is checked between chunks. */
+const WRITE_CHUNK = 4 * 1024 * 1024;
+
+/** Writes `contents` to a new file at `tmp` (O_EXCL, no symlink followed), in chunks, then fsyncs it. */
+async function writeTemp(tmp: string, contents: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+  const handle = await fs.open(
+    tmp,
+    constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
+    0o644,
+  );
   try {
-    handle = await fs.open(tmp, constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY, 0o644);
-    await handle.writeFile(contents);
+    for (let off = 0; off < contents.length; ) {
+      if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
+      const { bytesWritten } = await handle.write(
+        contents,
+        off,
+        Math.min(WRITE_CHUNK, contents.length - off),
+        off,
+      );
+      off += bytesWritten;
+    }
+    if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
     await handle.sync();
+  } finally {
     await handle.close();
-    handle = undefined;
-    await fs.rename(tmp, path);
+  }
+}
+
+/**
+ * Atomic write into directory `dir` (any path that names it, `/proc/self/fd/N` included): a temp file in
+ * that directory, fsync, rename over `name`. A reader sees the old or the new file; an abort before the
+ * rename leaves the old file and no temp file.
+ */
+async function atomicWriteIn(
+  dir: string,
+  name: string,
+  contents: Uint8Array,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const tmp = join(dir, `.roder-tmp-${randomBytes(6).toString("hex")}`);
+  try {
+    await writeTemp(tmp, contents, signal);
+    if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
+    await fs.rename(tmp, join(dir, name));
   } catch (error) {
-    await handle?.close().catch(() => {});
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw error;
+  }
+}
+
+/** Atomic write of a host path, creating its parents (for the provider's own files, not workspace paths). */
+export async function atomicWrite(path: string, contents: Uint8Array, signal?: AbortSignal): Promise<void> {
+  await fs.mkdir(dirname(path), { recursive: true });
+  await atomicWriteIn(dirname(path), basename(path), contents, signal);
+}
+
+/**
+ * Whether `/proc/self/fd/N/<name>` names entries relative to an open directory (Linux). Everything the
+ * confined I/O below does then goes through file descriptors whose real path was checked after opening,
+ * so swapping a directory for a symlink between the check and the use cannot redirect it.
+ */
+const PROC_FD = process.platform === "linux" && existsSync("/proc/self/fd");
+const fdPath = (fd: number, name?: string) => `/proc/self/fd/${fd}${name === undefined ? "" : `/${name}`}`;
+
+async function allowedRoots(c: Confinement, access: "read" | "write"): Promise<string[]> {
+  return [
+    c.realRoot,
+    ...(access === "read" ? await Promise.all(c.readRoots.map((r) => realpathLoose(r))) : []),
+  ];
+}
+
+/** The real path of what `handle` opened must be inside `roots`; throws otherwise (closing nothing). */
+async function checkOpened(
+  handle: fs.FileHandle,
+  roots: readonly string[],
+  c: Confinement,
+  runnerPath: string,
+): Promise<void> {
+  const real = await fs.readlink(fdPath(handle.fd));
+  if (roots.some((r) => isWithin(real, r))) return;
+  if ((await handle.stat()).nlink === 0) {
+    throw new RunnerError("not_found", `no such file: ${runnerPath} (removed while it was opened)`);
+  }
+  throw new PathOutsideWorkspaceError({
+    path: runnerPath,
+    root: c.root,
+    reason: "a symbolic link leads outside the workspace",
+  });
+}
+
+const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY;
+
+/**
+ * Opens the directory `hostDir` (under the workspace), creating missing components one at a time. Each
+ * component is opened relative to the previous one's descriptor and its real path checked, so neither the
+ * open nor a `mkdir` ever happens outside the workspace, whatever is swapped in meanwhile.
+ */
+async function openDirInside(c: Confinement, hostDir: string, runnerPath: string): Promise<fs.FileHandle> {
+  const roots = [c.realRoot];
+  try {
+    const fast = await fs.open(hostDir, DIR_FLAGS);
+    try {
+      await checkOpened(fast, roots, c, runnerPath);
+      return fast;
+    } catch (error) {
+      await fast.close();
+      throw error;
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  const parts = relative(c.root, hostDir).split("/").filter(Boolean);
+  let cur = await fs.open(c.realRoot, DIR_FLAGS);
+  try {
+    for (const part of parts) {
+      let next: fs.FileHandle | undefined;
+      for (let attempt = 0; !next; attempt++) {
+        try {
+          next = await fs.open(fdPath(cur.fd, part), DIR_FLAGS);
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== "ENOENT" || attempt >= 3) throw error;
+          await fs.mkdir(fdPath(cur.fd, part)).catch((e: NodeJS.ErrnoException) => {
+            if (e.code !== "EEXIST") throw e;
+          });
+        }
+      }
+      const opened = next;
+      await cur.close();
+      cur = opened;
+      await checkOpened(cur, roots, c, runnerPath);
+    }
+    return cur;
+  } catch (error) {
+    await cur.close().catch(() => {});
+    throw error;
+  }
+}
+
+/**
+ * `writeFile` of a workspace path already confined by `resolveRunnerPath`: the atomic write happens in a
+ * directory opened and checked as a descriptor (see `openDirInside`), never through a path a concurrent
+ * process could redirect.
+ */
+export async function confinedWrite(
+  c: Confinement,
+  hostPath: string,
+  runnerPath: string,
+  contents: Uint8Array,
+  signal?: AbortSignal,
+): Promise<void> {
+  if (!PROC_FD) return atomicWrite(hostPath, contents, signal);
+  const dir = await openDirInside(c, dirname(hostPath), runnerPath);
+  try {
+    if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
+    await atomicWriteIn(fdPath(dir.fd), basename(hostPath), contents, signal);
+  } finally {
+    await dir.close();
+  }
+}
+
+/**
+ * `readFile` of a path already confined by `resolveRunnerPath`: opens it (without blocking on a FIFO),
+ * then checks the real path of the open descriptor before reading a byte, so a symlink swapped in after the
+ * check is refused. Only regular files are read.
+ */
+export async function confinedRead(
+  c: Confinement,
+  hostPath: string,
+  runnerPath: string,
+  signal?: AbortSignal,
+): Promise<Uint8Array> {
+  const handle = await fs.open(hostPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (PROC_FD) await checkOpened(handle, await allowedRoots(c, "read"), c, runnerPath);
+    const st = await handle.stat();
+    if (st.isDirectory()) throw new RunnerError("is_a_directory", `path is a directory: ${runnerPath}`);
+    if (!st.isFile()) throw new RunnerError("io_error", `not a regular file: ${runnerPath}`);
+    const buf = await handle.readFile(signal ? { signal } : {});
+    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  } catch (error) {
+    if ((error as Error).name === "AbortError")
+      throw new CancelledError({ operation: "readFile" }, { cause: error });
+    throw error;
+  } finally {
+    await handle.close();
   }
 }

@@ -29,7 +29,13 @@ import {
 import { exportLocalArtifact } from "./local-artifacts.js";
 import { unmount } from "./local-binds.js";
 import type { LocalDestinationConfig } from "./local-config.js";
-import { atomicWrite, type Confinement, mapFsError, resolveRunnerPath } from "./local-fs.js";
+import {
+  type Confinement,
+  confinedRead,
+  confinedWrite,
+  mapFsError,
+  resolveRunnerPath,
+} from "./local-fs.js";
 import { bwrapArgs } from "./local-isolation.js";
 import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
 
@@ -211,8 +217,8 @@ export class LocalSession implements RemoteRunnerSession {
     checkAborted(options?.signal, "readFile");
     const path = await resolveRunnerPath(this.confinement, request.path, "read");
     try {
-      const buf = await fs.readFile(path);
-      return { path: request.path, contents: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) };
+      const contents = await confinedRead(this.confinement, path, request.path, options?.signal);
+      return { path: request.path, contents };
     } catch (error) {
       mapFsError(error, request.path);
     }
@@ -229,7 +235,7 @@ export class LocalSession implements RemoteRunnerSession {
         reason: "cannot write over the workspace root",
       });
     try {
-      await atomicWrite(path, request.contents);
+      await confinedWrite(this.confinement, path, request.path, request.contents, options?.signal);
     } catch (error) {
       mapFsError(error, request.path);
     }
