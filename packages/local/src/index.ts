@@ -8,3 +8,4 @@ export { mountBucket } from "./local-mounts.js";
 export { type LocalCommandHandle, spawnCommand } from "./local-process.js";
 export { createLocalProvider, type LocalProviderSettings, localProvider } from "./local-provider.js";
 export { LOCAL_PROVIDER_ID, LocalSession } from "./local-session.js";
+export { createLocalSweeper, type LocalSweeperSettings } from "./local-sweeper.js";

@@ -5,7 +5,7 @@ import { z } from "zod";
 /** `destination.config` of the `unix-local` provider. Persisted with the thread: no secrets here. */
 export const LocalDestinationConfigSchema = z
   .object({
-    /** Parent directory of session workspaces. Default: a fresh temporary directory per session. */
+    /** Parent directory of session workspaces (and their owner tags). Default: the provider's `root`. */
     workspace_dir: z.string().min(1).optional(),
     /** `bwrap`: commands run under bubblewrap and see only the workspace (rw), the system (ro), their own /tmp. */
     isolation: z.enum(["none", "bwrap"]).default("none"),
@@ -19,6 +19,12 @@ export const LocalDestinationConfigSchema = z
      * that one command can see and signal another, as on a machine.
      */
     bwrap_unshare_pid: z.boolean().default(true),
+    /** Expiry written in the session's owner tag (seconds from creation), for `createLocalSweeper`. */
+    ttl_seconds: z
+      .number()
+      .int()
+      .positive()
+      .default(24 * 3600),
     /** Delete the workspace on `close()`. */
     delete_on_close: z.boolean().default(true),
     /** Cap per output stream; past it the output is cut and marked. */

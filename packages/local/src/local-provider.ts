@@ -30,6 +30,7 @@ import {
 import { which } from "./local-isolation.js";
 import { mountBucket } from "./local-mounts.js";
 import { checkAborted, LOCAL_PROVIDER_ID, LocalSession, type LocalSessionInfo } from "./local-session.js";
+import { DEFAULT_OWNER, defaultLocalRoot, newTag, tagPathFor, updateTag, writeTag } from "./local-tags.js";
 
 const run = promisify(execFile);
 
@@ -42,6 +43,14 @@ export interface LocalProviderSettings {
   bwrapPath?: string;
   /** Where live sessions are recorded so that `resumeSession` can tell a closed session. */
   registryDir?: string;
+  /**
+   * Parent of session workspaces when a destination sets no `workspace_dir`; each workspace
+   * `<root>/<session_id>` has its owner tag `<root>/<session_id>.session.json` beside it. Default
+   * `<tmp>/roder-local-<uid>`.
+   */
+  root?: string;
+  /** Owner written in every session's tag, for `createLocalSweeper`. Default `roder-runners`. */
+  owner?: string;
 }
 
 const MetadataSchema = z.object({
@@ -66,6 +75,8 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
   const bwrap = () => settings.bwrapPath ?? which("bwrap");
   const registryDir = settings.registryDir ?? join(tmpdir(), "roder-local-sessions");
   const mountTools = () => which("rclone") !== null && which("fusermount3") !== null;
+  const root = settings.root ?? defaultLocalRoot();
+  const owner = settings.owner ?? DEFAULT_OWNER;
 
   const capabilities = (): RunnerCapabilities => ({
     command_exec: true,
@@ -178,13 +189,25 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
     }
   }
 
+  /**
+   * The owner tag first (atomically), then the workspace: a caller killed at any point leaves a tagged
+   * session the sweeper can find, never an untagged directory.
+   */
   async function newWorkspace(config: LocalDestinationConfig, sessionId: string): Promise<string> {
-    if (config.workspace_dir) {
-      const dir = join(config.workspace_dir, sessionId);
-      await fs.mkdir(dir, { recursive: true });
-      return dir;
+    const parent = config.workspace_dir ?? root;
+    // Under the default root, private to this user (as the mkdtemp workspaces were).
+    const mode = config.workspace_dir ? 0o777 : 0o700;
+    await fs.mkdir(parent, { recursive: true, mode });
+    const dir = join(parent, sessionId);
+    const tag = tagPathFor(dir);
+    await writeTag(tag, newTag({ sessionId, owner, ttlSeconds: config.ttl_seconds, registryDir }));
+    try {
+      await fs.mkdir(dir, { mode });
+    } catch (error) {
+      await fs.rm(tag, { force: true });
+      throw error;
     }
-    return fs.mkdtemp(join(tmpdir(), "roder-ws-"));
+    return dir;
   }
 
   return {
@@ -231,6 +254,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         await attachMounts(session, d.default_manifest.mounts, options?.signal);
         checkAborted(options?.signal, "createSession");
         await register(info);
+        await updateTag(tagPathFor(workspaceRoot), { state: "ready" });
         return session;
       } catch (error) {
         await session.close().catch(() => {});
@@ -296,6 +320,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
           await applyReadOnly(session);
           await attachMounts(session, info.mounts, options?.signal);
           await register(info);
+          await updateTag(tagPathFor(workspaceRoot), { state: "ready" });
           return session;
         } catch (error) {
           await session.close().catch(() => {});

@@ -38,6 +38,7 @@ import {
 } from "./local-fs.js";
 import { bwrapArgs } from "./local-isolation.js";
 import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
+import { tagPathFor, updateTag } from "./local-tags.js";
 
 const run = promisify(execFile);
 export const LOCAL_PROVIDER_ID = "unix-local";
@@ -310,8 +311,17 @@ export class LocalSession implements RemoteRunnerSession {
     for (const fn of this.unmounts.splice(0).reverse()) await fn().catch(() => {});
     for (const target of [...this.info.binds].reverse()) await unmount(target);
     await fs.rm(join(this.info.registryDir, `${this.info.sessionId}.json`), { force: true });
+    // The owner tag goes after the workspace (a failed removal leaves it for the sweeper); a kept workspace
+    // keeps a `kept` tag, which the sweeper leaves alone.
+    const tag = tagPathFor(this.info.workspaceRoot);
     if (this.info.config.delete_on_close) {
-      await fs.rm(this.info.workspaceRoot, { recursive: true, force: true }).catch(() => {});
+      const removed = await fs
+        .rm(this.info.workspaceRoot, { recursive: true, force: true })
+        .then(() => true)
+        .catch(() => false);
+      if (removed) await fs.rm(tag, { force: true }).catch(() => {});
+    } else {
+      await updateTag(tag, { state: "kept", expires_at: null }).catch(() => {});
     }
   }
 }
