@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import {
   codecs,
   type EnvSource,
@@ -65,6 +66,29 @@ const CreateSessionBodySchema = z.object({
     )
     .default(() => []),
 });
+
+/** fs errors that only a client's path can cause (a name over 255 bytes, a file used as a directory, …). */
+const PATH_ERRNOS = new Set(["ENAMETOOLONG", "ENOTDIR", "ELOOP", "EISDIR"]);
+
+/** A JSON error for requests Node's HTTP parser refuses before any handler runs (unknown method, bad framing). */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable || error.code === "ECONNRESET") {
+    socket.destroy();
+    return;
+  }
+  const [status, text] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "Request Header Fields Too Large"]
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout"]
+        : [400, "Bad Request"];
+  const body = JSON.stringify({
+    error: { code: "invalid_request", message: `malformed HTTP request (${text})` },
+  });
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
 
 /** Keys the Rust hosted client may put in `config` (redacted) that are the client's business, not the backend's. */
 const CLIENT_KEYS = new Set(["token", "api_key", "secret", "base_url", "backend_config"]);
@@ -164,6 +188,13 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       status = statusForError(error);
       payload = { code: error.code, message: error.message, retryable: error.isRetryable };
       if (UnsupportedCapabilityError.isInstance(error)) payload.capability = error.capability;
+    } else if (PATH_ERRNOS.has((error as NodeJS.ErrnoException)?.code ?? "")) {
+      // A backend that let a raw fs error through on a path the client gave: the client's error, not a 500.
+      status = 400;
+      payload = {
+        code: "invalid_request",
+        message: `the path is not usable (${(error as NodeJS.ErrnoException).code})`,
+      };
     } else {
       status = 500;
       payload = { code: "internal", message: "internal error" };
@@ -294,12 +325,28 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://localhost");
+    if (!authorized(req)) throw new HttpError(401, "unauthorized", "missing or wrong bearer token");
+    // Hostile targets ("//", "%E0%A4%A") are the client's error, not a 500.
+    const badTarget = () => new HttpError(400, "invalid_request", "the request path is not a valid URL path");
+    let url: URL;
+    try {
+      url = new URL(req.url ?? "/", "http://localhost");
+    } catch {
+      throw badTarget();
+    }
     if (base && !url.pathname.startsWith(base)) throw new HttpError(404, "not_found", "unknown route");
     const path = url.pathname.slice(base.length);
-    const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+    const parts = path
+      .split("/")
+      .filter(Boolean)
+      .map((p) => {
+        try {
+          return decodeURIComponent(p);
+        } catch {
+          throw badTarget();
+        }
+      });
     const m = req.method ?? "GET";
-    if (!authorized(req)) throw new HttpError(401, "unauthorized", "missing or wrong bearer token");
     if (closing) throw new HttpError(503, "shutting_down", "the server is shutting down");
 
     if (parts[0] === "capabilities" && parts.length === 1 && m === "GET") {
@@ -429,6 +476,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
           handler,
         );
         server.on("error", reject);
+        server.on("clientError", answerClientError);
         server.listen(port, host, () => {
           const addr = server!.address() as AddressInfo;
           resolve({
