@@ -34,6 +34,7 @@ export function otelObserver(o: { duration: Histogram; bytes: Counter; tracer: T
       "runner.provider": e.provider,
       "runner.operation": e.operation,
       "runner.outcome": e.outcome,
+      "runner.retries": e.retries,
       ...(e.error_code ? { "runner.error_code": e.error_code } : {}),
     };
     o.duration.record(e.duration_ms, attributes);
@@ -62,5 +63,6 @@ observer({
   session_id: "s",
   duration_ms: 3.2,
   bytes_out: 1024,
+  retries: 0,
   outcome: "ok",
 });

@@ -4,6 +4,7 @@ export * from "./errors/index.js";
 export * from "./limits.js";
 export * from "./mount-uri.js";
 export * from "./observer.js";
+export * from "./operation-context.js";
 export * from "./output-queue.js";
 export * from "./registry.js";
 export * from "./retry.js";

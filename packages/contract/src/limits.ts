@@ -11,6 +11,13 @@ export const RunnerLimitsSchema = z.object({
   streaming: z.enum(["native", "buffered"]),
   /** Can a running command's stream be reattached after the client disconnects? */
   reattach: z.boolean(),
+  /**
+   * `attachCommand`: `none`; `in-process` (another session object of the same host process, after `detach`);
+   * `any-client` (another process, after the first disconnected or crashed: what `reattach: true` means).
+   */
+  attach: z.enum(["none", "in-process", "any-client"]),
+  /** What an attached follower sees first: the retained output (`retained`) or only what comes next (`live`). */
+  attach_replay: z.enum(["retained", "live"]).nullable(),
   cancellation: z.enum(["native", "emulated", "none"]),
   notes: z.string(),
 });
@@ -23,18 +30,23 @@ const TABLE: Record<string, RunnerLimits> = {
     max_command_ms: null,
     streaming: "native",
     reattach: false,
+    attach: "in-process",
+    attach_replay: "retained",
     cancellation: "native",
-    notes: "pipes of a local process group; output capped per stream by output_limit_bytes (default 16 MiB)",
+    notes:
+      "pipes of a local process group; output capped per stream by output_limit_bytes (default 16 MiB); commands belong to the host process, so they are attachable from any session object of that process (the last 16 MiB of output replayed), not after it exits",
   },
   http: {
     provider_id: "http",
     max_file_bytes: 512 * 1024 * 1024,
     max_command_ms: null,
     streaming: "native",
-    reattach: false,
+    reattach: true,
+    attach: "any-client",
+    attach_replay: "retained",
     cancellation: "native",
     notes:
-      "NDJSON stream endpoint; file limit is the server's maxFileBytes (default 512 MiB); GET /capabilities reports the server's",
+      "NDJSON stream endpoint; a streaming command outlives its client's connection (bounded by timeout_ms and the session) and GET /sessions/{id}/commands/{cid}/stream reattaches, replaying what the backend retained; file limit is the server's maxFileBytes (default 512 MiB); GET /capabilities reports the server's",
   },
   fly: {
     provider_id: "fly",
@@ -42,6 +54,8 @@ const TABLE: Record<string, RunnerLimits> = {
     max_command_ms: null,
     streaming: "buffered",
     reattach: false,
+    attach: "none",
+    attach_replay: null,
     cancellation: "emulated",
     notes:
       "exec answers once the command ends; files travel base64 in one exec body (bounded by the API's body size, not measured here); cancel kills the process group through a second exec",
@@ -51,9 +65,12 @@ const TABLE: Record<string, RunnerLimits> = {
     max_file_bytes: null,
     max_command_ms: 24 * 3600 * 1000,
     streaming: "native",
-    reattach: false,
+    reattach: true,
+    attach: "any-client",
+    attach_replay: "live",
     cancellation: "native",
-    notes: "envd process stream; the sandbox lifetime (ttl_seconds) bounds every command",
+    notes:
+      "envd process stream; commands outlive the client and are reattached through envd Connect (found by their RODER_COMMAND_ID env), output from the moment of attaching; the sandbox lifetime (ttl_seconds) bounds every command",
   },
 };
 

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { RunnerError } from "./errors/runner-error.js";
+import { type OperationContext, runInOperationContext } from "./operation-context.js";
 import type {
   RemoteRunnerProvider,
   RemoteRunnerSession,
@@ -16,6 +17,8 @@ export const RunnerOperationEventSchema = z.object({
   duration_ms: z.number().nonnegative(),
   bytes_in: z.number().int().nonnegative().optional(),
   bytes_out: z.number().int().nonnegative().optional(),
+  /** Retries the provider's own retry loops made inside this operation (HTTP transport, Fly client). */
+  retries: z.number().int().nonnegative(),
   outcome: z.enum(["ok", "error"]),
   error_code: z.string().optional(),
   retryable: z.boolean().optional(),
@@ -33,6 +36,7 @@ const SESSION_OPS = [
   "snapshot",
   "close",
   "startCommand",
+  "attachCommand",
 ] as const;
 
 /**
@@ -53,13 +57,15 @@ export function withObserver<P extends RemoteRunnerProvider>(provider: P, observ
     bytes?: (r: T) => Partial<RunnerOperationEvent>,
   ): Promise<T> => {
     const t = performance.now();
+    const ctx: OperationContext = { retries: 0 };
     try {
-      const r = await fn();
+      const r = await runInOperationContext(ctx, fn);
       emit({
         provider: provider.id,
         operation,
         session_id: sessionId,
         duration_ms: performance.now() - t,
+        retries: ctx.retries,
         outcome: "ok",
         ...(bytes ? bytes(r) : {}),
       });
@@ -70,6 +76,7 @@ export function withObserver<P extends RemoteRunnerProvider>(provider: P, observ
         operation,
         session_id: sessionId,
         duration_ms: performance.now() - t,
+        retries: ctx.retries,
         outcome: "error",
         error_code: RunnerError.isInstance(error) ? error.code : "unknown",
         retryable: RunnerError.isInstance(error) ? error.isRetryable : false,
@@ -109,6 +116,7 @@ export function withObserver<P extends RemoteRunnerProvider>(provider: P, observ
                   operation: "command",
                   session_id: id(),
                   duration_ms: performance.now() - t,
+                  retries: 0,
                   outcome: "ok",
                   bytes_in: Buffer.byteLength(r.stdout) + Buffer.byteLength(r.stderr),
                 });
@@ -120,6 +128,7 @@ export function withObserver<P extends RemoteRunnerProvider>(provider: P, observ
                   operation: "command",
                   session_id: id(),
                   duration_ms: performance.now() - t,
+                  retries: 0,
                   outcome: "error",
                   error_code: RunnerError.isInstance(e) ? e.code : "unknown",
                 });

@@ -39,3 +39,51 @@ export class OutputQueue implements AsyncIterable<RunnerOutputChunk> {
     };
   }
 }
+
+/**
+ * The output of one command for any number of followers: every chunk is retained (up to `maxRetainedBytes`;
+ * past it the oldest are dropped) so a follower that attaches late replays what was printed, then follows
+ * live. What command handles of providers with reattach are built on.
+ */
+export class OutputLog {
+  private readonly chunks: RunnerOutputChunk[] = [];
+  private retained = 0;
+  private readonly followers = new Set<OutputQueue>();
+  private done = false;
+  /** Bytes dropped from the front of the log (a late follower misses them). */
+  dropped = 0;
+  constructor(private readonly maxRetainedBytes = 16 * 1024 * 1024) {}
+  get ended(): boolean {
+    return this.done;
+  }
+  push(chunk: RunnerOutputChunk): void {
+    if (this.done) return;
+    this.chunks.push(chunk);
+    this.retained += chunk.data.length;
+    while (this.retained > this.maxRetainedBytes && this.chunks.length > 1) {
+      const old = this.chunks.shift()!;
+      this.retained -= old.data.length;
+      this.dropped += old.data.length;
+    }
+    for (const f of this.followers) f.push(chunk);
+  }
+  end(): void {
+    if (this.done) return;
+    this.done = true;
+    for (const f of this.followers) f.end();
+    this.followers.clear();
+  }
+  /** A new follower: with `replay` (default) the retained chunks first, then live chunks until the end. */
+  follow(opts: { replay?: boolean } = {}): { output: OutputQueue; stop: () => void } {
+    const q = new OutputQueue();
+    if (opts.replay !== false) for (const c of this.chunks) q.push(c);
+    if (this.done) q.end();
+    else this.followers.add(q);
+    return {
+      output: q,
+      stop: () => {
+        if (this.followers.delete(q)) q.end();
+      },
+    };
+  }
+}

@@ -1,6 +1,7 @@
 import { CancelledError } from "./errors/cancelled-error.js";
 import { ProviderApiError } from "./errors/provider-api-error.js";
 import { RunnerError } from "./errors/runner-error.js";
+import { noteRetry } from "./operation-context.js";
 
 export interface RetryPolicy {
   /** Extra attempts after the first (default 4). */
@@ -52,6 +53,7 @@ export async function withRetry<T>(
       const delay =
         hinted !== undefined ? Math.min(hinted, opts.policy.maxDelayMs * 6) : Math.random() * backoff;
       opts.onRetry?.(n + 1, error);
+      noteRetry();
       await sleep(delay, opts.signal);
     }
   }

@@ -34,6 +34,11 @@ export interface RunnerCommandHandle {
   wait(): Promise<RunnerCommandResult>;
   /** Sends a signal to the command's process group (default SIGKILL). Resolves `true` if it was running. */
   kill(signal?: NodeJS.Signals): Promise<boolean>;
+  /**
+   * Stops following the command without killing it: `output` ends and `wait()` still resolves. Where the
+   * provider can reattach (`describeProviderLimits(id).attach`), `attachCommand(commandId)` follows it again.
+   */
+  detach?(): Promise<void>;
 }
 
 /**
@@ -77,4 +82,12 @@ export interface RemoteRunnerSession {
     request: RunnerCommandRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandHandle>;
+  /**
+   * Follows a command started with `startCommand` again: from another session object resumed from `state()`,
+   * after `detach()`, or (where limits say `attach: "any-client"`) from another process after this one
+   * disconnected or crashed. `output` replays what the provider retained (`attach_replay: "retained"`) or
+   * starts at the moment of attaching (`"live"`), then follows until the command ends. Rejects with
+   * `CommandNotFoundError` for an id the session does not know.
+   */
+  attachCommand?(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle>;
 }

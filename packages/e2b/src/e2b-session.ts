@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import {
   argvToShell,
   CancelledError,
+  CommandNotFoundError,
   cancelledMarker,
   confinePath,
   isWithin,
@@ -36,10 +37,13 @@ type SdkSandbox = Sandbox;
 type SdkHandle = Awaited<ReturnType<SdkSandbox["commands"]["run"]>> & {
   pid: number;
   kill(): Promise<boolean>;
+  disconnect(): Promise<void>;
   wait(): Promise<{ exitCode: number; stdout: string; stderr: string }>;
 };
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Env variable that names a command's id inside the sandbox, so `attachCommand` can find its process. */
+export const COMMAND_ID_ENV = "RODER_COMMAND_ID";
 
 export class E2bSession implements RemoteRunnerSession {
   private closed = false;
@@ -106,17 +110,69 @@ export class E2bSession implements RemoteRunnerSession {
       throw new RunnerError("invalid_request", `command id '${request.command_id}' is already running`);
     // The SDK takes a shell line (bash -l -c): argv is quoted so the program receives exactly these bytes.
     const line = argvToShell([request.program, ...request.args]);
+    // envd lists a process with its env: this is how another client finds the command again (attachCommand).
+    envs[COMMAND_ID_ENV] = request.command_id;
+    return this.follow(
+      request.command_id,
+      request.timeout_ms,
+      options?.signal,
+      (callbacks) =>
+        this.sandbox.commands.run(line, {
+          background: true,
+          cwd,
+          envs,
+          timeoutMs: request.timeout_ms ?? 0,
+          ...callbacks,
+        }) as unknown as Promise<SdkHandle>,
+    );
+  }
+
+  /**
+   * Follows a command started by `startCommand` again, from this or any other client: envd keeps a process
+   * whose client went away; it is found by its RODER_COMMAND_ID env. Output starts at the moment of
+   * attaching (envd does not replay); an ended command is gone (CommandNotFoundError).
+   */
+  async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
+    this.ensureOpen();
+    if (options?.signal?.aborted) throw new CancelledError({ operation: "attachCommand" });
+    let pid: number | undefined;
+    try {
+      const list = await this.sandbox.commands.list(
+        options?.signal ? ({ signal: options.signal } as object) : undefined,
+      );
+      pid = list.find((p) => p.envs?.[COMMAND_ID_ENV] === commandId)?.pid;
+    } catch (error) {
+      throw this.map(error, "list commands");
+    }
+    if (pid === undefined)
+      throw new CommandNotFoundError({
+        providerId: "e2b",
+        commandId,
+        message: `no running command '${commandId}' in sandbox ${this.sandbox.sandboxId} (ended commands are not kept)`,
+      });
+    const found = pid;
+    return this.follow(
+      commandId,
+      undefined,
+      options?.signal,
+      (callbacks) =>
+        this.sandbox.commands.connect(found, { timeoutMs: 0, ...callbacks }) as unknown as Promise<SdkHandle>,
+    );
+  }
+
+  private async follow(
+    commandId: string,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+    open: (callbacks: { onStdout: (d: string) => void; onStderr: (d: string) => void }) => Promise<SdkHandle>,
+  ): Promise<RunnerCommandHandle> {
     const output = new OutputQueue();
     let stdout = "";
     let stderr = "";
     const enc = new TextEncoder();
     let handle: SdkHandle;
     try {
-      handle = (await this.sandbox.commands.run(line, {
-        background: true,
-        cwd,
-        envs,
-        timeoutMs: request.timeout_ms ?? 0,
+      handle = await open({
         onStdout: (d: string) => {
           stdout += d;
           output.push({ stream: "stdout", data: enc.encode(d) });
@@ -125,61 +181,68 @@ export class E2bSession implements RemoteRunnerSession {
           stderr += d;
           output.push({ stream: "stderr", data: enc.encode(d) });
         },
-      })) as unknown as SdkHandle;
+      });
     } catch (error) {
       throw this.map(error, "run command");
     }
-    const entry = { handle, cancelled: false };
-    this.running.set(request.command_id, entry);
+    const entry = { handle, cancelled: false, detached: false };
+    this.running.set(commandId, entry);
     const onAbort = () => {
       entry.cancelled = true;
       void handle.kill().catch(() => false);
     };
-    options?.signal?.addEventListener("abort", onAbort, { once: true });
+    signal?.addEventListener("abort", onAbort, { once: true });
     const result: Promise<RunnerCommandResult> = (async () => {
       try {
         const r = await handle.wait();
-        return { command_id: request.command_id, exit_code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+        return { command_id: commandId, exit_code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
       } catch (error) {
         const e = error as Error & { exitCode?: number; stdout?: string; stderr?: string };
         if (entry.cancelled)
-          return {
-            command_id: request.command_id,
-            exit_code: null,
-            stdout,
-            stderr: stderr + cancelledMarker(),
-          };
+          return { command_id: commandId, exit_code: null, stdout, stderr: stderr + cancelledMarker() };
         if (e?.name === "CommandExitError" && typeof e.exitCode === "number") {
           // A non-zero exit is a result; a killed process reports -1.
           return {
-            command_id: request.command_id,
+            command_id: commandId,
             exit_code: e.exitCode < 0 ? null : e.exitCode,
             stdout: e.stdout ?? stdout,
             stderr: e.stderr ?? stderr,
           };
         }
-        if (e?.name === "TimeoutError" && request.timeout_ms) {
+        if (e?.name === "TimeoutError" && timeoutMs) {
           await handle.kill().catch(() => false);
           return {
-            command_id: request.command_id,
+            command_id: commandId,
             exit_code: null,
             stdout,
-            stderr: stderr + timeoutMarker(request.timeout_ms),
+            stderr: stderr + timeoutMarker(timeoutMs),
           };
         }
         throw this.map(error, "run command");
       } finally {
         output.end();
-        options?.signal?.removeEventListener("abort", onAbort);
-        this.running.delete(request.command_id);
+        signal?.removeEventListener("abort", onAbort);
+        if (this.running.get(commandId) === entry) this.running.delete(commandId);
       }
     })();
     result.catch(() => {});
+    let reattached: Promise<RunnerCommandResult> | undefined;
     return {
-      commandId: request.command_id,
+      commandId,
       output,
-      wait: () => result,
-      kill: async () => this.cancelCommand(request.command_id),
+      wait: () => {
+        if (!entry.detached) return result;
+        // Detached: the SDK handle no longer hears the end; follow the command again for its result.
+        reattached ??= (async () => (await this.attachCommand(commandId)).wait())();
+        return reattached;
+      },
+      kill: async () => this.cancelCommand(commandId),
+      detach: async () => {
+        entry.detached = true;
+        if (this.running.get(commandId) === entry) this.running.delete(commandId);
+        output.end();
+        await handle.disconnect().catch(() => {});
+      },
     };
   }
 
@@ -193,7 +256,16 @@ export class E2bSession implements RemoteRunnerSession {
   async cancelCommand(commandId: string): Promise<boolean> {
     this.ensureOpen();
     const entry = this.running.get(commandId);
-    if (!entry) return false;
+    if (!entry) {
+      // Started by another client (or detached): find its process through envd.
+      try {
+        const list = await this.sandbox.commands.list();
+        const pid = list.find((p) => p.envs?.[COMMAND_ID_ENV] === commandId)?.pid;
+        return pid === undefined ? false : await this.sandbox.commands.kill(pid);
+      } catch (error) {
+        throw this.map(error, "cancel command");
+      }
+    }
     entry.cancelled = true;
     const killed = await entry.handle.kill().catch(() => false);
     if (!killed) entry.cancelled = false;

@@ -4,9 +4,11 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import {
   codecs,
+  describeProviderLimits,
   type EnvSource,
   type RemoteRunnerProvider,
   type RemoteRunnerSession,
+  type RunnerCommandHandle,
   RunnerError,
   type RunnerSessionState,
   type RunnerSnapshotRef,
@@ -287,37 +289,92 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     send(res, 201, JSON.stringify({ session_id: id, snapshot, workspace_root: workspaceRoot(session) }));
   }
 
+  /** Writes a command's NDJSON stream: chunks as they arrive, then its result (or an error line). */
+  async function pipeHandle(
+    res: ServerResponse,
+    handle: RunnerCommandHandle,
+    line: (obj: unknown) => void,
+  ): Promise<void> {
+    for await (const chunk of handle.output) {
+      if (res.destroyed) break;
+      line({ type: chunk.stream, data: Buffer.from(chunk.data).toString("base64") });
+    }
+    // A client that went away left the command running (it can attach again): nobody waits for it here.
+    if (res.destroyed) return;
+    line({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(await handle.wait())) });
+  }
+
+  function streamError(line: (obj: unknown) => void, error: unknown): void {
+    line({
+      type: "error",
+      status: statusForError(error),
+      error: {
+        code: RunnerError.isInstance(error) ? error.code : "internal",
+        message: redactSecrets((error as Error).message, secrets()),
+      },
+    });
+  }
+
   async function streamCommand(req: IncomingMessage, res: ServerResponse, e: Entry): Promise<void> {
     const request = codecs.RunnerCommandRequest.decode(await readJson(req));
-    res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-    const line = (obj: unknown) => res.write(`${JSON.stringify(obj)}\n`);
+    const line = (obj: unknown) => {
+      if (!res.destroyed) res.write(`${JSON.stringify(obj)}\n`);
+    };
+    // With a backend that can attach, a command outlives its client's connection (bounded by its timeout
+    // and the session) so the client can attach again; otherwise a lost connection cancels it.
+    const attachable =
+      typeof e.session.startCommand === "function" && typeof e.session.attachCommand === "function";
     const ac = new AbortController();
+    let handle: RunnerCommandHandle | undefined;
     const onClose = () => {
-      if (!res.writableFinished) ac.abort();
+      if (res.writableFinished) return;
+      if (attachable && handle) void handle.detach?.();
+      else ac.abort();
     };
     res.on("close", onClose);
     try {
       if (e.session.startCommand) {
-        const handle = await e.session.startCommand(request, { signal: ac.signal });
-        line({ type: "started", command_id: request.command_id });
-        for await (const chunk of handle.output)
-          line({ type: chunk.stream, data: Buffer.from(chunk.data).toString("base64") });
-        line({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(await handle.wait())) });
+        handle = await e.session.startCommand(request, attachable ? {} : { signal: ac.signal });
+        res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+        line({ type: "started", command_id: request.command_id, attachable });
+        if (res.destroyed) onClose();
+        await pipeHandle(res, handle, line);
       } else {
-        line({ type: "started", command_id: request.command_id });
+        res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+        line({ type: "started", command_id: request.command_id, attachable: false });
         const result = await e.session.runCommand(request, { signal: ac.signal });
         line({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(result)) });
       }
     } catch (error) {
-      const status = statusForError(error);
-      line({
-        type: "error",
-        status,
-        error: {
-          code: RunnerError.isInstance(error) ? error.code : "internal",
-          message: redactSecrets((error as Error).message, secrets()),
-        },
+      if (!res.headersSent) throw error;
+      streamError(line, error);
+    } finally {
+      res.off("close", onClose);
+      res.end();
+    }
+  }
+
+  async function attachStream(res: ServerResponse, e: Entry, commandId: string): Promise<void> {
+    if (typeof e.session.attachCommand !== "function")
+      throw new UnsupportedCapabilityError({
+        providerId: provider.id,
+        capability: "attach_command",
+        message: `the '${provider.id}' backend of this server cannot reattach commands`,
       });
+    const handle = await e.session.attachCommand(commandId);
+    const line = (obj: unknown) => {
+      if (!res.destroyed) res.write(`${JSON.stringify(obj)}\n`);
+    };
+    const onClose = () => {
+      if (!res.writableFinished) void handle.detach?.();
+    };
+    res.on("close", onClose);
+    res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+    try {
+      line({ type: "attached", command_id: commandId });
+      await pipeHandle(res, handle, line);
+    } catch (error) {
+      streamError(line, error);
     } finally {
       res.off("close", onClose);
       res.end();
@@ -356,7 +413,12 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         JSON.stringify({
           provider_id: provider.id,
           capabilities: provider.capabilities(),
-          limits: { max_file_bytes: maxFile, max_json_bytes: maxJson, streaming: true, reattach: false },
+          limits: {
+            max_file_bytes: maxFile,
+            max_json_bytes: maxJson,
+            streaming: true,
+            reattach: (describeProviderLimits(provider.id)?.attach ?? "in-process") !== "none",
+          },
         }),
       );
     }
@@ -403,6 +465,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         }
       }
       if (parts.length === 4 && parts[3] === "stream" && m === "POST") return streamCommand(req, res, e);
+      if (parts.length === 5 && parts[4] === "stream" && m === "GET") return attachStream(res, e, parts[3]!);
       if (parts.length === 4 && m === "DELETE") {
         const cancelled = await e.session.cancelCommand(parts[3]!);
         return send(res, 200, JSON.stringify({ cancelled }));

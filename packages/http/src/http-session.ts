@@ -96,23 +96,73 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     this.ensureOpen();
     const request = RunnerCommandRequestSchema.parse(input);
     if (request.cwd !== null) this.confine(request.cwd, "cwd");
-    const res = await this.t.request("POST", `${this.path}/commands/stream`, {
-      json: codecs.RunnerCommandRequest.encode(request),
-      signal: options?.signal,
-      idempotent: false,
-      operation: "start command",
-      sessionId: this.info.sessionId,
-    });
+    if (options?.signal?.aborted) throw new CancelledError({ operation: "start command" });
+    return this.follow(request.command_id, options?.signal, (signal) =>
+      this.t.request("POST", `${this.path}/commands/stream`, {
+        json: codecs.RunnerCommandRequest.encode(request),
+        signal,
+        idempotent: false,
+        operation: "start command",
+        sessionId: this.info.sessionId,
+      }),
+    );
+  }
+
+  /** Follows a command again (from this or another process): the server replays what it retained. */
+  async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
+    this.ensureOpen();
+    if (options?.signal?.aborted) throw new CancelledError({ operation: "attach command" });
+    return this.follow(commandId, options?.signal, (signal) =>
+      this.t.request("GET", `${this.path}/commands/${encodeURIComponent(commandId)}/stream`, {
+        signal,
+        idempotent: true,
+        operation: "attach command",
+        sessionId: this.info.sessionId,
+      }),
+    );
+  }
+
+  /**
+   * One NDJSON command stream as a handle. Aborting `signal` cancels the command on the server; `detach()`
+   * only drops this connection (the command keeps running, `wait()` attaches again for the result).
+   */
+  private async follow(
+    commandId: string,
+    signal: AbortSignal | undefined,
+    open: (signal: AbortSignal) => Promise<Response>,
+  ): Promise<RunnerCommandHandle> {
+    const detacher = new AbortController();
+    const onAbort = () => {
+      // The server keeps a disconnected command running: cancel it explicitly, then drop the stream.
+      void this.cancelCommand(commandId).catch(() => false);
+      detacher.abort();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let res: Response;
+    try {
+      res = await open(signal ? AbortSignal.any([signal, detacher.signal]) : detacher.signal);
+    } catch (error) {
+      signal?.removeEventListener("abort", onAbort);
+      throw error;
+    }
     const body = res.body;
     if (!body) throw new RunnerError("provider_api", "the streaming response has no body");
     const output = new OutputQueue();
+    let detached = false;
+    let settled = false;
     let resolveResult!: (r: RunnerCommandResult) => void;
     let rejectResult!: (e: unknown) => void;
-    const result = new Promise<RunnerCommandResult>((res2, rej) => {
-      resolveResult = res2;
-      rejectResult = rej;
+    const streamed = new Promise<RunnerCommandResult>((res2, rej) => {
+      resolveResult = (r) => {
+        settled = true;
+        res2(r);
+      };
+      rejectResult = (e) => {
+        settled = true;
+        rej(e);
+      };
     });
-    result.catch(() => {});
+    streamed.catch(() => {});
     (async () => {
       const decoder = new TextDecoder();
       let buffer = "";
@@ -148,16 +198,34 @@ export class HttpRunnerSession implements RemoteRunnerSession {
         if (!gotResult)
           rejectResult(new RunnerError("provider_api", "the command stream ended without a result"));
       } catch (error) {
-        rejectResult(options?.signal?.aborted ? new CancelledError({ operation: "command stream" }) : error);
+        if (signal?.aborted) rejectResult(new CancelledError({ operation: "command stream" }));
+        else if (detached) rejectResult(new RunnerError("detached", "this handle was detached"));
+        else rejectResult(error);
       } finally {
+        signal?.removeEventListener("abort", onAbort);
         output.end();
       }
     })();
+    let reattached: Promise<RunnerCommandResult> | undefined;
     return {
-      commandId: request.command_id,
+      commandId,
       output,
-      wait: () => result,
-      kill: async () => this.cancelCommand(request.command_id),
+      wait: () => {
+        if (!detached) return streamed;
+        // Detached before the result arrived: follow the command again, only for its result.
+        reattached ??= streamed.catch(async (error) => {
+          if (!RunnerError.isInstance(error) || error.code !== "detached") throw error;
+          const again = await this.attachCommand(commandId);
+          return again.wait();
+        });
+        return reattached;
+      },
+      kill: async () => this.cancelCommand(commandId),
+      detach: async () => {
+        if (settled) return;
+        detached = true;
+        detacher.abort();
+      },
     };
   }
 

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   cancelledMarker,
-  OutputQueue,
+  OutputLog,
   type RunnerCommandHandle,
   type RunnerCommandResult,
   timeoutMarker,
@@ -50,6 +50,8 @@ export interface LocalCommandHandle extends RunnerCommandHandle {
   /** Marks the command cancelled and kills its group. */
   cancel(): boolean;
   readonly finished: boolean;
+  /** Another handle on the same command whose `output` replays the retained output, then follows live. */
+  follow(): RunnerCommandHandle;
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): boolean {
@@ -74,7 +76,7 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
   const [program, ...args] = spec.argv;
   const stdout = new Collector(spec.outputLimitBytes);
   const stderr = new Collector(spec.outputLimitBytes);
-  const queue = new OutputQueue();
+  const queue = new OutputLog();
   let timedOut = false;
   let cancelled = false;
   let finished = false;
@@ -173,19 +175,29 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
     else spec.signal?.addEventListener("abort", onAbort, { once: true });
   });
 
+  const kill = async (signal: NodeJS.Signals = "SIGKILL") => {
+    if (finished || !child) return false;
+    if (signal === "SIGKILL" || signal === "SIGTERM") cancelled = true;
+    return killGroup(child, signal);
+  };
+  const follower = (): RunnerCommandHandle => {
+    const f = queue.follow();
+    return {
+      commandId: spec.commandId,
+      output: f.output,
+      wait: () => result,
+      kill,
+      detach: async () => f.stop(),
+    };
+  };
+  const first = follower();
   return {
-    commandId: spec.commandId,
+    ...first,
     pid: child?.pid,
-    output: queue,
     get finished() {
       return finished;
     },
-    wait: () => result,
-    async kill(signal: NodeJS.Signals = "SIGKILL") {
-      if (finished || !child) return false;
-      if (signal === "SIGKILL" || signal === "SIGTERM") cancelled = true;
-      return killGroup(child, signal);
-    },
+    follow: follower,
     cancel() {
       if (finished || !child) return false;
       cancelled = true;

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import {
   CancelledError,
+  CommandNotFoundError,
   confinePath,
   type EnvSource,
   PathOutsideWorkspaceError,
@@ -12,6 +13,7 @@ import {
   type RunnerArtifactExportRequest,
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
+  type RunnerCommandHandle,
   type RunnerCommandRequestInput,
   RunnerCommandRequestSchema,
   type RunnerCommandResult,
@@ -29,13 +31,7 @@ import {
 import { exportLocalArtifact } from "./local-artifacts.js";
 import { unmount } from "./local-binds.js";
 import type { LocalDestinationConfig } from "./local-config.js";
-import {
-  type Confinement,
-  confinedRead,
-  confinedWrite,
-  mapFsError,
-  resolveRunnerPath,
-} from "./local-fs.js";
+import { type Confinement, confinedRead, confinedWrite, mapFsError, resolveRunnerPath } from "./local-fs.js";
 import { bwrapArgs } from "./local-isolation.js";
 import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
 import { tagPathFor, updateTag } from "./local-tags.js";
@@ -68,11 +64,31 @@ export function checkAborted(signal: AbortSignal | undefined, operation: string)
   if (signal?.aborted) throw new CancelledError({ operation });
 }
 
+/** Commands of every live session of this process, by session id, so any session object can attach. */
+const COMMANDS = new Map<
+  string,
+  { running: Map<string, LocalCommandHandle>; ended: Map<string, LocalCommandHandle> }
+>();
+/** Ended commands kept per session for a late `attachCommand` (their output and result). */
+const ENDED_KEPT = 32;
+
+function commandsOf(sessionId: string) {
+  let c = COMMANDS.get(sessionId);
+  if (!c) {
+    c = { running: new Map(), ended: new Map() };
+    COMMANDS.set(sessionId, c);
+  }
+  return c;
+}
+
 export class LocalSession implements RemoteRunnerSession {
-  private readonly running = new Map<string, LocalCommandHandle>();
   private readonly unmounts: Array<() => Promise<void>> = [];
   private closed = false;
   private readonly confinement: Confinement;
+
+  private get running(): Map<string, LocalCommandHandle> {
+    return commandsOf(this.info.sessionId).running;
+  }
 
   constructor(
     readonly info: LocalSessionInfo,
@@ -190,11 +206,30 @@ export class LocalSession implements RemoteRunnerSession {
       outputLimitBytes: this.info.config.output_limit_bytes,
       signal: options?.signal,
     });
-    this.running.set(request.command_id, handle);
+    const commands = commandsOf(this.info.sessionId);
+    commands.running.set(request.command_id, handle);
     void handle.wait().finally(() => {
-      if (this.running.get(request.command_id) === handle) this.running.delete(request.command_id);
+      if (commands.running.get(request.command_id) !== handle) return;
+      commands.running.delete(request.command_id);
+      commands.ended.delete(request.command_id);
+      commands.ended.set(request.command_id, handle);
+      if (commands.ended.size > ENDED_KEPT) commands.ended.delete(commands.ended.keys().next().value!);
     });
     return handle;
+  }
+
+  async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
+    this.ensureOpen();
+    checkAborted(options?.signal, "attachCommand");
+    const commands = commandsOf(this.info.sessionId);
+    const handle = commands.running.get(commandId) ?? commands.ended.get(commandId);
+    if (!handle)
+      throw new CommandNotFoundError({
+        providerId: LOCAL_PROVIDER_ID,
+        commandId,
+        message: `no command '${commandId}' in session '${this.info.sessionId}' of this process`,
+      });
+    return handle.follow();
   }
 
   async runCommand(
@@ -306,8 +341,10 @@ export class LocalSession implements RemoteRunnerSession {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const handle of this.running.values()) handle.cancel();
-    await Promise.all([...this.running.values()].map((h) => h.wait()));
+    const running = [...this.running.values()];
+    for (const handle of running) handle.cancel();
+    await Promise.all(running.map((h) => h.wait()));
+    COMMANDS.delete(this.info.sessionId);
     for (const fn of this.unmounts.splice(0).reverse()) await fn().catch(() => {});
     for (const target of [...this.info.binds].reverse()) await unmount(target);
     await fs.rm(join(this.info.registryDir, `${this.info.sessionId}.json`), { force: true });

@@ -1,4 +1,5 @@
 export * from "./cancelled-error.js";
+export * from "./command-not-found-error.js";
 export * from "./command-timeout-error.js";
 export * from "./invalid-destination-config-error.js";
 export * from "./invalid-mount-uri-error.js";

@@ -13,6 +13,7 @@ export type RunnerErrorCode =
   | "cancelled"
   | "provider_api"
   | "session_not_found"
+  | "command_not_found"
   | "unknown_provider"
   | "invalid_mount_uri"
   | "invalid_request"

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type {
-  RemoteRunnerProvider,
-  RemoteRunnerSession,
-  RunnerCommandHandle,
-  RunnerDestination,
+import {
+  OutputLog,
+  type RemoteRunnerProvider,
+  type RemoteRunnerSession,
+  type RunnerCommandHandle,
+  type RunnerDestination,
 } from "@roder/runner-contract";
 import { createFaultSwitch, type FaultSwitch } from "../fault/faults.js";
 import { END_STREAM, envelope, readFirstEnvelope } from "./connect-envelope.js";
@@ -34,8 +35,18 @@ export interface E2bStandInSandbox {
   endAt: string;
   envdAccessToken: string;
   session: RemoteRunnerSession;
-  processes: Map<number, { handle: RunnerCommandHandle; cmd: string; args: string[]; cwd?: string }>;
+  processes: Map<number, StandInProcess>;
   nextPid: number;
+}
+
+/** A process envd runs: its output log outlives any client stream (Start or Connect), as in envd. */
+export interface StandInProcess {
+  handle: RunnerCommandHandle;
+  log: OutputLog;
+  cmd: string;
+  args: string[];
+  envs: Record<string, string>;
+  cwd?: string;
 }
 
 export interface E2bStandIn {
@@ -283,12 +294,12 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     };
     const timeoutMs = Number(req.headers["connect-timeout-ms"] ?? "0");
     let pid: number;
-    let handle: RunnerCommandHandle;
+    let proc: StandInProcess;
     if (rpc === "Start") {
       const p = msg.process ?? {};
       if (!p.cmd) throw new ApiError(400, "process.cmd is required", "invalid_argument");
       pid = s.nextPid++;
-      handle = await s.session.startCommand!({
+      const handle = await s.session.startCommand!({
         command_id: `pid-${pid}`,
         program: p.cmd,
         args: p.args ?? [],
@@ -296,26 +307,45 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         env: Object.entries({ ...s.envVars, ...(p.envs ?? {}) }),
         ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
       });
-      s.processes.set(pid, { handle, cmd: p.cmd, args: p.args ?? [], ...(p.cwd ? { cwd: p.cwd } : {}) });
+      proc = {
+        handle,
+        log: new OutputLog(),
+        cmd: p.cmd,
+        args: p.args ?? [],
+        envs: p.envs ?? {},
+        ...(p.cwd ? { cwd: p.cwd } : {}),
+      };
+      s.processes.set(pid, proc);
+      // envd owns the process: it runs on when the client's stream goes away, and is forgotten once it ends.
+      const started = proc;
+      const startedPid = pid;
+      void (async () => {
+        for await (const chunk of handle.output) started.log.push(chunk);
+        started.log.end();
+        await handle.wait().catch(() => {});
+        s.processes.delete(startedPid);
+      })();
     } else {
       // proto-JSON inlines the oneof: {"process":{"pid":N}}.
       pid = Number((msg.process as { pid?: number } | undefined)?.pid ?? msg.process?.selector?.pid);
       const known = s.processes.get(pid);
       if (!known) throw new ApiError(404, `process ${pid} not found`, "not_found");
-      handle = known.handle;
+      proc = known;
     }
+    // Start streams the whole output; Connect only what comes after it (envd does not replay).
+    const follower = proc.log.follow({ replay: rpc === "Start" });
+    res.on("close", follower.stop);
     res.writeHead(200, { "content-type": "application/connect+json" });
     res.write(envelope({ event: { start: { pid } } }));
     const keepalive = setInterval(() => res.write(envelope({ event: { keepalive: {} } })), 20_000);
     try {
-      if (rpc === "Start") {
-        for await (const chunk of handle.output) {
-          res.write(
-            envelope({ event: { data: { [chunk.stream]: Buffer.from(chunk.data).toString("base64") } } }),
-          );
-        }
+      for await (const chunk of follower.output) {
+        res.write(
+          envelope({ event: { data: { [chunk.stream]: Buffer.from(chunk.data).toString("base64") } } }),
+        );
       }
-      const result = await handle.wait();
+      if (res.destroyed) return;
+      const result = await proc.handle.wait();
       if (!sandboxes.has(s.sandboxID)) {
         res.end(envelope({ error: { code: "unavailable", message: "sandbox was killed" } }, END_STREAM));
         return;
@@ -344,7 +374,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       res.end(envelope({}, END_STREAM));
     } finally {
       clearInterval(keepalive);
-      s.processes.delete(pid);
+      res.off("close", follower.stop);
     }
   }
 
@@ -374,7 +404,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         return {
           processes: [...s.processes.entries()].map(([pid, p]) => ({
             pid,
-            config: { cmd: p.cmd, args: p.args, envs: {}, ...(p.cwd ? { cwd: p.cwd } : {}) },
+            config: { cmd: p.cmd, args: p.args, envs: p.envs, ...(p.cwd ? { cwd: p.cwd } : {}) },
           })),
         };
     }
