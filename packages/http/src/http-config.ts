@@ -6,6 +6,12 @@ export const HttpDestinationConfigSchema = z
   .object({
     /** Server base URL (e.g. `https://runners.example.com/v1`); else the provider's setting or env. */
     base_url: z.string().url().optional(),
+    /** Lifetime asked of the server (it closes the session after it) and expiry listed for sweepers. */
+    ttl_seconds: z
+      .number()
+      .int()
+      .positive()
+      .default(24 * 3600),
     /** Config passed to the server's backend provider as the session's destination config. */
     backend_config: z.unknown().optional(),
     /** Modal-style cloud bucket mounts (secret by ref; the server resolves it from its own env). */

@@ -13,7 +13,7 @@ import {
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { z } from "zod";
-import { parseHttpConfig } from "./http-config.js";
+import { HttpDestinationConfigSchema, parseHttpConfig } from "./http-config.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./http-retry.js";
 import { HttpRunnerSession } from "./http-session.js";
 import { createTransport } from "./http-transport.js";
@@ -32,6 +32,8 @@ export interface HttpRunnerProviderSettings {
   /** What the server's backend can do, if known in advance (default: all of the protocol). */
   capabilities?: RunnerCapabilities;
   onRetry?: (operation: string, attempt: number, error: unknown) => void;
+  /** Owner tag sent with every created session (`GET /sessions?owner=` lists them). Default `roder-runners`. */
+  owner?: string;
 }
 
 const ALL: RunnerCapabilities = {
@@ -51,6 +53,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
   const baseUrlEnv = settings.baseUrlEnv ?? "RODER_RUNNER_HTTP_URL";
   const env = () => settings.env ?? process.env;
   const retry = { ...DEFAULT_RETRY, ...settings.retry };
+  const owner = settings.owner ?? "roder-runners";
   const token = () => {
     const t = env()[tokenEnv];
     if (!t)
@@ -143,6 +146,8 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
         manifest: codecs.RunnerManifest.toJSON(d.default_manifest),
         config: config.backend_config ?? null,
         ...(config.mounts ? { mounts: config.mounts } : {}),
+        owner,
+        ttl_seconds: config.ttl_seconds,
       });
       return postSession(t, body, {
         destinationId: d.id,
@@ -163,6 +168,8 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
           destination_id: state.destination_id,
           provider_id: id,
           snapshot: JSON.parse(codecs.RunnerSnapshotRef.encode(state.snapshot)),
+          owner,
+          ttl_seconds: HttpDestinationConfigSchema.shape.ttl_seconds.parse(undefined),
         });
         return postSession(t, body, {
           destinationId: state.destination_id,

@@ -35,6 +35,10 @@ export interface RunnerServerOptions {
   basePath?: string;
   /** Called once per request, for logs; never receives bodies or headers. */
   onRequest?: (entry: { method: string; path: string; status: number; ms: number }) => void;
+  /** Lifetime of a session created without `ttl_seconds` (default: none, it lives until closed). */
+  defaultTtlSeconds?: number;
+  /** How often expired sessions are closed (default 30 s; an expired session is refused at once anyway). */
+  reapIntervalMs?: number;
 }
 
 export interface RunnerServer {
@@ -44,6 +48,8 @@ export interface RunnerServer {
   close(): Promise<void>;
   /** Live session count (for tests and metrics). */
   sessionCount(): number;
+  /** Closes the sessions past their expiry now (the reaper timer does it every `reapIntervalMs`); their ids. */
+  reapExpired(): Promise<string[]>;
 }
 
 const CreateSessionBodySchema = z.object({
@@ -67,6 +73,15 @@ const CreateSessionBodySchema = z.object({
       }),
     )
     .default(() => []),
+  /** Owner tag, listed by `GET /sessions?owner=` (for sweepers). */
+  owner: z.string().min(1).max(256).optional(),
+  /** Lifetime: the server closes the session this many seconds after creation. */
+  ttl_seconds: z
+    .number()
+    .int()
+    .positive()
+    .max(365 * 24 * 3600)
+    .optional(),
 });
 
 /** fs errors that only a client's path can cause (a name over 255 bytes, a file used as a directory, …). */
@@ -108,6 +123,9 @@ class HttpError extends Error {
 interface Entry {
   session: RemoteRunnerSession;
   destinationId: string;
+  owner: string | null;
+  /** Epoch ms after which the session is closed; null: never. */
+  expiresAt: number | null;
 }
 
 export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
@@ -207,6 +225,15 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
 
   function entry(id: string): Entry {
     const e = sessions.get(id);
+    if (e && e.expiresAt !== null && e.expiresAt <= Date.now()) {
+      sessions.delete(id);
+      void e.session.close().catch(() => {});
+      throw new SessionNotFoundError({
+        providerId: provider.id,
+        sessionId: id,
+        message: `session '${id}' expired`,
+      });
+    }
     if (!e)
       throw new SessionNotFoundError({
         providerId: provider.id,
@@ -214,6 +241,32 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         message: `no session '${id}' on this server`,
       });
     return e;
+  }
+
+  async function reapExpired(): Promise<string[]> {
+    const now = Date.now();
+    const due = [...sessions].filter(([, e]) => e.expiresAt !== null && e.expiresAt <= now);
+    for (const [id] of due) sessions.delete(id);
+    await Promise.all(due.map(([, e]) => e.session.close().catch(() => {})));
+    return due.map(([id]) => id);
+  }
+  // Unref'd: the reaper never keeps a process alive; close() stops it.
+  const reaper = setInterval(() => void reapExpired(), options.reapIntervalMs ?? 30_000);
+  reaper.unref();
+
+  /** `GET /sessions?owner=`: that owner's sessions, for sweepers. */
+  function listSessions(url: URL, res: ServerResponse): void {
+    const owner = url.searchParams.get("owner");
+    if (!owner) throw new HttpError(400, "invalid_request", "the 'owner' query parameter is required");
+    const now = Date.now();
+    const list = [...sessions]
+      .filter(([, e]) => e.owner === owner)
+      .map(([id, e]) => ({
+        session_id: id,
+        expires_at: e.expiresAt === null ? null : new Date(e.expiresAt).toISOString(),
+        state: e.expiresAt !== null && e.expiresAt <= now ? "expired" : "running",
+      }));
+    send(res, 200, JSON.stringify({ sessions: list }));
   }
 
   function newId(): string {
@@ -226,6 +279,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   }
 
   async function createSession(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const socket = req.socket;
     const text = await readJson(req);
     let raw: unknown;
     try {
@@ -284,8 +338,19 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       await session.close();
       throw new HttpError(503, "shutting_down", "the server is shutting down");
     }
+    // A client gone during create can never learn the id: the session would leak, so it is closed here.
+    if (socket.destroyed) {
+      await session.close().catch(() => {});
+      return;
+    }
     const id = newId();
-    sessions.set(id, { session, destinationId: body.destination_id });
+    const ttl = body.ttl_seconds ?? options.defaultTtlSeconds;
+    sessions.set(id, {
+      session,
+      destinationId: body.destination_id,
+      owner: body.owner ?? null,
+      expiresAt: ttl === undefined ? null : Date.now() + ttl * 1000,
+    });
     send(res, 201, JSON.stringify({ session_id: id, snapshot, workspace_root: workspaceRoot(session) }));
   }
 
@@ -424,6 +489,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     }
     if (parts[0] !== "sessions") throw new HttpError(404, "not_found", "unknown route");
     if (parts.length === 1 && m === "POST") return createSession(req, res);
+    if (parts.length === 1 && m === "GET") return listSessions(url, res);
     const id = parts[1];
     if (!id) throw new HttpError(404, "not_found", "unknown route");
     if (parts.length === 2) {
@@ -549,8 +615,10 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         });
       });
     },
+    reapExpired,
     async close() {
       closing = true;
+      clearInterval(reaper);
       const closed = server ? new Promise<void>((r) => server!.close(() => r())) : Promise.resolve();
       server?.closeIdleConnections();
       const all = [...sessions.values()];

@@ -14,3 +14,4 @@ export {
   serveRunner,
 } from "./http-server.js";
 export { HttpRunnerSession } from "./http-session.js";
+export { createHttpSweeper, type HttpSweeperSettings } from "./http-sweeper.js";
