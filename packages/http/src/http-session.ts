@@ -3,6 +3,7 @@ import {
   codecs,
   confinePath,
   OutputQueue,
+  ProviderApiError,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequest,
   type RunnerArtifactExportResult,
@@ -84,6 +85,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       signal: options?.signal,
       idempotent: false,
       operation: "run command",
+      buffer: true,
       sessionId: this.info.sessionId,
     });
     return codecs.RunnerCommandResult.decode(await res.text());
@@ -200,7 +202,20 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       } catch (error) {
         if (signal?.aborted) rejectResult(new CancelledError({ operation: "command stream" }));
         else if (detached) rejectResult(new RunnerError("detached", "this handle was detached"));
-        else rejectResult(error);
+        else
+          rejectResult(
+            RunnerError.isInstance(error)
+              ? error
+              : // Cut or garbled mid-stream: typed, and not retryable (the command may be running still).
+                new ProviderApiError(
+                  {
+                    providerId: this.info.providerId,
+                    message: `command ${commandId}: the output stream was cut before its result`,
+                    isRetryable: false,
+                  },
+                  { cause: error },
+                ),
+          );
       } finally {
         signal?.removeEventListener("abort", onAbort);
         output.end();
@@ -235,6 +250,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       signal: options?.signal,
       idempotent: true,
       operation: "cancel command",
+      buffer: true,
       sessionId: this.info.sessionId,
     });
     const body = (await res.json()) as { cancelled?: unknown };
@@ -248,6 +264,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       signal: options?.signal,
       idempotent: true,
       operation: "read file",
+      buffer: true,
       sessionId: this.info.sessionId,
     });
     return { path: request.path, contents: new Uint8Array(await res.arrayBuffer()) };
@@ -272,6 +289,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       signal: options?.signal,
       idempotent: true,
       operation: "expose port",
+      buffer: true,
       sessionId: this.info.sessionId,
     });
     return codecs.RunnerPortResult.decode(await res.text());
@@ -287,6 +305,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       signal: options?.signal,
       idempotent: false,
       operation: "export artifact",
+      buffer: true,
       sessionId: this.info.sessionId,
     });
     return codecs.RunnerArtifactExportResult.decode(await res.text());
@@ -298,6 +317,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       signal: options?.signal,
       idempotent: false,
       operation: "snapshot",
+      buffer: true,
       sessionId: this.info.sessionId,
     });
     const body = (await res.json()) as { snapshot?: unknown };

@@ -13,6 +13,11 @@ export interface HttpTransport {
       idempotent: boolean;
       operation: string;
       sessionId?: string;
+      /**
+       * Read the whole answer inside the attempt: a connection cut in the middle of the body is then a typed
+       * ProviderApiError, and retried with the rest of the call when it is idempotent.
+       */
+      buffer?: boolean;
     },
   ): Promise<Response>;
 }
@@ -55,12 +60,37 @@ export function createTransport(args: {
               providerId: args.providerId,
               url,
               message: `${opts.operation}: ${isNetworkError(error) ? "connection failed" : (error as Error).message}`,
-              isRetryable: isNetworkError(error),
+              // A call that is not idempotent may have taken effect: never advertise it as safe to repeat.
+              isRetryable: isNetworkError(error) && opts.idempotent,
             },
             { cause: error },
           );
         }
-        if (res.ok) return res;
+        if (res.ok && !opts.buffer) return res;
+        if (res.ok) {
+          let bytes: ArrayBuffer;
+          try {
+            bytes = await res.arrayBuffer();
+          } catch (error) {
+            if (opts.signal?.aborted)
+              throw new CancelledError({ operation: opts.operation }, { cause: error });
+            throw new ProviderApiError(
+              {
+                providerId: args.providerId,
+                url,
+                message: `${opts.operation}: the connection was cut in the middle of the answer`,
+                isRetryable: opts.idempotent,
+              },
+              { cause: error },
+            );
+          }
+          const empty = res.status === 204 || res.status === 205 || res.status === 304;
+          return new Response(empty ? null : bytes, {
+            status: res.status,
+            statusText: res.statusText,
+            headers: res.headers,
+          });
+        }
         let parsed: unknown = null;
         try {
           parsed = JSON.parse(await res.text());
