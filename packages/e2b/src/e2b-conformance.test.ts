@@ -2,6 +2,7 @@ import { createLocalProvider } from "@roder/runner-local";
 import { describeRunnerConformance, type E2bStandIn, startE2bStandIn } from "@roder/runner-testkit";
 import { expect } from "vitest";
 import { createE2bProvider } from "./e2b-provider.js";
+import { createE2bSweeper } from "./e2b-sweeper.js";
 
 const KEY = "e2b_canary_key_4d8c1f0a9b";
 let standIn: E2bStandIn;
@@ -31,4 +32,15 @@ describeRunnerConformance({
   // The preview URL is E2B's host name for the port, which does not resolve here.
   portPreview: "url-only",
   secretValues: [KEY],
+  countLiveSessions: () => standIn.sandboxes().length,
+  sweeper: {
+    owner: "roder-runners",
+    create: () =>
+      createE2bSweeper({
+        apiUrl: standIn.apiUrl,
+        sandboxUrl: standIn.sandboxUrl,
+        domain: standIn.domain,
+        env: { E2B_API_KEY: KEY },
+      }),
+  },
 });

@@ -26,6 +26,8 @@ export function mapE2bError(
       { cause: error },
     );
   }
+  if (name === "FileNotFoundError")
+    return new RunnerError("not_found", `${ctx.operation}: ${msg}`, { cause: error });
   if (/\[unavailable\]|sandbox was killed/i.test(msg)) {
     return new SessionNotFoundError(
       {

@@ -150,8 +150,10 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
     // Rate limits are retried with backoff (the request was refused, nothing was created); the rest is typed.
     for (let attempt = 0; !sandbox; attempt++) {
       try {
+        // The create request itself is not aborted: a sandbox the server made after the client hung up would
+        // be left running with no one knowing its id. An abort is honoured as soon as the answer is in (below).
         sandbox = await Sandbox.create(template, {
-          ...conn(signal),
+          ...conn(undefined),
           timeoutMs: config.ttl_seconds * 1000,
           metadata: {
             ...config.metadata,
@@ -189,6 +191,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
             args: ["-R", "a-w", "--", target],
           });
       }
+      if (signal?.aborted) throw new CancelledError({ operation: "create session" });
       return session;
     } catch (error) {
       // A failed or aborted create kills what it started.

@@ -73,7 +73,8 @@ export class E2bSession implements RemoteRunnerSession {
     });
   }
 
-  private ensureOpen(): void {
+  private ensureOpen(options?: RunnerCallOptions, operation = "call"): void {
+    if (options?.signal?.aborted) throw new CancelledError({ operation });
     if (this.closed)
       throw new SessionNotFoundError({
         providerId: "e2b",
@@ -294,7 +295,7 @@ export class E2bSession implements RemoteRunnerSession {
   }
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
-    this.ensureOpen();
+    this.ensureOpen(options, "readFile");
     const p = await this.realConfined(request.path, "read");
     try {
       const bytes = await this.sandbox.files.read(p, {
@@ -308,7 +309,7 @@ export class E2bSession implements RemoteRunnerSession {
   }
 
   async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
-    this.ensureOpen();
+    this.ensureOpen(options, "writeFile");
     const p = await this.realConfined(request.path, "write");
     if (p === this.root)
       throw new PathOutsideWorkspaceError({
@@ -343,7 +344,7 @@ export class E2bSession implements RemoteRunnerSession {
     request: RunnerArtifactExportRequest,
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
-    this.ensureOpen();
+    this.ensureOpen(options, "exportArtifact");
     if (this.info.config.artifacts === undefined)
       throw new UnsupportedCapabilityError({
         providerId: "e2b",
@@ -363,8 +364,8 @@ export class E2bSession implements RemoteRunnerSession {
     });
   }
 
-  async snapshot(): Promise<RunnerSnapshotRef> {
-    this.ensureOpen();
+  async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {
+    this.ensureOpen(options, "snapshot");
     return this.info.snapshot();
   }
 

@@ -2,6 +2,7 @@ import { createLocalProvider } from "@roder/runner-local";
 import { describeRunnerConformance, type FlyStandIn, startFlyStandIn } from "@roder/runner-testkit";
 import { expect } from "vitest";
 import { createFlyProvider } from "./fly-provider.js";
+import { createFlySweeper } from "./fly-sweeper.js";
 
 const TOKEN = "fly-token-canary-58c1e2";
 let standIn: FlyStandIn;
@@ -30,4 +31,14 @@ describeRunnerConformance({
     default_manifest: { entries: [], mounts: [] },
   }),
   secretValues: [TOKEN],
+  countLiveSessions: () => standIn.machines().filter((m) => m.state !== "destroyed").length,
+  sweeper: {
+    owner: "roder-runners",
+    create: () =>
+      createFlySweeper({
+        app: "roder-test",
+        baseUrl: standIn.baseUrl,
+        env: { FLY_API_TOKEN: standIn.token },
+      }),
+  },
 });

@@ -186,11 +186,13 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
           ...(files.length ? { files } : {}),
         },
       };
+      if (options?.signal?.aborted) throw new CancelledError({ operation: "create session" });
+      // The create request itself is not aborted: a machine Fly made after the client hung up would be left
+      // with no one knowing its id. An abort is honoured as soon as the answer is in (and destroys it).
       const machine = await a.call<FlyMachine>("POST", `/apps/${config.app}/machines`, {
         body,
         idempotent: false,
         operation: "create machine",
-        signal: options?.signal,
       });
       const session = new FlySession(a, {
         machineId: machine.id,
@@ -218,6 +220,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
             operation: "protect manifest entry",
           });
         }
+        if (options?.signal?.aborted) throw new CancelledError({ operation: "create session" });
         return session;
       } catch (error) {
         // A failed or aborted create destroys what it started: nothing is left running and billing.

@@ -12,16 +12,24 @@ export const RUN = [
   'pidf="$2"; t="$3"; shift 3',
   'while read -r k v; do [ -n "$k" ] || continue; val=$(printf %s "$v" | base64 -d; printf x); export "$k=${val%x}"; done',
   'mkdir -p -- "$(dirname -- "$pidf")" && echo $$ > "$pidf"',
+  // A cancel that came before the start (see KILL's "arm"): do not run at all.
+  '[ -e "$pidf.cancel" ] && { rm -f -- "$pidf.cancel" "$pidf"; exit 137; }',
   // timeout makes its own process group and signals all of it: grandchildren die too. The pid file names it.
   'exec timeout -k 1 "$t" "$@" < /dev/null',
 ].join("\n");
 
-/** $1 pid file: kills the command's process group. Exit 3 when it is not running. */
+/**
+ * $1 pid file: kills the command's process group. Exit 3 when it is not running. With $2 = "arm" (an
+ * aborted call whose command may not have started yet) it first leaves a cancel marker that RUN checks after
+ * writing its pid: whichever comes second sees the other, so the command is killed or never starts.
+ */
 export const KILL = [
+  'if [ "$2" = arm ]; then mkdir -p -- "$(dirname -- "$1")" && : > "$1.cancel"; fi',
   'p=$(cat -- "$1" 2>/dev/null) || exit 3',
   'kill -0 "$p" 2>/dev/null || { rm -f -- "$1"; exit 3; }',
-  'kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p"',
-  'rm -f -- "$1"',
+  // dash's kill takes no signal name before "--" ("kill -KILL -- -PID" fails): -s works in every sh.
+  'kill -s KILL -- "-$p" 2>/dev/null || kill -s KILL "$p"',
+  'rm -f -- "$1" "$1.cancel"',
 ].join("\n");
 
 /** Resolves $1 (real path) and checks it is under one of the roots $2…; prints it. Exit 91 when outside. */

@@ -31,7 +31,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export class FlySession implements RemoteRunnerSession {
   private closed = false;
-  private readonly running = new Map<string, { cancelled: boolean }>();
+  private readonly running = new Map<string, { cancelled: boolean; cancelling?: Promise<boolean> }>();
 
   constructor(
     private readonly api: FlyApi,
@@ -128,16 +128,37 @@ export class FlySession implements RemoteRunnerSession {
     ];
     // Env values travel on stdin (base64 lines), never on a command line.
     const envBlock = request.env.map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}\n`).join("");
-    const entry = { cancelled: false };
+    const entry: { cancelled: boolean; cancelling?: Promise<boolean> } = { cancelled: false };
     this.running.set(request.command_id, entry);
     const started = Date.now();
+    // Aborting drops the exec request, which does not stop the process on the machine: kill it through a
+    // second exec ("arm": also when it has not started yet) before answering.
+    let killing: Promise<unknown> | undefined;
+    const onAbort = () => {
+      entry.cancelled = true;
+      killing = this.exec(["/bin/sh", "-c", KILL, "roder-kill", this.pidFile(request.command_id), "arm"], {
+        timeoutS: 30,
+        operation: "cancel command",
+      }).catch(() => undefined);
+    };
+    options?.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const r = await this.exec(argv, {
-        ...(envBlock ? { stdin: envBlock } : {}),
-        timeoutS: execTimeout,
-        signal: options?.signal,
-        operation: "run command",
-      });
+      let r: Awaited<ReturnType<typeof this.exec>>;
+      try {
+        r = await this.exec(argv, {
+          ...(envBlock ? { stdin: envBlock } : {}),
+          timeoutS: execTimeout,
+          signal: options?.signal,
+          operation: "run command",
+        });
+      } catch (error) {
+        if (killing) {
+          await killing;
+          throw new CancelledError({ operation: "runCommand" }, { cause: error });
+        }
+        throw error;
+      }
+      if (entry.cancelling) await entry.cancelling.catch(() => false);
       const code = r.exit_signal ? null : (r.exit_code ?? 0);
       let stderr = r.stderr ?? "";
       const timedOut =
@@ -158,6 +179,7 @@ export class FlySession implements RemoteRunnerSession {
       // timeout(1) reports a program it could not run as 126/127, like a shell.
       return { command_id: request.command_id, exit_code: code, stdout: r.stdout ?? "", stderr };
     } finally {
+      options?.signal?.removeEventListener("abort", onAbort);
       this.running.delete(request.command_id);
     }
   }
@@ -166,14 +188,19 @@ export class FlySession implements RemoteRunnerSession {
   async cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean> {
     this.ensureOpen();
     const entry = this.running.get(commandId);
-    const r = await this.exec(["/bin/sh", "-c", KILL, "roder-kill", this.pidFile(commandId)], {
-      timeoutS: 30,
-      signal: options?.signal,
-      operation: "cancel command",
-    });
-    const killed = (r.exit_code ?? 0) === 0;
-    if (killed && entry) entry.cancelled = true;
-    return killed;
+    const cancelling = (async () => {
+      const r = await this.exec(["/bin/sh", "-c", KILL, "roder-kill", this.pidFile(commandId)], {
+        timeoutS: 30,
+        signal: options?.signal,
+        operation: "cancel command",
+      });
+      const killed = (r.exit_code ?? 0) === 0;
+      if (killed && entry) entry.cancelled = true;
+      return killed;
+    })();
+    // The command's own exec may answer before this one: it waits for the verdict (see runCommand).
+    if (entry) entry.cancelling = cancelling;
+    return cancelling;
   }
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {

@@ -29,4 +29,5 @@ describeRunnerConformance({
     default_manifest: { entries: [], mounts: [] },
   }),
   secretValues: [TOKEN],
+  countLiveSessions: () => server.sessionCount(),
 });

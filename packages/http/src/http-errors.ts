@@ -1,5 +1,6 @@
 import {
   CancelledError,
+  CommandNotFoundError,
   PathOutsideWorkspaceError,
   ProviderApiError,
   RunnerError,
@@ -9,7 +10,14 @@ import {
 
 /** The error body of the protocol: `{ "error": { "code", "message", ...fields } }`. */
 export interface WireErrorBody {
-  error: { code: string; message: string; capability?: string; path?: string; retryable?: boolean };
+  error: {
+    code: string;
+    message: string;
+    capability?: string;
+    path?: string;
+    command_id?: string;
+    retryable?: boolean;
+  };
 }
 
 /** HTTP status for a typed error (server side). */
@@ -25,6 +33,7 @@ export function statusForError(error: unknown): number {
     case "is_a_directory":
       return 400;
     case "session_not_found":
+    case "command_not_found":
     case "not_found":
       return 404;
     case "read_only":
@@ -76,6 +85,12 @@ export function errorFromResponse(args: {
       return new SessionNotFoundError({
         providerId: args.providerId,
         sessionId: args.sessionId ?? "?",
+        message,
+      });
+    case "command_not_found":
+      return new CommandNotFoundError({
+        providerId: args.providerId,
+        commandId: e?.command_id ?? "?",
         message,
       });
     case "unsupported_capability":

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import {
+  CommandNotFoundError,
   codecs,
   describeProviderLimits,
   type EnvSource,
@@ -208,6 +209,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       status = statusForError(error);
       payload = { code: error.code, message: error.message, retryable: error.isRetryable };
       if (UnsupportedCapabilityError.isInstance(error)) payload.capability = error.capability;
+      if (CommandNotFoundError.isInstance(error)) payload.command_id = error.commandId;
     } else if (PATH_ERRNOS.has((error as NodeJS.ErrnoException)?.code ?? "")) {
       // A backend that let a raw fs error through on a path the client gave: the client's error, not a 500.
       status = 400;

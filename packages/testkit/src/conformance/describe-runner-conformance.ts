@@ -2,15 +2,24 @@ import { createHash, randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import {
   CancelledError,
+  CommandNotFoundError,
   codecs,
   commandOutcome,
+  describeProviderLimits,
   PathOutsideWorkspaceError,
   type RemoteRunnerProvider,
   type RemoteRunnerSession,
   type RunnerDestination,
   RunnerError,
+  type RunnerLimits,
+  RunnerLimitsSchema,
+  type RunnerOperationEvent,
+  RunnerOperationEventSchema,
   type RunnerSessionState,
+  type SweepableProvider,
+  sweepExpiredSessions,
   UnsupportedCapabilityError,
+  withObserver,
 } from "@roder/runner-contract";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
@@ -33,6 +42,15 @@ export interface RunnerConformanceOptions {
   teardown?: () => Promise<void>;
   /** Names of checks to skip (reported as skipped), for a backend that documents why. */
   skip?: string[];
+  /** The provider's published limits (default: `describeProviderLimits(provider.id)`). */
+  limits?: RunnerLimits;
+  /**
+   * Live sandboxes/sessions on the backend (machines, sandboxes, server sessions, workspace dirs): with it,
+   * the suite proves an aborted or failed create leaves nothing behind.
+   */
+  countLiveSessions?: () => MaybePromise<number>;
+  /** The provider's sweeper and the owner `createProvider()` tags sessions with: the suite lists and removes. */
+  sweeper?: { owner: string; create: () => MaybePromise<SweepableProvider> };
 }
 
 async function freePort(): Promise<number> {
@@ -419,6 +437,231 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
         expect(r.stdout).toBe("still here");
       },
       60_000,
+    );
+
+    const limitsOf = (): RunnerLimits => {
+      const l = options.limits ?? describeProviderLimits(provider.id);
+      expect(l, `no published limits for provider '${provider.id}'`).not.toBeNull();
+      return RunnerLimitsSchema.parse(l);
+    };
+    const text = (d: Uint8Array) => new TextDecoder().decode(d);
+
+    check("publishes limits that agree with the session's methods", async () => {
+      const limits = limitsOf();
+      expect(limits.provider_id).toBe(provider.id);
+      expect(typeof session.startCommand === "function").toBe(limits.streaming === "native");
+      expect(typeof session.attachCommand === "function").toBe(limits.attach !== "none");
+      expect(limits.reattach).toBe(limits.attach === "any-client");
+      expect(limits.attach === "none").toBe(limits.attach_replay === null);
+      expect(provider.capabilities().cancellation).toBe(limits.cancellation !== "none");
+    });
+
+    check(
+      "detaches from a running command and attaches to it again",
+      async () => {
+        const limits = limitsOf();
+        if (limits.attach === "none" || !session.startCommand || !session.attachCommand) return;
+        const cid = id();
+        const h = await session.startCommand({
+          command_id: cid,
+          program: "sh",
+          args: ["-c", "echo one; sleep 1; echo two; sleep 1; echo three"],
+        });
+        const it = h.output[Symbol.asyncIterator]();
+        let first = "";
+        while (!first.includes("one")) {
+          const r = await it.next();
+          if (r.done) break;
+          first += text(r.value.data);
+        }
+        expect(first).toContain("one");
+        await h.detach!();
+        // Detached, the command goes on; wait() still answers (following it again where it must).
+        const detachedResult = h.wait();
+        // any-client: a new provider instance, from the persisted state, as another process would.
+        const target =
+          limits.attach === "any-client"
+            ? await (await (options.createResumeProvider ?? options.createProvider)()).resumeSession(
+                codecs.RunnerSessionState.decode(codecs.RunnerSessionState.encode(session.state())),
+              )
+            : session;
+        const again = await target.attachCommand!(cid);
+        expect(again.commandId).toBe(cid);
+        let seen = "";
+        for await (const chunk of again.output) seen += text(chunk.data);
+        const result = await again.wait();
+        expect(result.exit_code).toBe(0);
+        expect(seen).toContain("three");
+        if (limits.attach_replay === "retained") {
+          expect(seen).toBe("one\ntwo\nthree\n");
+          expect(result.stdout).toBe("one\ntwo\nthree\n");
+        } else expect(seen).not.toContain("one");
+        expect((await detachedResult).exit_code).toBe(0);
+        const missing = await thrown(() => target.attachCommand!(`never-started-${id()}`));
+        expect(CommandNotFoundError.isInstance(missing), String(missing)).toBe(true);
+      },
+      60_000,
+    );
+
+    check(
+      "aborting a running command kills it, on every path",
+      async () => {
+        for (const how of ["runCommand", "startCommand"] as const) {
+          if (how === "startCommand" && !session.startCommand) continue;
+          const marker = `late-${id()}`;
+          const ac = new AbortController();
+          const request = {
+            command_id: id(),
+            program: "sh",
+            args: ["-c", `sleep 2; echo x > ${marker}`],
+          };
+          const started = Date.now();
+          const outcome =
+            how === "runCommand"
+              ? session.runCommand(request, { signal: ac.signal })
+              : session.startCommand!(request, { signal: ac.signal }).then((h) => h.wait());
+          setTimeout(() => ac.abort(), 300);
+          const settled = await outcome.then(
+            (r) => ({ ok: true as const, r }),
+            (e: unknown) => ({ ok: false as const, e }),
+          );
+          expect(Date.now() - started, `${how}: answered promptly after the abort`).toBeLessThan(1900);
+          if (settled.ok) {
+            expect(settled.r.exit_code, how).toBeNull();
+            expect(commandOutcome(settled.r).cancelled, how).toBe(true);
+          } else expect(CancelledError.isInstance(settled.e), `${how}: ${settled.e}`).toBe(true);
+          // The process really died: it never gets to write its marker.
+          await new Promise((r) => setTimeout(r, 2500));
+          const e = await thrown(() => session.readFile({ path: marker }));
+          expect(RunnerError.isInstance(e) && e.code === "not_found", `${how}: ${e}`).toBe(true);
+        }
+      },
+      60_000,
+    );
+
+    check(
+      "honours an already-aborted AbortSignal on every call, with no effect",
+      async () => {
+        const ac = new AbortController();
+        ac.abort();
+        const signal = ac.signal;
+        const path = `aborted-${id()}.txt`;
+        const calls: Array<[string, () => Promise<unknown>]> = [
+          [
+            "runCommand",
+            () => session.runCommand({ command_id: id(), program: "touch", args: [path] }, { signal }),
+          ],
+          ["writeFile", () => session.writeFile({ path, contents: new Uint8Array([1]) }, { signal })],
+          ["readFile", () => session.readFile({ path: "." }, { signal })],
+          ["createSession", () => provider.createSession(destination, { signal })],
+        ];
+        if (provider.capabilities().snapshots) calls.push(["snapshot", () => session.snapshot({ signal })]);
+        if (session.startCommand)
+          calls.push([
+            "startCommand",
+            () => session.startCommand!({ command_id: id(), program: "touch", args: [path] }, { signal }),
+          ]);
+        const before = options.countLiveSessions ? await options.countLiveSessions() : 0;
+        for (const [name, call] of calls) {
+          const e = await thrown(call);
+          expect(CancelledError.isInstance(e), `${name}: ${e}`).toBe(true);
+        }
+        if (options.countLiveSessions) expect(await options.countLiveSessions()).toBe(before);
+        const e = await thrown(() => session.readFile({ path }));
+        expect(RunnerError.isInstance(e) && e.code === "not_found", String(e)).toBe(true);
+      },
+      60_000,
+    );
+
+    check(
+      "an aborted create leaves no sandbox behind",
+      async () => {
+        if (!options.countLiveSessions) return;
+        const before = await options.countLiveSessions();
+        for (const delay of [0, 5, 25, 100, 400]) {
+          const ac = new AbortController();
+          const pending = provider.createSession(destination, { signal: ac.signal });
+          setTimeout(() => ac.abort(), delay);
+          const r = await pending.then(
+            (s) => ({ ok: true as const, s }),
+            (e: unknown) => ({ ok: false as const, e }),
+          );
+          // Either the create won the race (then it is an ordinary session) or it failed typed and cleaned up.
+          if (r.ok) await r.s.close();
+          else expect(CancelledError.isInstance(r.e), `abort after ${delay} ms: ${r.e}`).toBe(true);
+          expect(await options.countLiveSessions(), `abort after ${delay} ms`).toBe(before);
+        }
+      },
+      120_000,
+    );
+
+    check(
+      "reports one event per operation to an observer, with no secret or argument in it",
+      async () => {
+        const events: RunnerOperationEvent[] = [];
+        const observed = withObserver(await options.createProvider(), (e) => events.push(e));
+        const marker = `arg-marker-${randomUUID()}`;
+        const s = await observed.createSession(destination);
+        opened.push(s);
+        await s.writeFile({ path: "observed.bin", contents: new Uint8Array(777) });
+        expect((await s.readFile({ path: "observed.bin" })).contents.length).toBe(777);
+        await s.runCommand({ command_id: id(), program: "echo", args: [marker], env: [["M", marker]] });
+        await s.readFile({ path: `missing-${marker}` }).catch(() => {});
+        await s.close();
+        const ops = events.map((e) => `${e.operation}:${e.outcome}`);
+        expect(ops).toEqual([
+          "createSession:ok",
+          "writeFile:ok",
+          "readFile:ok",
+          "runCommand:ok",
+          "readFile:error",
+          "close:ok",
+        ]);
+        for (const e of events) {
+          expect(RunnerOperationEventSchema.parse(e)).toEqual(e);
+          expect(e.provider).toBe(provider.id);
+        }
+        expect(events[1]!.bytes_out).toBe(777);
+        expect(events[2]!.bytes_in).toBe(777);
+        expect(events[4]!.error_code).toBe("not_found");
+        const all = JSON.stringify(events);
+        expect(all).not.toContain(marker);
+        for (const secret of secrets) expect(all).not.toContain(secret);
+      },
+      60_000,
+    );
+
+    check(
+      "its sweeper lists this owner's sessions and removes one",
+      async () => {
+        if (!options.sweeper) return;
+        const sweeper = await options.sweeper.create();
+        const owner = options.sweeper.owner;
+        const s = await provider.createSession(destination);
+        opened.push(s);
+        const sid = s.state().session_id;
+        const listed = await sweeper.listOwnedSessions({ owner });
+        const mine = listed.find((o) => o.session_id === sid);
+        expect(mine, `${sid} in ${JSON.stringify(listed)}`).toBeDefined();
+        expect(mine!.expires_at === null || !Number.isNaN(Date.parse(mine!.expires_at))).toBe(true);
+        expect(await sweeper.listOwnedSessions({ owner: `someone-else-${id()}` })).toEqual([]);
+        // Nothing has expired yet: a sweep of expired sessions removes nothing; a dry run of all finds it.
+        const now = await sweepExpiredSessions(sweeper, { owner, now: new Date(Date.now() - 1000) });
+        expect(now.removed.filter((r) => r === sid)).toEqual([]);
+        const dry = await sweepExpiredSessions(sweeper, { owner, includeUnexpired: true, dryRun: true });
+        expect(dry.found.map((o) => o.session_id)).toContain(sid);
+        expect(dry.removed).toEqual([]);
+        await sweeper.destroySession(sid);
+        expect((await sweeper.listOwnedSessions({ owner })).map((o) => o.session_id)).not.toContain(sid);
+        const after = await thrown(async () => {
+          const again = await (
+            await (options.createResumeProvider ?? options.createProvider)()
+          ).resumeSession(s.state());
+          await again.runCommand({ command_id: id(), program: "true" });
+        });
+        expect(RunnerError.isInstance(after), String(after)).toBe(true);
+      },
+      120_000,
     );
 
     check("keeps secrets out of state() and errors", async () => {

@@ -463,8 +463,12 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       const path = url.searchParams.get("path");
       if (req.method === "GET") {
         if (!path) throw new ApiError(400, "path is required");
-        const r = await s.session.readFile({ path }).catch((e: Error) => {
-          throw new ApiError(/no such file/i.test(e.message) ? 404 : 400, e.message);
+        const r = await s.session.readFile({ path }).catch((e: Error & { code?: unknown }) => {
+          // envd answers 404 for a missing path (the SDK turns it into FileNotFoundError).
+          throw new ApiError(
+            e.code === "not_found" || /no such file/i.test(e.message) ? 404 : 400,
+            e.message,
+          );
         });
         res.writeHead(200, {
           "content-type": "application/octet-stream",
