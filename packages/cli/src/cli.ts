@@ -56,7 +56,7 @@ Commands:
   snapshot                               snapshot a kept session
   close                                  close a kept session
   serve [--provider local]               serve the HTTP runner protocol in front of a provider
-  sweep --provider fly|e2b --owner O     remove expired sandboxes a crashed caller left behind
+  sweep --provider P --owner O          remove expired sessions a crashed caller left (fly, e2b, local, http)
 
 Run 'roder-runner <command> --help' for a command's options.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 provider/API error, 124 timeout, 137 killed;
@@ -78,7 +78,7 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
   snapshot: "Usage: roder-runner snapshot --session S\n  Prints the RunnerSnapshotRef as JSON.",
   close: "Usage: roder-runner close --session S",
   sweep:
-    "Usage: roder-runner sweep --provider fly|e2b --owner OWNER [--app APP] [--dry-run] [--json]\n  Lists the sandboxes tagged roder_owner=OWNER and removes those past roder_expires_at (fly needs --app).",
+    "Usage: roder-runner sweep --provider fly|e2b|local|http --owner OWNER [--app APP] [--root DIR] [--url URL] [--dry-run] [--json]\n  Lists the sessions tagged with owner OWNER and removes those past their expiry.\n  fly: in app APP (needs --app); e2b: E2B_API_KEY; local: workspaces under DIR (default the provider's root);\n  http: the server at URL (or RODER_RUNNER_HTTP_URL), token RODER_RUNNER_HTTP_TOKEN.",
   serve:
     "Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1]\n  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM.",
 };
@@ -226,6 +226,8 @@ async function run(argv: string[], io: Io): Promise<number> {
         provider: { type: "string" },
         owner: { type: "string" },
         app: { type: "string" },
+        root: { type: "string" },
+        url: { type: "string" },
         "dry-run": { type: "boolean" },
         port: { type: "string" },
         host: { type: "string" },

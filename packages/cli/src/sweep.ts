@@ -1,7 +1,16 @@
-import { type SweepableProvider, sweepExpiredSessions } from "@roder/runner-contract";
+import { sweepExpiredSessions } from "@roder/runner-contract";
 import { CliError, EXIT, type Io } from "./cli.js";
+import { loadSweeper } from "./providers.js";
 
-/** `roder-runner sweep`: removes this owner's expired sandboxes on fly or e2b. */
+const PACKAGES: Record<string, string> = {
+  fly: "@roder/runner-fly",
+  e2b: "@roder/runner-e2b",
+  local: "@roder/runner-local",
+  "unix-local": "@roder/runner-local",
+  http: "@roder/runner-http",
+};
+
+/** `roder-runner sweep`: removes this owner's expired sandboxes on fly, e2b, local or http. */
 export async function runSweep(v: Record<string, unknown>, io: Io): Promise<number> {
   const provider = v.provider as string | undefined;
   const owner = v.owner as string | undefined;
@@ -11,19 +20,27 @@ export async function runSweep(v: Record<string, unknown>, io: Io): Promise<numb
       EXIT.usage,
       "roder-runner sweep --provider fly --app my-app --owner my-agent",
     );
-  let sweeper: SweepableProvider;
-  if (provider === "fly") {
-    if (typeof v.app !== "string") throw new CliError("sweep --provider fly needs --app", EXIT.usage);
-    const { createFlySweeper } = await import("@roder/runner-fly");
-    sweeper = createFlySweeper({ app: v.app, env: io.env });
-  } else if (provider === "e2b") {
-    const mod = await import("@roder/runner-e2b").catch(() => {
-      throw new CliError("the e2b provider is not installed", EXIT.config, "npm install @roder/runner-e2b");
-    });
-    sweeper = mod.createE2bSweeper({ env: io.env });
-  } else {
-    throw new CliError(`sweep supports fly and e2b, not '${provider}'`, EXIT.usage);
-  }
+  const pkg = PACKAGES[provider];
+  if (!pkg) throw new CliError(`sweep supports fly, e2b, local and http, not '${provider}'`, EXIT.usage);
+  if (provider === "fly" && typeof v.app !== "string")
+    throw new CliError("sweep --provider fly needs --app", EXIT.usage);
+  if (provider === "http" && typeof v.url !== "string" && !io.env.RODER_RUNNER_HTTP_URL)
+    throw new CliError(
+      "sweep --provider http needs --url (or RODER_RUNNER_HTTP_URL)",
+      EXIT.usage,
+      "roder-runner sweep --provider http --url https://runners.example.com --owner my-agent",
+    );
+  const sweeper = await loadSweeper(
+    provider,
+    {
+      ...(typeof v.app === "string" ? { app: v.app } : {}),
+      ...(typeof v.root === "string" ? { root: v.root } : {}),
+      ...(typeof v.url === "string" ? { url: v.url } : {}),
+    },
+    io.env,
+  );
+  if (!sweeper)
+    throw new CliError(`the ${provider} provider is not installed`, EXIT.config, `npm install ${pkg}`);
   const result = await sweepExpiredSessions(sweeper, { owner, dryRun: Boolean(v["dry-run"]) });
   if (v.json) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
   else {
