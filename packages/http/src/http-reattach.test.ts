@@ -1,0 +1,91 @@
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { CommandNotFoundError, codecs, type RunnerSessionState } from "@roder/runner-contract";
+import { createLocalProvider } from "@roder/runner-local";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createHttpRunnerProvider } from "./http-provider.js";
+import { createRunnerServer, type RunnerServer } from "./http-server.js";
+
+const TOKEN = "reattach-token-5e2b";
+const here = dirname(fileURLToPath(import.meta.url));
+let server: RunnerServer;
+let url = "";
+
+beforeAll(async () => {
+  server = createRunnerServer({ provider: createLocalProvider(), token: TOKEN });
+  url = (await server.listen(0)).url;
+});
+afterAll(async () => {
+  await server.close();
+});
+
+describe("reattaching a command after the client crashed", () => {
+  it("a command outlives a SIGKILLed client and a new process attaches to it, output replayed", async () => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", join(here, "__fixtures__/start-and-crash.ts")],
+      {
+        env: { ...process.env, RUNNER_URL: url, RODER_RUNNER_HTTP_TOKEN: TOKEN },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (b) => (out += b));
+    child.stderr!.on("data", (b) => (err += b));
+    const signal = await new Promise<string | null>((r) => child.on("exit", (_c, s) => r(s)));
+    expect(signal, err).toBe("SIGKILL");
+    const saved = JSON.parse(out.trim().split("\n").pop()!) as { state: unknown; command_id: string };
+    // What the dead client persisted is all the new one has.
+    const state: RunnerSessionState = codecs.RunnerSessionState.decode(JSON.stringify(saved.state));
+    const provider = createHttpRunnerProvider({ baseUrl: url, env: { RODER_RUNNER_HTTP_TOKEN: TOKEN } });
+    const session = await provider.resumeSession(state);
+    const handle = await session.attachCommand!(saved.command_id);
+    let seen = "";
+    for await (const chunk of handle.output) seen += new TextDecoder().decode(chunk.data);
+    const result = await handle.wait();
+    expect(result.exit_code).toBe(0);
+    expect(seen).toBe("one\ntwo\nthree\n");
+    expect(result.stdout).toBe("one\ntwo\nthree\n");
+    // It ran to its end: the client's death did not cancel it.
+    expect(new TextDecoder().decode((await session.readFile({ path: "finished.txt" })).contents)).toBe(
+      "done\n",
+    );
+    // Attaching after the end still answers (the backend keeps recent commands), and an unknown id is typed.
+    const late = await session.attachCommand!(saved.command_id);
+    expect((await late.wait()).stdout).toBe("one\ntwo\nthree\n");
+    const e = await session.attachCommand!("no-such-command").catch((x: unknown) => x);
+    expect(CommandNotFoundError.isInstance(e), String(e)).toBe(true);
+    await session.close();
+    expect(server.sessionCount()).toBe(0);
+  }, 60_000);
+
+  it("an aborted start cancels the command on the server; a detached one keeps running", async () => {
+    const provider = createHttpRunnerProvider({ baseUrl: url, env: { RODER_RUNNER_HTTP_TOKEN: TOKEN } });
+    const session = await provider.createSession({
+      id: "abort",
+      provider_id: "http",
+      config: { backend_config: { isolation: "none" } },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    const ac = new AbortController();
+    const cancelled = await session.startCommand!(
+      { command_id: "c1", program: "sh", args: ["-c", "sleep 1.5; echo x > cancelled.txt"] },
+      { signal: ac.signal },
+    );
+    setTimeout(() => ac.abort(), 200);
+    await cancelled.wait().catch(() => undefined);
+    const detached = await session.startCommand!({
+      command_id: "c2",
+      program: "sh",
+      args: ["-c", "sleep 1.5; echo x > detached.txt"],
+    });
+    await detached.detach!();
+    expect((await detached.wait()).exit_code).toBe(0);
+    const names = (await session.runCommand({ command_id: "ls", program: "ls" })).stdout.split("\n");
+    expect(names).toContain("detached.txt");
+    expect(names).not.toContain("cancelled.txt");
+    await session.close();
+  }, 30_000);
+});
