@@ -3,6 +3,7 @@ import { createLocalProvider } from "@roder/runner-local";
 import { describeRunnerConformance } from "@roder/runner-testkit";
 import { createHttpRunnerProvider, fetchRunnerServerInfo } from "./http-provider.js";
 import { createRunnerServer, type RunnerServer } from "./http-server.js";
+import { createHttpSweeper } from "./http-sweeper.js";
 
 const TOKEN = "test-token-7c1d9e0b4a";
 let server: RunnerServer;
@@ -21,7 +22,13 @@ describeRunnerConformance({
     await server.close();
   },
   createProvider: () =>
-    createHttpRunnerProvider({ baseUrl: url, env: { RODER_RUNNER_HTTP_TOKEN: TOKEN }, capabilities }),
+    createHttpRunnerProvider({
+      baseUrl: url,
+      env: { RODER_RUNNER_HTTP_TOKEN: TOKEN },
+      capabilities,
+      owner: "conformance-http",
+    }),
+  sweeper: { owner: "conformance-http", create: () => createHttpSweeper({ baseUrl: url, token: TOKEN }) },
   destination: () => ({
     id: "http-dest",
     provider_id: "http",

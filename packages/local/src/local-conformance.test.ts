@@ -1,5 +1,6 @@
 import { describeRunnerConformance } from "@roder/runner-testkit";
 import { createLocalProvider } from "./local-provider.js";
+import { createLocalSweeper } from "./local-sweeper.js";
 
 // A secret the provider can see in its env: it must stay out of state(), snapshots and errors.
 const SECRET = "conformance-secret-7f3a9c";
@@ -8,8 +9,9 @@ const env = { ...process.env, RODER_SECRET_CONFORMANCE: SECRET };
 for (const isolation of ["none", "bwrap"] as const) {
   describeRunnerConformance({
     name: `unix-local (isolation ${isolation})`,
-    createProvider: () => createLocalProvider({ env }),
+    createProvider: () => createLocalProvider({ env, owner: `conformance-local-${isolation}` }),
     secretValues: [SECRET],
+    sweeper: { owner: `conformance-local-${isolation}`, create: () => createLocalSweeper() },
     destination: {
       id: `local-${isolation}`,
       provider_id: "unix-local",
