@@ -1,4 +1,5 @@
 import { createLocalProvider } from "@roder/runner-local";
+import { planMountsFor } from "@roder/runner-storage";
 import { describeRunnerConformance, type E2bStandIn, startE2bStandIn } from "@roder/runner-testkit";
 import { expect } from "vitest";
 import { createE2bProvider } from "./e2b-provider.js";
@@ -32,6 +33,7 @@ describeRunnerConformance({
   // The preview URL is E2B's host name for the port, which does not resolve here.
   portPreview: "url-only",
   secretValues: [KEY],
+  planMounts: (d) => planMountsFor("e2b", d),
   countLiveSessions: () => standIn.sandboxes().length,
   sweeper: {
     owner: "roder-runners",

@@ -1,4 +1,5 @@
 import { createLocalProvider } from "@roder/runner-local";
+import { planMountsFor } from "@roder/runner-storage";
 import { describeRunnerConformance, type FlyStandIn, startFlyStandIn } from "@roder/runner-testkit";
 import { expect } from "vitest";
 import { createFlyProvider } from "./fly-provider.js";
@@ -31,6 +32,7 @@ describeRunnerConformance({
     default_manifest: { entries: [], mounts: [] },
   }),
   secretValues: [TOKEN],
+  planMounts: (d) => planMountsFor("fly", d),
   countLiveSessions: () => standIn.machines().filter((m) => m.state !== "destroyed").length,
   sweeper: {
     owner: "roder-runners",

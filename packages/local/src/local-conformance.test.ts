@@ -1,3 +1,4 @@
+import { planMountsFor } from "@roder/runner-storage";
 import { describeRunnerConformance } from "@roder/runner-testkit";
 import { createLocalProvider } from "./local-provider.js";
 import { createLocalSweeper } from "./local-sweeper.js";
@@ -10,6 +11,7 @@ for (const isolation of ["none", "bwrap"] as const) {
   describeRunnerConformance({
     name: `unix-local (isolation ${isolation})`,
     createProvider: () => createLocalProvider({ env, owner: `conformance-local-${isolation}` }),
+    planMounts: (d) => planMountsFor("unix-local", d),
     secretValues: [SECRET],
     sweeper: { owner: `conformance-local-${isolation}`, create: () => createLocalSweeper() },
     destination: {
@@ -25,6 +27,7 @@ for (const isolation of ["none", "bwrap"] as const) {
 describeRunnerConformance({
   name: "unix-local (bwrap, workspace_path /workspace)",
   createProvider: () => createLocalProvider(),
+  planMounts: (d) => planMountsFor("unix-local", d),
   destination: {
     id: "local-fixed-path",
     provider_id: "unix-local",

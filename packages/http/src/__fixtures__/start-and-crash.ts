@@ -9,7 +9,7 @@ const session = await provider.createSession({
   config: { backend_config: { isolation: "none" } },
   default_manifest: { entries: [], mounts: [] },
 });
-const handle = await session.startCommand({
+const handle = await session.startCommand!({
   command_id: "long-1",
   program: "sh",
   args: ["-c", "echo one; sleep 1; echo two; sleep 1; echo three; echo done > finished.txt"],

@@ -49,6 +49,17 @@ export interface RunnerConformanceOptions {
    * the suite proves an aborted or failed create leaves nothing behind.
    */
   countLiveSessions?: () => MaybePromise<number>;
+  /**
+   * Mount planning before create (`(d) => planMountsFor(provider.id, d)` from @roder/runner-storage): the suite
+   * checks the plan agrees with the capabilities and with `validateDestination`.
+   */
+  planMounts?: (destination: RunnerDestination) => Array<{
+    name: string;
+    kind: string;
+    strategy: string;
+    credentials_in_sandbox: boolean;
+    env: string[];
+  }>;
   /** The provider's sweeper and the owner `createProvider()` tags sessions with: the suite lists and removes. */
   sweeper?: { owner: string; create: () => MaybePromise<SweepableProvider> };
 }
@@ -663,6 +674,60 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
       },
       120_000,
     );
+
+    check("plans every mount kind before create, in agreement with validateDestination", async () => {
+      if (!options.planMounts) return;
+      const caps = provider.capabilities();
+      const uris: Record<string, string> = {
+        s3: "s3://plan-bucket/p",
+        r2: "r2://plan-bucket/p",
+        gcs: "gs://plan-bucket/p",
+        azure_blob: "azure://acct/container/p",
+        box_storage: "box://0",
+      };
+      for (const [kind, supported] of Object.entries(caps.mounts)) {
+        if (kind === "provider_native") continue;
+        const d: RunnerDestination = {
+          ...destination,
+          default_manifest: {
+            entries: [],
+            mounts: [
+              {
+                name: `m-${kind}`,
+                path: "mnt/m",
+                read_only: true,
+                intent: { kind: kind as never, uri: uris[kind]!, credentials: { id: "plan-check" } },
+              },
+            ],
+          },
+        };
+        const plan = options.planMounts(d);
+        expect(plan, kind).toHaveLength(1);
+        expect(plan[0]!.name).toBe(`m-${kind}`);
+        expect(
+          plan[0]!.strategy === "unsupported",
+          `${kind}: plan ${plan[0]!.strategy}, capability ${supported}`,
+        ).toBe(!supported);
+        if (plan[0]!.strategy === "fuse-in-sandbox") expect(plan[0]!.credentials_in_sandbox).toBe(true);
+        const e = await provider.validateDestination(d).then(
+          () => null,
+          (x: unknown) => x,
+        );
+        if (!supported)
+          expect(RunnerError.isInstance(e) && e.code === "unsupported_capability", `${kind}: ${e}`).toBe(
+            true,
+          );
+        // Supported: it may only fail for the credential variables the plan names (not set here).
+        else if (e !== null) {
+          expect(
+            RunnerError.isInstance(e) &&
+              ["missing_secret", "invalid_secret", "missing_dependency"].includes(e.code),
+            `${kind}: ${e}`,
+          ).toBe(true);
+          for (const secret of secrets) expect(errorText(e)).not.toContain(secret);
+        }
+      }
+    });
 
     check("keeps secrets out of state() and errors", async () => {
       const state = codecs.RunnerSessionState.encode(session.state());
