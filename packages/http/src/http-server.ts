@@ -88,6 +88,16 @@ const CreateSessionBodySchema = z.object({
 /** fs errors that only a client's path can cause (a name over 255 bytes, a file used as a directory, …). */
 const PATH_ERRNOS = new Set(["ENAMETOOLONG", "ENOTDIR", "ELOOP", "EISDIR"]);
 
+/** The errno of such an error, raw from a backend or wrapped in its generic `io_error`. */
+function pathErrno(error: unknown): string | undefined {
+  if (RunnerError.isInstance(error) && error.code !== "io_error") return undefined;
+  for (const e of [error, (error as { cause?: unknown } | null)?.cause]) {
+    const code = (e as NodeJS.ErrnoException | null | undefined)?.code;
+    if (typeof code === "string" && PATH_ERRNOS.has(code)) return code;
+  }
+  return undefined;
+}
+
 /** A JSON error for requests Node's HTTP parser refuses before any handler runs (unknown method, bad framing). */
 function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
   if (!socket.writable || error.code === "ECONNRESET") {
@@ -205,18 +215,15 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     if (error instanceof HttpError) {
       status = error.status;
       payload = { code: error.code, message: error.message };
+    } else if (pathErrno(error)) {
+      // A path the client gave that the filesystem cannot use (raw or wrapped as io_error): a 400, not a 500.
+      status = 400;
+      payload = { code: "invalid_request", message: `the path is not usable (${pathErrno(error)})` };
     } else if (RunnerError.isInstance(error)) {
       status = statusForError(error);
       payload = { code: error.code, message: error.message, retryable: error.isRetryable };
       if (UnsupportedCapabilityError.isInstance(error)) payload.capability = error.capability;
       if (CommandNotFoundError.isInstance(error)) payload.command_id = error.commandId;
-    } else if (PATH_ERRNOS.has((error as NodeJS.ErrnoException)?.code ?? "")) {
-      // A backend that let a raw fs error through on a path the client gave: the client's error, not a 500.
-      status = 400;
-      payload = {
-        code: "invalid_request",
-        message: `the path is not usable (${(error as NodeJS.ErrnoException).code})`,
-      };
     } else {
       status = 500;
       payload = { code: "internal", message: "internal error" };
