@@ -89,3 +89,20 @@ describe("reattaching a command after the client crashed", () => {
     await session.close();
   }, 30_000);
 });
+
+describe("examples/reattach.ts", () => {
+  it("runs as documented: the second client sees every step and the exit code", async () => {
+    const child = spawn(process.execPath, ["--import", "tsx", join(here, "../examples/reattach.ts")], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    let err = "";
+    child.stdout!.on("data", (b) => (out += b));
+    child.stderr!.on("data", (b) => (err += b));
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    expect(code, err).toBe(0);
+    expect(out).toContain("client 1 saw: step 1");
+    for (const i of [1, 2, 3, 4]) expect(out).toContain(`client 2 saw: step ${i}`);
+    expect(out.trim().endsWith("exit 0")).toBe(true);
+  }, 60_000);
+});
