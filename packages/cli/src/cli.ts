@@ -80,7 +80,7 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
   sweep:
     "Usage: roder-runner sweep --provider fly|e2b|local|http --owner OWNER [--app APP] [--root DIR] [--url URL] [--dry-run] [--json]\n  Lists the sessions tagged with owner OWNER and removes those past their expiry.\n  fly: in app APP (needs --app); e2b: E2B_API_KEY; local: workspaces under DIR (default the provider's root);\n  http: the server at URL (or RODER_RUNNER_HTTP_URL), token RODER_RUNNER_HTTP_TOKEN.",
   serve:
-    "Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1]\n  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM.",
+    "Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1] [--allow-host-paths]\n  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM. --allow-host-paths lets clients name\n  paths of this host (manifest entry sources, provider_native mounts, workspace_dir/snapshot_dir/read_roots).",
 };
 
 const BUILTIN: Record<string, RunnerDestination> = {
@@ -231,6 +231,7 @@ async function run(argv: string[], io: Io): Promise<number> {
         "dry-run": { type: "boolean" },
         port: { type: "string" },
         host: { type: "string" },
+        "allow-host-paths": { type: "boolean" },
       },
     });
   } catch (error) {
@@ -286,6 +287,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       env: io.env,
       port,
       host: (v.host as string | undefined) ?? "127.0.0.1",
+      allowHostPaths: v["allow-host-paths"] === true,
     }).catch((error) => {
       throw RunnerError.isInstance(error) && error.code === "missing_secret"
         ? new CliError(error.message, EXIT.config, "export RODER_RUNNER_SERVER_TOKEN=$(openssl rand -hex 24)")

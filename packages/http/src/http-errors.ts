@@ -70,7 +70,7 @@ export function errorFromResponse(args: {
   const code = typeof e?.code === "string" ? e.code : undefined;
   const message = typeof e?.message === "string" ? e.message : `${args.operation} failed`;
   if (args.status === 401 || args.status === 403) {
-    if (code !== "read_only") {
+    if (code !== "read_only" && code !== "host_paths_refused") {
       return new ProviderApiError({
         providerId: args.providerId,
         statusCode: args.status,

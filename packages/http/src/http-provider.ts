@@ -1,4 +1,5 @@
 import {
+  CancelledError,
   codecs,
   type EnvSource,
   InvalidDestinationConfigError,
@@ -90,15 +91,26 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
     body: string,
     o: { destinationId: string; baseUrl: string; operation: string; signal?: AbortSignal | undefined },
   ) => {
+    if (o.signal?.aborted) throw new CancelledError({ operation: o.operation });
+    // The create request itself is not aborted: a session the server made after the client hung up would be
+    // left with no one knowing its id. An abort is honoured as soon as the answer is in: the session is closed.
     const res = await t.request("POST", "/sessions", {
       json: body,
-      signal: o.signal,
       idempotent: false,
       operation: o.operation,
     });
     const created = z
       .object({ session_id: z.string(), workspace_root: z.string().nullish() })
       .parse(await res.json());
+    if (o.signal?.aborted) {
+      await t
+        .request("DELETE", `/sessions/${encodeURIComponent(created.session_id)}`, {
+          idempotent: true,
+          operation: "close aborted session",
+        })
+        .catch(() => undefined);
+      throw new CancelledError({ operation: o.operation });
+    }
     return new HttpRunnerSession(t, {
       providerId: id,
       sessionId: created.session_id,

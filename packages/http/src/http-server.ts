@@ -36,6 +36,14 @@ export interface RunnerServerOptions {
   basePath?: string;
   /** Called once per request, for logs; never receives bodies or headers. */
   onRequest?: (entry: { method: string; path: string; status: number; ms: number }) => void;
+  /**
+   * Let clients name paths of the server's own host: manifest entry sources (copied into the workspace),
+   * `provider_native` mounts (bind mounts) and the backend config keys in `HOST_PATH_CONFIG_KEYS`. Default
+   * `false`: a token holder runs commands in sandboxes, but cannot read the server's files through them.
+   */
+  allowHostPaths?: boolean;
+  /** Backend config keys the server sets itself, over what clients send (e.g. `{ isolation: "bwrap" }`). */
+  enforceConfig?: Record<string, unknown>;
   /** Lifetime of a session created without `ttl_seconds` (default: none, it lives until closed). */
   defaultTtlSeconds?: number;
   /** How often expired sessions are closed (default 30 s; an expired session is refused at once anyway). */
@@ -119,6 +127,9 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
 }
 
 /** Keys the Rust hosted client may put in `config` (redacted) that are the client's business, not the backend's. */
+/** Backend config keys that name paths of the server's host (refused from clients unless `allowHostPaths`). */
+export const HOST_PATH_CONFIG_KEYS = ["workspace_dir", "snapshot_dir", "read_roots", "root"] as const;
+
 const CLIENT_KEYS = new Set(["token", "api_key", "secret", "base_url", "backend_config"]);
 
 class HttpError extends Error {
@@ -325,6 +336,27 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
           ? c.backend_config
           : Object.fromEntries(Object.entries(c).filter(([k]) => !CLIENT_KEYS.has(k)));
     }
+    if (!options.allowHostPaths) {
+      const refused: string[] = [];
+      if (manifest.entries.length > 0)
+        refused.push("manifest.entries (sources are paths of the server's host)");
+      if (manifest.mounts.some((m) => m.intent.kind === "provider_native"))
+        refused.push("provider_native mounts (bind mounts of the server's host paths)");
+      if (config && typeof config === "object" && !Array.isArray(config))
+        for (const k of HOST_PATH_CONFIG_KEYS)
+          if (k in (config as Record<string, unknown>)) refused.push(`config.${k}`);
+      if (refused.length)
+        throw new HttpError(
+          403,
+          "host_paths_refused",
+          `this server does not let clients name its host paths: ${refused.join(", ")} (start it with allowHostPaths to permit them)`,
+        );
+    }
+    if (options.enforceConfig)
+      config = {
+        ...(config && typeof config === "object" && !Array.isArray(config) ? config : {}),
+        ...options.enforceConfig,
+      };
     let session: RemoteRunnerSession;
     let snapshot: RunnerSnapshotRef | null = null;
     if (body.snapshot !== undefined && body.snapshot !== null) {
