@@ -156,3 +156,23 @@ describe("fly provider under faults", () => {
     expect(SessionNotFoundError.isInstance(await caught(provider().resumeSession(s.state())))).toBe(true);
   });
 });
+
+describe("observer events count the retries made inside an operation", () => {
+  it("a readFile that met two 429s reports retries: 2; a clean one reports 0", async () => {
+    const { withObserver } = await import("@roder/runner-contract");
+    const events: Array<{ operation: string; retries: number; outcome: string }> = [];
+    const observed = withObserver(provider(), (e) => events.push(e));
+    const s = await observed.createSession(destination);
+    await s.writeFile({ path: "r.txt", contents: new TextEncoder().encode("x") });
+    standIn.faults.set({ status: 429, retryAfterSeconds: 0, times: 2, match: /POST .*\/exec$/ });
+    expect(new TextDecoder().decode((await s.readFile({ path: "r.txt" })).contents)).toBe("x");
+    await s.readFile({ path: "r.txt" });
+    await s.close();
+    const reads = events.filter((e) => e.operation === "readFile");
+    expect(reads.map((e) => [e.outcome, e.retries])).toEqual([
+      ["ok", 2],
+      ["ok", 0],
+    ]);
+    expect(events.find((e) => e.operation === "createSession")!.retries).toBe(0);
+  }, 60_000);
+});
