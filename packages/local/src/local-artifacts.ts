@@ -12,6 +12,8 @@ import { exportArtifact, hostArtifactSource, parseArtifactTarget } from "@roder/
  */
 export async function exportLocalArtifact(args: {
   hostPath: string;
+  /** The artifact's name (default: the last component of `hostPath`). */
+  name?: string;
   request: RunnerArtifactExportRequest;
   config: unknown;
   env: EnvSource;
@@ -29,7 +31,7 @@ export async function exportLocalArtifact(args: {
     providerId: "unix-local",
     target,
     env: args.env,
-    source: hostArtifactSource(),
+    source: hostArtifactSource(args.name ? { name: args.name } : {}),
     request: args.request,
     path: args.hostPath,
     ...(args.signal ? { signal: args.signal } : {}),

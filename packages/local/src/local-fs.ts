@@ -270,3 +270,28 @@ export async function confinedRead(
     await handle.close();
   }
 }
+
+/**
+ * A regular file to export, pinned: it is opened and its descriptor's real path checked (as `confinedRead`
+ * does), and the export reads `/proc/<pid>/fd/<n>` — the opened file itself, so a symlink swapped into the
+ * path after the check (a command under bwrap can make one that points at a host file) changes nothing.
+ * Directories (and systems without /proc) keep the path: their walk re-resolves each entry.
+ */
+export async function pinForExport(
+  c: Confinement,
+  hostPath: string,
+  runnerPath: string,
+): Promise<{ path: string; close: () => Promise<void> }> {
+  const st = await fs.stat(hostPath);
+  if (!PROC_FD || !st.isFile()) return { path: hostPath, close: async () => {} };
+  const handle = await fs.open(hostPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    await checkOpened(handle, await allowedRoots(c, "read"), c, runnerPath);
+    if (!(await handle.stat()).isFile())
+      throw new RunnerError("io_error", `not a regular file: ${runnerPath}`);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+  return { path: `/proc/${process.pid}/fd/${handle.fd}`, close: () => handle.close() };
+}

@@ -153,3 +153,29 @@ describe("unix-local under a symlink swap race", () => {
     }
   });
 });
+
+describe("artifact export reads the file it checked", () => {
+  it("a path swapped for a symlink to a host file after the check still exports the workspace file", async () => {
+    const { pinForExport } = await import("./local-fs.js");
+    const root = mkdtempSync(join(tmpdir(), "roder-pin-ws-"));
+    const outside = mkdtempSync(join(tmpdir(), "roder-pin-host-"));
+    temps.push(root, outside);
+    writeFileSync(join(outside, "host.txt"), SECRET);
+    writeFileSync(join(root, "out.txt"), "workspace bytes");
+    const c = { runnerRoot: root, root, realRoot: root, readRoots: [] };
+    const pinned = await pinForExport(c, join(root, "out.txt"), "out.txt");
+    try {
+      // The swap a command under bwrap could make between the check and the upload.
+      rmSync(join(root, "out.txt"));
+      const { symlinkSync } = await import("node:fs");
+      symlinkSync(join(outside, "host.txt"), join(root, "out.txt"));
+      expect(pinned.path).toMatch(/^\/proc\/\d+\/fd\/\d+$/);
+      expect(readFileSync(pinned.path, "utf8")).toBe("workspace bytes");
+    } finally {
+      await pinned.close();
+    }
+    // And a path that already is such a link is refused before anything is read.
+    const e = await pinForExport(c, join(root, "out.txt"), "out.txt").catch((x: unknown) => x);
+    expect(RunnerError.isInstance(e) && e.code === "path_outside_workspace", String(e)).toBe(true);
+  });
+});

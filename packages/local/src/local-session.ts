@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import {
   CancelledError,
@@ -31,7 +31,14 @@ import {
 import { exportLocalArtifact } from "./local-artifacts.js";
 import { unmount } from "./local-binds.js";
 import type { LocalDestinationConfig } from "./local-config.js";
-import { type Confinement, confinedRead, confinedWrite, mapFsError, resolveRunnerPath } from "./local-fs.js";
+import {
+  type Confinement,
+  confinedRead,
+  confinedWrite,
+  mapFsError,
+  pinForExport,
+  resolveRunnerPath,
+} from "./local-fs.js";
 import { bwrapArgs } from "./local-isolation.js";
 import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
 import { tagPathFor, updateTag } from "./local-tags.js";
@@ -291,13 +298,21 @@ export class LocalSession implements RemoteRunnerSession {
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen();
     const hostPath = await resolveRunnerPath(this.confinement, request.path, "read");
-    return exportLocalArtifact({
-      hostPath,
-      request,
-      config: this.info.config.artifacts,
-      env: this.runtime.env,
-      ...(options?.signal ? { signal: options.signal } : {}),
-    });
+    const pinned = await pinForExport(this.confinement, hostPath, request.path).catch((error) =>
+      mapFsError(error, request.path),
+    );
+    try {
+      return await exportLocalArtifact({
+        hostPath: pinned.path,
+        name: basename(hostPath),
+        request,
+        config: this.info.config.artifacts,
+        env: this.runtime.env,
+        ...(options?.signal ? { signal: options.signal } : {}),
+      });
+    } finally {
+      await pinned.close();
+    }
   }
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {

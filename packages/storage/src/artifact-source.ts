@@ -61,14 +61,15 @@ function curlUpload(
 }
 
 /** The artifact lives on this machine (the local runner). Upload runs `curl` as a separate process. */
-export function hostArtifactSource(): ArtifactSource {
+export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource {
   return {
     async prepare(path, recursive) {
       const st = await fs.stat(path).catch((e) => {
         throw new RunnerError("not_found", `no such file or directory: ${basename(path)}`, { cause: e });
       });
       let file = path;
-      let name = basename(path);
+      // `name`: the artifact's name when `path` is not it (a pinned `/proc/<pid>/fd/<n>` of the local runner).
+      let name = opts.name ?? basename(path);
       let cleanup = async () => {};
       if (st.isDirectory()) {
         if (!recursive)
