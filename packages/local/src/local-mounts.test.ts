@@ -221,6 +221,8 @@ describe("unix-local bucket mounts (rclone + FUSE)", () => {
         const file = await s.exportArtifact({ path: "dist/app.bin", recursive: false });
         expect([...new Uint8Array(await (await fetch(file.url!)).arrayBuffer())]).toEqual([9, 8, 7]);
         expect(file.metadata).toMatchObject({ size: 3, transfer: mode, bucket: "outputs" });
+        // The pinned descriptor is read, but the object is named after the file.
+        expect(file.artifact_id).toMatch(/\/app\.bin$/);
         const dir = await s.exportArtifact({ path: "dist", recursive: true });
         expect(dir.artifact_id).toMatch(/^s3:\/\/outputs\/artifacts\/.+\/dist\.tar\.gz$/);
         await expect(s.exportArtifact({ path: "../etc", recursive: true })).rejects.toThrow(/refused/);
