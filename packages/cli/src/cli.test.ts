@@ -58,6 +58,8 @@ describe("roder-runner (built binary)", () => {
     usage(["exec", "--bogus", "--", "true"]);
     usage(["cp", "-d", "local", "a", "b"]);
     usage(["serve", "--port", "99999"]);
+    usage(["serve", "--session-ttl", "soon"]);
+    usage(["serve", "--session-ttl", "0"]);
     const unknownProvider = cli(["serve", "--provider", "nope"], {
       RODER_RUNNER_SERVER_TOKEN: "t".repeat(24),
     });
@@ -271,10 +273,14 @@ describe("roder-runner (built binary)", () => {
 
   it("serve answers the HTTP protocol and stops on SIGTERM", async () => {
     const token = "cli-serve-token-123456";
-    const child: ChildProcess = spawn(process.execPath, [bin, "serve", "--port", "0"], {
-      env: { ...process.env, RODER_RUNNER_SERVER_TOKEN: token },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [bin, "serve", "--port", "0", "--session-ttl", "3600"],
+      {
+        env: { ...process.env, RODER_RUNNER_SERVER_TOKEN: token },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     spawned.push(child);
     const url = await new Promise<string>((res, rej) => {
       let out = "";

@@ -80,7 +80,7 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
   sweep:
     "Usage: roder-runner sweep --provider fly|e2b|local|http --owner OWNER [--app APP] [--root DIR] [--url URL] [--dry-run] [--json]\n  Lists the sessions tagged with owner OWNER and removes those past their expiry.\n  fly: in app APP (needs --app); e2b: E2B_API_KEY; local: workspaces under DIR (default the provider's root);\n  http: the server at URL (or RODER_RUNNER_HTTP_URL), token RODER_RUNNER_HTTP_TOKEN.",
   serve:
-    "Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1] [--allow-host-paths]\n  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM. --allow-host-paths lets clients name\n  paths of this host (manifest entry sources, provider_native mounts, workspace_dir/snapshot_dir/read_roots).",
+    "Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1] [--allow-host-paths] [--session-ttl S]\n  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM. --allow-host-paths lets clients name\n  paths of this host (manifest entry sources, provider_native mounts, workspace_dir/snapshot_dir/read_roots).\n  --session-ttl S closes sessions S seconds after creation when the client set no ttl_seconds.",
 };
 
 const BUILTIN: Record<string, RunnerDestination> = {
@@ -232,6 +232,7 @@ async function run(argv: string[], io: Io): Promise<number> {
         port: { type: "string" },
         host: { type: "string" },
         "allow-host-paths": { type: "boolean" },
+        "session-ttl": { type: "string" },
       },
     });
   } catch (error) {
@@ -281,6 +282,13 @@ async function run(argv: string[], io: Io): Promise<number> {
     const port = Number(v.port ?? 0);
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new CliError(`--port takes 0-65535, got '${v.port}'`, EXIT.usage, "--port 0 picks a free port");
+    const ttl = v["session-ttl"] === undefined ? undefined : Number(v["session-ttl"]);
+    if (ttl !== undefined && (!Number.isInteger(ttl) || ttl <= 0))
+      throw new CliError(
+        `--session-ttl takes a positive number of seconds, got '${v["session-ttl"]}'`,
+        EXIT.usage,
+        "--session-ttl 86400 closes sessions a day after they were created",
+      );
     const provider = registry.get(id === "local" ? "unix-local" : id);
     const server = await serveRunner({
       provider,
@@ -288,6 +296,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       port,
       host: (v.host as string | undefined) ?? "127.0.0.1",
       allowHostPaths: v["allow-host-paths"] === true,
+      ...(ttl !== undefined ? { defaultTtlSeconds: ttl } : {}),
     }).catch((error) => {
       throw RunnerError.isInstance(error) && error.code === "missing_secret"
         ? new CliError(error.message, EXIT.config, "export RODER_RUNNER_SERVER_TOKEN=$(openssl rand -hex 24)")
