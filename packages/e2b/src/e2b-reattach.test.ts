@@ -1,8 +1,7 @@
-import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { CommandNotFoundError, codecs, type RunnerSessionState } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
-import { type E2bStandIn, startE2bStandIn } from "@roder/runner-testkit";
+import { type E2bStandIn, runScript, startE2bStandIn } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createE2bProvider } from "./e2b-provider.js";
 
@@ -23,18 +22,9 @@ describe("e2b: reattaching a command after the client crashed (envd Connect)", (
       E2B_SANDBOX_URL: standIn.sandboxUrl,
       E2B_DOMAIN: standIn.domain,
     };
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", join(import.meta.dirname, "__fixtures__/start-and-crash.ts")],
-      { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] },
-    );
-    let out = "";
-    let err = "";
-    child.stdout!.on("data", (b) => (out += b));
-    child.stderr!.on("data", (b) => (err += b));
-    const signal = await new Promise<string | null>((r) => child.on("exit", (_c, s) => r(s)));
-    expect(signal, err).toBe("SIGKILL");
-    const saved = JSON.parse(out.trim().split("\n").pop()!) as { state: unknown; command_id: string };
+    const run = await runScript(join(import.meta.dirname, "__fixtures__/start-and-crash.ts"), { env });
+    expect(run.signal, run.stderr).toBe("SIGKILL");
+    const saved = JSON.parse(run.stdout.trim().split("\n").pop()!) as { state: unknown; command_id: string };
     const state: RunnerSessionState = codecs.RunnerSessionState.decode(JSON.stringify(saved.state));
     const session = await createE2bProvider({ env }).resumeSession(state);
     const handle = await session.attachCommand!(saved.command_id);

@@ -1,8 +1,8 @@
-import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CommandNotFoundError, codecs, type RunnerSessionState } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
+import { runScript } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpRunnerProvider } from "./http-provider.js";
 import { createRunnerServer, type RunnerServer } from "./http-server.js";
@@ -22,21 +22,11 @@ afterAll(async () => {
 
 describe("reattaching a command after the client crashed", () => {
   it("a command outlives a SIGKILLed client and a new process attaches to it, output replayed", async () => {
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", join(here, "__fixtures__/start-and-crash.ts")],
-      {
-        env: { ...process.env, RUNNER_URL: url, RODER_RUNNER_HTTP_TOKEN: TOKEN },
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
-    let out = "";
-    let err = "";
-    child.stdout!.on("data", (b) => (out += b));
-    child.stderr!.on("data", (b) => (err += b));
-    const signal = await new Promise<string | null>((r) => child.on("exit", (_c, s) => r(s)));
-    expect(signal, err).toBe("SIGKILL");
-    const saved = JSON.parse(out.trim().split("\n").pop()!) as { state: unknown; command_id: string };
+    const run = await runScript(join(here, "__fixtures__/start-and-crash.ts"), {
+      env: { RUNNER_URL: url, RODER_RUNNER_HTTP_TOKEN: TOKEN },
+    });
+    expect(run.signal, run.stderr).toBe("SIGKILL");
+    const saved = JSON.parse(run.stdout.trim().split("\n").pop()!) as { state: unknown; command_id: string };
     // What the dead client persisted is all the new one has.
     const state: RunnerSessionState = codecs.RunnerSessionState.decode(JSON.stringify(saved.state));
     const provider = createHttpRunnerProvider({ baseUrl: url, env: { RODER_RUNNER_HTTP_TOKEN: TOKEN } });
@@ -92,15 +82,8 @@ describe("reattaching a command after the client crashed", () => {
 
 describe("examples/reattach.ts", () => {
   it("runs as documented: the second client sees every step and the exit code", async () => {
-    const child = spawn(process.execPath, ["--import", "tsx", join(here, "../examples/reattach.ts")], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    let err = "";
-    child.stdout!.on("data", (b) => (out += b));
-    child.stderr!.on("data", (b) => (err += b));
-    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
-    expect(code, err).toBe(0);
+    const { code, stdout: out, stderr } = await runScript(join(here, "../examples/reattach.ts"));
+    expect(code, stderr).toBe(0);
     expect(out).toContain("client 1 saw: step 1");
     for (const i of [1, 2, 3, 4]) expect(out).toContain(`client 2 saw: step ${i}`);
     expect(out.trim().endsWith("exit 0")).toBe(true);

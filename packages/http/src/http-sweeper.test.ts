@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -9,6 +8,7 @@ import {
   sweepExpiredSessions,
 } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
+import { runScript } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpRunnerProvider } from "./http-provider.js";
 import { createRunnerServer, type RunnerServer } from "./http-server.js";
@@ -59,20 +59,12 @@ const hostRoot = (s: { state(): { metadata: unknown } }) =>
   (s.state().metadata as { workspace_root: string }).workspace_root;
 
 async function crashingCaller(env: Record<string, string>): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "packages/http/src/__fixtures__/crash-mid-create.ts"],
-    {
-      cwd: repo,
-      env: { ...process.env, RODER_RUNNER_HTTP_TOKEN: TOKEN, ...env },
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  let stderr = "";
-  child.stderr!.on("data", (b) => (stderr += b));
-  const signal = await new Promise<string | null>((r) => child.on("exit", (_c, s) => r(s)));
-  expect(signal, stderr).toBe("SIGKILL");
-  expect(stderr).toBe("");
+  const run = await runScript("packages/http/src/__fixtures__/crash-mid-create.ts", {
+    cwd: repo,
+    env: { RODER_RUNNER_HTTP_TOKEN: TOKEN, ...env },
+  });
+  expect(run.signal, run.stderr).toBe("SIGKILL");
+  expect(run.stderr).toBe("");
 }
 
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {

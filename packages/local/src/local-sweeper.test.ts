@@ -19,6 +19,7 @@ import {
   RunnerError,
   sweepExpiredSessions,
 } from "@roder/runner-contract";
+import { runScript } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { which } from "./local-isolation.js";
 import { createLocalProvider } from "./local-provider.js";
@@ -47,20 +48,12 @@ const provider = (owner: string) =>
 
 /** Runs the crash fixture and waits until it died of SIGKILL. */
 async function crashingCaller(env: Record<string, string>): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "packages/local/src/__fixtures__/crash-mid-create.ts"],
-    {
-      cwd: repo,
-      env: { ...process.env, ROOT: root, ...env },
-      stdio: ["ignore", "ignore", "pipe"],
-    },
-  );
-  let stderr = "";
-  child.stderr!.on("data", (b) => (stderr += b));
-  const signal = await new Promise<string | null>((r) => child.on("exit", (_c, s) => r(s)));
-  expect(signal, stderr).toBe("SIGKILL");
-  expect(stderr).toBe("");
+  const run = await runScript("packages/local/src/__fixtures__/crash-mid-create.ts", {
+    cwd: repo,
+    env: { ROOT: root, ...env },
+  });
+  expect(run.signal, run.stderr).toBe("SIGKILL");
+  expect(run.stderr).toBe("");
 }
 
 const sessionEntries = () => readdirSync(root).filter((n) => n.startsWith("local-"));

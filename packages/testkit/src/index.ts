@@ -3,3 +3,4 @@ export * from "./e2b-standin/index.js";
 export * from "./emulators/index.js";
 export * from "./fly-standin/index.js";
 export * from "./gcs-standin/index.js";
+export * from "./process/run-script.js";
