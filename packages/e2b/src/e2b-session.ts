@@ -128,6 +128,16 @@ export class E2bSession implements RemoteRunnerSession {
     );
   }
 
+  /** The pid of this session's command `commandId` (its RODER_COMMAND_ID env), if envd still runs it. */
+  private async findPid(commandId: string, signal?: AbortSignal): Promise<number | undefined> {
+    try {
+      const list = await this.sandbox.commands.list(signal ? ({ signal } as object) : undefined);
+      return list.find((p) => p.envs?.[COMMAND_ID_ENV] === commandId)?.pid;
+    } catch (error) {
+      throw this.map(error, "list commands");
+    }
+  }
+
   /**
    * Follows a command started by `startCommand` again, from this or any other client: envd keeps a process
    * whose client went away; it is found by its RODER_COMMAND_ID env. Output starts at the moment of
@@ -136,28 +146,19 @@ export class E2bSession implements RemoteRunnerSession {
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
     this.ensureOpen();
     if (options?.signal?.aborted) throw new CancelledError({ operation: "attachCommand" });
-    let pid: number | undefined;
-    try {
-      const list = await this.sandbox.commands.list(
-        options?.signal ? ({ signal: options.signal } as object) : undefined,
-      );
-      pid = list.find((p) => p.envs?.[COMMAND_ID_ENV] === commandId)?.pid;
-    } catch (error) {
-      throw this.map(error, "list commands");
-    }
+    const pid = await this.findPid(commandId, options?.signal);
     if (pid === undefined)
       throw new CommandNotFoundError({
         providerId: "e2b",
         commandId,
         message: `no running command '${commandId}' in sandbox ${this.sandbox.sandboxId} (ended commands are not kept)`,
       });
-    const found = pid;
     return this.follow(
       commandId,
       undefined,
       options?.signal,
       (callbacks) =>
-        this.sandbox.commands.connect(found, { timeoutMs: 0, ...callbacks }) as unknown as Promise<SdkHandle>,
+        this.sandbox.commands.connect(pid, { timeoutMs: 0, ...callbacks }) as unknown as Promise<SdkHandle>,
     );
   }
 
@@ -259,13 +260,11 @@ export class E2bSession implements RemoteRunnerSession {
     const entry = this.running.get(commandId);
     if (!entry) {
       // Started by another client (or detached): find its process through envd.
-      try {
-        const list = await this.sandbox.commands.list();
-        const pid = list.find((p) => p.envs?.[COMMAND_ID_ENV] === commandId)?.pid;
-        return pid === undefined ? false : await this.sandbox.commands.kill(pid);
-      } catch (error) {
+      const pid = await this.findPid(commandId);
+      if (pid === undefined) return false;
+      return this.sandbox.commands.kill(pid).catch((error: unknown) => {
         throw this.map(error, "cancel command");
-      }
+      });
     }
     entry.cancelled = true;
     const killed = await entry.handle.kill().catch(() => false);

@@ -11,9 +11,13 @@ import { exportArtifact, hostArtifactSource, parseArtifactTarget } from "@roder/
  * path: `curl` uploads to a signed URL; stream path: the host streams with bounded memory.
  */
 export async function exportLocalArtifact(args: {
-  hostPath: string;
-  /** The artifact's name (default: the last component of `hostPath`). */
-  name?: string;
+  /**
+   * Opens the file to export once the destination is known to export (see `pinForExport`): the path to read
+   * (a pinned descriptor for a regular file) and how to release it.
+   */
+  pin: () => Promise<{ path: string; close: () => Promise<void> }>;
+  /** The artifact's name (the path read may be a `/proc/<pid>/fd/<n>`). */
+  name: string;
   request: RunnerArtifactExportRequest;
   config: unknown;
   env: EnvSource;
@@ -27,13 +31,18 @@ export async function exportLocalArtifact(args: {
     });
   }
   const target = parseArtifactTarget("unix-local", args.config);
-  return exportArtifact({
-    providerId: "unix-local",
-    target,
-    env: args.env,
-    source: hostArtifactSource(args.name ? { name: args.name } : {}),
-    request: args.request,
-    path: args.hostPath,
-    ...(args.signal ? { signal: args.signal } : {}),
-  });
+  const pinned = await args.pin();
+  try {
+    return await exportArtifact({
+      providerId: "unix-local",
+      target,
+      env: args.env,
+      source: hostArtifactSource({ name: args.name }),
+      request: args.request,
+      path: pinned.path,
+      ...(args.signal ? { signal: args.signal } : {}),
+    });
+  } finally {
+    await pinned.close();
+  }
 }

@@ -27,7 +27,6 @@ import {
   type RunnerSessionState,
   type RunnerSnapshotRef,
   SessionNotFoundError,
-  UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { exportLocalArtifact } from "./local-artifacts.js";
 import { unmount } from "./local-binds.js";
@@ -298,28 +297,18 @@ export class LocalSession implements RemoteRunnerSession {
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen();
-    if (this.info.config.artifacts === undefined)
-      throw new UnsupportedCapabilityError({
-        providerId: LOCAL_PROVIDER_ID,
-        capability: "artifact_export",
-        message: "unix-local: this destination has no artifacts bucket (config.artifacts)",
-      });
     const hostPath = await resolveRunnerPath(this.confinement, request.path, "read");
-    const pinned = await pinForExport(this.confinement, hostPath, request.path).catch((error) =>
-      mapFsError(error, request.path),
-    );
-    try {
-      return await exportLocalArtifact({
-        hostPath: pinned.path,
-        name: basename(hostPath),
-        request,
-        config: this.info.config.artifacts,
-        env: this.runtime.env,
-        ...(options?.signal ? { signal: options.signal } : {}),
-      });
-    } finally {
-      await pinned.close();
-    }
+    return exportLocalArtifact({
+      pin: () =>
+        pinForExport(this.confinement, hostPath, request.path).catch((error) =>
+          mapFsError(error, request.path),
+        ),
+      name: basename(hostPath),
+      request,
+      config: this.info.config.artifacts,
+      env: this.runtime.env,
+      ...(options?.signal ? { signal: options.signal } : {}),
+    });
   }
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {
