@@ -272,10 +272,11 @@ export async function confinedRead(
 }
 
 /**
- * A regular file to export, pinned: it is opened and its descriptor's real path checked (as `confinedRead`
- * does), and the export reads `/proc/<pid>/fd/<n>` — the opened file itself, so a symlink swapped into the
- * path after the check (a command under bwrap can make one that points at a host file) changes nothing.
- * Directories (and systems without /proc) keep the path: their walk re-resolves each entry.
+ * The file or directory to export, pinned: it is opened and its descriptor's real path checked (as
+ * `confinedRead` does), and the export reads `/proc/<pid>/fd/<n>` — what was opened, so a symlink swapped into
+ * the path after the check (a command under bwrap can make one that points at a host file) changes nothing.
+ * A directory is archived from its descriptor (`tar -C /proc/<pid>/fd/<n> .`; tar stores symlinks inside it as
+ * links, it does not follow them). Without /proc the path itself is used.
  */
 export async function pinForExport(
   c: Confinement,
@@ -283,12 +284,16 @@ export async function pinForExport(
   runnerPath: string,
 ): Promise<{ path: string; close: () => Promise<void> }> {
   const st = await fs.stat(hostPath);
-  if (!PROC_FD || !st.isFile()) return { path: hostPath, close: async () => {} };
-  const handle = await fs.open(hostPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  if (!PROC_FD || !(st.isFile() || st.isDirectory())) return { path: hostPath, close: async () => {} };
+  const handle = await fs.open(
+    hostPath,
+    st.isDirectory() ? DIR_FLAGS : constants.O_RDONLY | constants.O_NONBLOCK,
+  );
   try {
     await checkOpened(handle, await allowedRoots(c, "read"), c, runnerPath);
-    if (!(await handle.stat()).isFile())
-      throw new RunnerError("io_error", `not a regular file: ${runnerPath}`);
+    const opened = await handle.stat();
+    if (opened.isDirectory() !== st.isDirectory() || !(opened.isFile() || opened.isDirectory()))
+      throw new RunnerError("io_error", `${runnerPath} changed while it was opened`);
   } catch (error) {
     await handle.close();
     throw error;

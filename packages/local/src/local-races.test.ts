@@ -179,3 +179,37 @@ describe("artifact export reads the file it checked", () => {
     expect(RunnerError.isInstance(e) && e.code === "path_outside_workspace", String(e)).toBe(true);
   });
 });
+
+describe("directory export archives the directory it checked", () => {
+  it("a directory swapped for a symlink to a host directory after the check is archived as it was", async () => {
+    const { pinForExport } = await import("./local-fs.js");
+    const { execFileSync } = await import("node:child_process");
+    const { renameSync, symlinkSync, mkdirSync } = await import("node:fs");
+    const root = mkdtempSync(join(tmpdir(), "roder-pin-dir-ws-"));
+    const outside = mkdtempSync(join(tmpdir(), "roder-pin-dir-host-"));
+    temps.push(root, outside);
+    writeFileSync(join(outside, "host.txt"), SECRET);
+    mkdirSync(join(root, "dist"));
+    writeFileSync(join(root, "dist", "app.bin"), "workspace bytes");
+    // A link inside the directory is archived as a link, not followed.
+    symlinkSync(join(outside, "host.txt"), join(root, "dist", "sneaky"));
+    const c = { runnerRoot: root, root, realRoot: root, readRoots: [] };
+    const pinned = await pinForExport(c, join(root, "dist"), "dist");
+    try {
+      renameSync(join(root, "dist"), join(root, "dist.real"));
+      symlinkSync(outside, join(root, "dist"));
+      const archive = execFileSync("tar", ["-czf", "-", "-C", pinned.path, "."]);
+      const listing = execFileSync("tar", ["-tzvf", "-"], { input: archive }).toString();
+      expect(listing).toContain("./app.bin");
+      expect(listing).toMatch(/sneaky -> /);
+      expect(listing).not.toMatch(/ \.\/host\.txt$/m);
+      const inside = execFileSync("tar", ["-xzOf", "-", "./app.bin"], { input: archive }).toString();
+      expect(inside).toBe("workspace bytes");
+      expect(archive.toString("latin1")).not.toContain(SECRET);
+    } finally {
+      await pinned.close();
+    }
+    const e = await pinForExport(c, join(root, "dist"), "dist").catch((x: unknown) => x);
+    expect(RunnerError.isInstance(e) && e.code === "path_outside_workspace", String(e)).toBe(true);
+  });
+});
