@@ -22,7 +22,7 @@ import {
   type RunnerSnapshotRef,
   SessionNotFoundError,
 } from "@roder/runner-contract";
-import type { HttpTransport } from "./http-transport.js";
+import type { HttpAnswer, HttpTransport } from "./http-transport.js";
 
 export class HttpRunnerSession implements RemoteRunnerSession {
   private closed = false;
@@ -131,7 +131,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   private async follow(
     commandId: string,
     signal: AbortSignal | undefined,
-    open: (signal: AbortSignal) => Promise<Response>,
+    open: (signal: AbortSignal) => Promise<HttpAnswer>,
   ): Promise<RunnerCommandHandle> {
     const detacher = new AbortController();
     const onAbort = () => {
@@ -140,7 +140,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       detacher.abort();
     };
     signal?.addEventListener("abort", onAbort, { once: true });
-    let res: Response;
+    let res: HttpAnswer;
     try {
       res = await open(signal ? AbortSignal.any([signal, detacher.signal]) : detacher.signal);
     } catch (error) {

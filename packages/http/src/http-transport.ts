@@ -2,6 +2,25 @@ import { CancelledError, ProviderApiError } from "@roder/runner-contract";
 import { errorFromResponse, parseRetryAfter } from "./http-errors.js";
 import { isNetworkError, type RetryPolicy, withRetry } from "./http-retry.js";
 
+/** What a call answers: a fetch `Response`, or for `buffer: true` the same surface over bytes already read. */
+export type HttpAnswer = Pick<
+  Response,
+  "status" | "ok" | "headers" | "body" | "arrayBuffer" | "text" | "json"
+>;
+
+/** An answer whose body was read whole: its accessors hand out those bytes without another copy. */
+function bufferedAnswer(res: Response, bytes: ArrayBuffer): HttpAnswer {
+  return {
+    status: res.status,
+    ok: res.ok,
+    headers: res.headers,
+    body: null,
+    arrayBuffer: async () => bytes,
+    text: async () => new TextDecoder().decode(bytes),
+    json: async () => JSON.parse(new TextDecoder().decode(bytes)),
+  };
+}
+
 export interface HttpTransport {
   request(
     method: string,
@@ -19,7 +38,7 @@ export interface HttpTransport {
        */
       buffer?: boolean;
     },
-  ): Promise<Response>;
+  ): Promise<HttpAnswer>;
 }
 
 /** fetch + bearer token + typed errors + retries of idempotent calls. The token is read from env per call. */
@@ -35,7 +54,7 @@ export function createTransport(args: {
   return {
     async request(method, path, opts) {
       const url = `${args.baseUrl}${path}`;
-      const once = async (): Promise<Response> => {
+      const once = async (): Promise<HttpAnswer> => {
         const headers: Record<string, string> = { authorization: `Bearer ${args.token()}` };
         let body: RequestInit["body"] | undefined;
         if (opts.json !== undefined) {
@@ -84,12 +103,7 @@ export function createTransport(args: {
               { cause: error },
             );
           }
-          const empty = res.status === 204 || res.status === 205 || res.status === 304;
-          return new Response(empty ? null : bytes, {
-            status: res.status,
-            statusText: res.statusText,
-            headers: res.headers,
-          });
+          return bufferedAnswer(res, bytes);
         }
         let parsed: unknown = null;
         try {
