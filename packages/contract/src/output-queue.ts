@@ -50,8 +50,8 @@ export class OutputLog {
   private retained = 0;
   private readonly followers = new Set<OutputQueue>();
   private done = false;
-  /** Bytes dropped from the front of the log (a late follower misses them). */
-  dropped = 0;
+  /** Bytes dropped from the front of the log, per stream (a late follower misses them). */
+  readonly dropped = { stdout: 0, stderr: 0 };
   constructor(private readonly maxRetainedBytes = 16 * 1024 * 1024) {}
   get ended(): boolean {
     return this.done;
@@ -63,7 +63,7 @@ export class OutputLog {
     while (this.retained > this.maxRetainedBytes && this.chunks.length > 1) {
       const old = this.chunks.shift()!;
       this.retained -= old.data.length;
-      this.dropped += old.data.length;
+      this.dropped[old.stream] += old.data.length;
     }
     for (const f of this.followers) f.push(chunk);
   }
@@ -73,14 +73,23 @@ export class OutputLog {
     for (const f of this.followers) f.end();
     this.followers.clear();
   }
-  /** A new follower: with `replay` (default) the retained chunks first, then live chunks until the end. */
-  follow(opts: { replay?: boolean } = {}): { output: OutputQueue; stop: () => void } {
+  /**
+   * A new follower: with `replay` (default) the retained chunks first, then live chunks until the end.
+   * `offset`: the bytes of each stream the replay starts after (those dropped from the front so far).
+   */
+  follow(opts: { replay?: boolean } = {}): {
+    output: OutputQueue;
+    stop: () => void;
+    offset: { stdout: number; stderr: number };
+  } {
     const q = new OutputQueue();
+    const offset = { ...this.dropped };
     if (opts.replay !== false) for (const c of this.chunks) q.push(c);
     if (this.done) q.end();
     else this.followers.add(q);
     return {
       output: q,
+      offset,
       stop: () => {
         if (this.followers.delete(q)) q.end();
       },

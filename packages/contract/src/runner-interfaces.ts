@@ -39,6 +39,12 @@ export interface RunnerCommandHandle {
    * provider can reattach (`describeProviderLimits(id).attach`), `attachCommand(commandId)` follows it again.
    */
   detach?(): Promise<void>;
+  /**
+   * On a handle from `attachCommand` that replays retained output: how many bytes of each stream come before
+   * the replay (dropped from the front of the provider's log). A client that already saw N bytes of a stream
+   * skips `N - offset` of the replay to continue exactly where it was.
+   */
+  readonly replayOffset?: { stdout: number; stderr: number };
 }
 
 /**

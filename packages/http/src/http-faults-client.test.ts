@@ -213,20 +213,47 @@ describe("a connection reset in the middle of a response body", () => {
     await s.close();
   });
 
-  it("startCommand (NDJSON stream): wait() rejects typed, the output ends, the command ran once", async () => {
+  const streamed = (marker: string) => ({
+    command_id: `stream-${marker.length}-${Date.now()}`,
+    program: "sh",
+    args: [
+      "-c",
+      `echo run >> "$1"; for i in $(seq 1 40); do echo line-$i-$(head -c 40 /dev/zero | tr '\\0' y); done`,
+      "sh",
+      marker,
+    ],
+  });
+  const expected = Array.from({ length: 40 }, (_, i) => `line-${i + 1}-${"y".repeat(40)}\n`).join("");
+
+  it("startCommand (NDJSON stream) cut once: resumed through the attach route, every byte exactly once, the command ran once", async () => {
     const { s, root } = await newSession();
     const marker = join(root, "streamed.txt");
     faults = [{ method: "POST", url: "/commands/stream", side: "response", afterBytes: 400, times: 1 }];
-    const handle = await s.startCommand!({
-      command_id: "stream-once",
-      program: "sh",
-      args: [
-        "-c",
-        `echo run >> "$1"; for i in $(seq 1 40); do echo line-$i-$(head -c 40 /dev/zero | tr '\\0' y); done`,
-        "sh",
-        marker,
-      ],
-    });
+    const handle = await s.startCommand!(streamed(marker));
+    const drained = bounded(
+      (async () => {
+        let text = "";
+        for await (const chunk of handle.output) text += new TextDecoder().decode(chunk.data);
+        return text;
+      })(),
+    );
+    const r = await bounded(handle.wait());
+    expect(r.error).toBeUndefined();
+    expect(r.value!.exit_code).toBe(0);
+    expect(r.value!.stdout).toBe(expected);
+    expect((await drained).value).toBe(expected);
+    expect(await runsOf(marker)).toBe(1);
+    await s.close();
+  });
+
+  it("startCommand (NDJSON stream) cut and every resume cut: wait() rejects typed, the output ends, the command ran once", async () => {
+    const { s, root } = await newSession();
+    const marker = join(root, "streamed-cut.txt");
+    faults = [
+      { method: "POST", url: "/commands/stream", side: "response", afterBytes: 400, times: 1 },
+      { method: "GET", url: "/stream", side: "response", afterBytes: 10, times: 20 },
+    ];
+    const handle = await s.startCommand!(streamed(marker));
     const drained = bounded(
       (async () => {
         let n = 0;

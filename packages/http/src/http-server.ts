@@ -477,7 +477,8 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     res.on("close", onClose);
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
     try {
-      line({ type: "attached", command_id: commandId });
+      // `offset`: bytes of each stream before the replay, so a client resuming a cut stream continues exactly.
+      line({ type: "attached", command_id: commandId, offset: handle.replayOffset ?? null });
       await pipeHandle(res, handle, line);
     } catch (error) {
       streamError(line, error);

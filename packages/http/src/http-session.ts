@@ -21,6 +21,7 @@ import {
   type RunnerSessionState,
   type RunnerSnapshotRef,
   SessionNotFoundError,
+  sleep,
 } from "@roder/runner-contract";
 import type { HttpAnswer, HttpTransport } from "./http-transport.js";
 
@@ -165,61 +166,120 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       };
     });
     streamed.catch(() => {});
+    // Bytes of each stream handed out so far: a stream cut before its result is resumed through the attach
+    // route, skipping what was already delivered (the server says where its replay starts).
+    const delivered = { stdout: 0, stderr: 0 };
+    const combined = signal ? AbortSignal.any([signal, detacher.signal]) : detacher.signal;
+    const cutError = (error: unknown, why: string) =>
+      RunnerError.isInstance(error) && error.code !== "provider_api"
+        ? error
+        : // Typed, and not retryable: the command may be running still.
+          new ProviderApiError(
+            { providerId: this.info.providerId, message: `command ${commandId}: ${why}`, isRetryable: false },
+            { cause: error },
+          );
     (async () => {
-      const decoder = new TextDecoder();
-      let buffer = "";
-      let gotResult = false;
-      try {
-        for await (const part of body as unknown as AsyncIterable<Uint8Array>) {
-          buffer += decoder.decode(part, { stream: true });
-          let nl = buffer.indexOf("\n");
-          while (nl >= 0) {
-            const line = buffer.slice(0, nl);
-            buffer = buffer.slice(nl + 1);
-            nl = buffer.indexOf("\n");
-            if (!line.trim()) continue;
-            const msg = JSON.parse(line) as {
-              type: string;
-              data?: string;
-              result?: unknown;
-              error?: { code: string; message: string };
-            };
-            if (msg.type === "stdout" || msg.type === "stderr") {
-              output.push({ stream: msg.type, data: new Uint8Array(Buffer.from(msg.data ?? "", "base64")) });
-            } else if (msg.type === "result") {
-              gotResult = true;
-              resolveResult(codecs.RunnerCommandResult.parse(msg.result));
-            } else if (msg.type === "error") {
-              gotResult = true;
-              rejectResult(
-                new RunnerError(msg.error?.code ?? "provider_api", msg.error?.message ?? "command failed"),
-              );
+      let stream = body;
+      let skip: { stdout: number; stderr: number } | null = { stdout: 0, stderr: 0 };
+      let resumable = false;
+      for (let resumes = 0; ; resumes++) {
+        const decoder = new TextDecoder();
+        let buffer = "";
+        let gotResult = false;
+        try {
+          for await (const part of stream as unknown as AsyncIterable<Uint8Array>) {
+            buffer += decoder.decode(part, { stream: true });
+            let nl = buffer.indexOf("\n");
+            while (nl >= 0) {
+              const line = buffer.slice(0, nl);
+              buffer = buffer.slice(nl + 1);
+              nl = buffer.indexOf("\n");
+              if (!line.trim()) continue;
+              const msg = JSON.parse(line) as {
+                type: string;
+                data?: string;
+                result?: unknown;
+                attachable?: boolean;
+                offset?: { stdout: number; stderr: number } | null;
+                error?: { code: string; message: string };
+              };
+              if (msg.type === "started") resumable = msg.attachable === true;
+              else if (msg.type === "attached") {
+                resumable = true;
+                // Where this replay starts, per stream; a gap (output dropped before what we saw) cannot resume.
+                const o = msg.offset;
+                if (resumes === 0 && o) {
+                  // A first attach: what the replay starts after counts as seen.
+                  delivered.stdout = o.stdout;
+                  delivered.stderr = o.stderr;
+                }
+                skip =
+                  o && o.stdout <= delivered.stdout && o.stderr <= delivered.stderr
+                    ? { stdout: delivered.stdout - o.stdout, stderr: delivered.stderr - o.stderr }
+                    : null;
+                if (resumes > 0 && skip === null)
+                  throw new RunnerError(
+                    "provider_api",
+                    "the server no longer holds the output that was missed",
+                  );
+              } else if (msg.type === "stdout" || msg.type === "stderr") {
+                let data = new Uint8Array(Buffer.from(msg.data ?? "", "base64"));
+                const left = skip?.[msg.type] ?? 0;
+                if (left > 0) {
+                  skip![msg.type] = Math.max(0, left - data.length);
+                  if (data.length <= left) continue;
+                  data = data.subarray(left);
+                }
+                delivered[msg.type] += data.length;
+                output.push({ stream: msg.type, data });
+              } else if (msg.type === "result") {
+                gotResult = true;
+                resolveResult(codecs.RunnerCommandResult.parse(msg.result));
+              } else if (msg.type === "error") {
+                gotResult = true;
+                rejectResult(
+                  new RunnerError(msg.error?.code ?? "provider_api", msg.error?.message ?? "command failed"),
+                );
+              }
             }
           }
+          if (!gotResult) throw new RunnerError("provider_api", "the command stream ended without a result");
+          break;
+        } catch (error) {
+          if (signal?.aborted) rejectResult(new CancelledError({ operation: "command stream" }));
+          else if (detached) rejectResult(new RunnerError("detached", "this handle was detached"));
+          else if (RunnerError.isInstance(error) && error.code !== "provider_api") rejectResult(error);
+          else if (!resumable || resumes >= 3)
+            rejectResult(cutError(error, "the output stream was cut before its result"));
+          else {
+            // The command runs on at the server: follow it again and continue where the cut left off.
+            try {
+              await sleep(100 * 2 ** resumes, combined);
+              const again = await this.t.request(
+                "GET",
+                `${this.path}/commands/${encodeURIComponent(commandId)}/stream`,
+                {
+                  signal: combined,
+                  idempotent: true,
+                  operation: "resume command stream",
+                  sessionId: this.info.sessionId,
+                },
+              );
+              if (!again.body) throw new RunnerError("provider_api", "the streaming response has no body");
+              stream = again.body;
+              skip = null;
+              continue;
+            } catch (resumeError) {
+              if (signal?.aborted) rejectResult(new CancelledError({ operation: "command stream" }));
+              else if (detached) rejectResult(new RunnerError("detached", "this handle was detached"));
+              else rejectResult(cutError(resumeError, "the output stream was cut and could not be resumed"));
+            }
+          }
+          break;
         }
-        if (!gotResult)
-          rejectResult(new RunnerError("provider_api", "the command stream ended without a result"));
-      } catch (error) {
-        if (signal?.aborted) rejectResult(new CancelledError({ operation: "command stream" }));
-        else if (detached) rejectResult(new RunnerError("detached", "this handle was detached"));
-        else
-          rejectResult(
-            RunnerError.isInstance(error)
-              ? error
-              : // Cut or garbled mid-stream: typed, and not retryable (the command may be running still).
-                new ProviderApiError(
-                  {
-                    providerId: this.info.providerId,
-                    message: `command ${commandId}: the output stream was cut before its result`,
-                    isRetryable: false,
-                  },
-                  { cause: error },
-                ),
-          );
-      } finally {
-        signal?.removeEventListener("abort", onAbort);
-        output.end();
       }
+      signal?.removeEventListener("abort", onAbort);
+      output.end();
     })();
     let reattached: Promise<RunnerCommandResult> | undefined;
     return {

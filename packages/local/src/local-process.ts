@@ -188,6 +188,7 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
       wait: () => result,
       kill,
       detach: async () => f.stop(),
+      replayOffset: f.offset,
     };
   };
   const first = follower();
