@@ -11,11 +11,17 @@ import {
   type RunnerDestination,
   RunnerDestinationSchema,
   RunnerError,
+  type RunnerMount,
   type RunnerSessionState,
   SessionNotFoundError,
-  UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import { manifestSourceFiles, parseArtifactTarget } from "@roder/runner-storage";
+import {
+  checkSandboxMounts,
+  manifestSourceFiles,
+  mountManifestInSandbox,
+  parseArtifactTarget,
+  type SandboxMountRef,
+} from "@roder/runner-storage";
 import { E2bDestinationConfigSchema, parseE2bConfig } from "./e2b-config.js";
 import { mapE2bError } from "./e2b-errors.js";
 import { E2bSession } from "./e2b-session.js";
@@ -48,7 +54,8 @@ const CAPABILITIES: RunnerCapabilities = {
   snapshots: true,
   cancellation: true,
   artifact_export: true,
-  mounts: { s3: false, gcs: false, r2: false, azure_blob: false, box_storage: false, provider_native: false },
+  // Buckets are mounted inside the sandbox with rclone + FUSE (the template needs rclone and fuse3).
+  mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: false },
 };
 
 export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRunnerProvider {
@@ -88,14 +95,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       });
     const config = parseE2bConfig(d.config);
     if (config.artifacts !== undefined) parseArtifactTarget("e2b", config.artifacts);
-    for (const m of d.default_manifest.mounts) {
-      if (!CAPABILITIES.mounts[m.intent.kind])
-        throw new UnsupportedCapabilityError({
-          providerId: "e2b",
-          capability: `mounts.${m.intent.kind}`,
-          message: `e2b cannot mount ${m.intent.kind} yet (mount '${m.name}')`,
-        });
-    }
+    checkSandboxMounts("e2b", d.default_manifest.mounts, config.workspace_root, env());
     for (const e of d.default_manifest.entries)
       confinePath(e.target, { root: config.workspace_root, access: "write" });
     return { d, config };
@@ -105,10 +105,12 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
     sandbox: import("e2b").Sandbox,
     destinationId: string,
     config: ReturnType<typeof parseE2bConfig>,
+    mounts: { mounts: RunnerMount[]; mounted: SandboxMountRef[] } = { mounts: [], mounted: [] },
   ) =>
     new E2bSession(sandbox, {
       destinationId,
       config,
+      ...mounts,
       apiKeyEnv,
       env: env() as Record<string, string | undefined>,
       kill: async () => {
@@ -191,6 +193,16 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
             args: ["-R", "a-w", "--", target],
           });
       }
+      session.info.mounts = [...d.default_manifest.mounts];
+      session.info.mounted.push(
+        ...(await mountManifestInSandbox(session, {
+          providerId: "e2b",
+          mounts: d.default_manifest.mounts,
+          workspaceRoot: config.workspace_root,
+          env: env(),
+          ...(signal ? { signal } : {}),
+        })),
+      );
       if (signal?.aborted) throw new CancelledError({ operation: "create session" });
       return session;
     } catch (error) {
@@ -212,16 +224,23 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       return create(d, config, config.template, options?.signal);
     },
     async resumeSession(state: RunnerSessionState, options?: RunnerCallOptions) {
-      const meta = state.metadata as { sandbox_id?: unknown; config?: unknown } | null;
+      const meta = state.metadata as {
+        sandbox_id?: unknown;
+        config?: unknown;
+        mounts?: RunnerMount[];
+        mounted?: SandboxMountRef[];
+      } | null;
       if (state.provider_id !== "e2b" || typeof meta?.sandbox_id !== "string")
         throw new RunnerError("invalid_request", "not an e2b session state");
       const config = E2bDestinationConfigSchema.parse(meta.config);
       if (state.snapshot) {
         // A snapshot restores into a new sandbox (Sandbox.create(snapshotId)).
+        // The workspace is in the snapshot; bucket mounts are not, and are made again.
         const d = RunnerDestinationSchema.parse({
           id: state.destination_id,
           provider_id: "e2b",
           config: meta.config,
+          default_manifest: { entries: [], mounts: meta.mounts ?? [] },
         });
         return create(d, config, state.snapshot.snapshot_id, options?.signal);
       }
@@ -229,7 +248,10 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       try {
         // connect() also resumes a paused sandbox.
         const sandbox = await Sandbox.connect(meta.sandbox_id, conn(options?.signal));
-        return wrap(sandbox, state.destination_id, config);
+        return wrap(sandbox, state.destination_id, config, {
+          mounts: meta.mounts ?? [],
+          mounted: meta.mounted ?? [],
+        });
       } catch (error) {
         throw mapErr(error, "resume session", meta.sandbox_id);
       }

@@ -20,6 +20,7 @@ import {
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileWriteRequest,
+  type RunnerMount,
   type RunnerPortRequest,
   type RunnerPortResult,
   type RunnerSessionState,
@@ -28,7 +29,13 @@ import {
   timeoutMarker,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import { exportArtifact, parseArtifactTarget, sessionArtifactSource } from "@roder/runner-storage";
+import {
+  exportArtifact,
+  parseArtifactTarget,
+  type SandboxMountRef,
+  sessionArtifactSource,
+  unmountInSandbox,
+} from "@roder/runner-storage";
 import type { Sandbox } from "e2b";
 import type { E2bDestinationConfig } from "./e2b-config.js";
 import { mapE2bError } from "./e2b-errors.js";
@@ -58,6 +65,10 @@ export class E2bSession implements RemoteRunnerSession {
       env: Record<string, string | undefined>;
       kill: () => Promise<void>;
       snapshot: () => Promise<RunnerSnapshotRef>;
+      /** Bucket mounts of the manifest (secret refs only), mounted in the sandbox at create. */
+      mounts: RunnerMount[];
+      /** Where they are mounted (unmounted, write-back drained, at close). */
+      mounted: SandboxMountRef[];
     },
   ) {}
 
@@ -89,7 +100,13 @@ export class E2bSession implements RemoteRunnerSession {
       session_id: this.sandbox.sandboxId,
       destination_id: this.info.destinationId,
       snapshot: null,
-      metadata: { sandbox_id: this.sandbox.sandboxId, workspace_root: this.root, config: this.info.config },
+      metadata: {
+        sandbox_id: this.sandbox.sandboxId,
+        workspace_root: this.root,
+        config: this.info.config,
+        mounts: this.info.mounts,
+        mounted: this.info.mounted,
+      },
     };
   }
 
@@ -370,6 +387,9 @@ export class E2bSession implements RemoteRunnerSession {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    // Uploads still in rclone's write-back reach the bucket before the sandbox goes.
+    for (const ref of this.info.mounted.splice(0).reverse())
+      await unmountInSandbox(this, ref).catch(() => {});
     this.closed = true;
     for (const e of this.running.values()) await e.handle.kill().catch(() => false);
     await this.info.kill();

@@ -13,9 +13,13 @@ import {
   RunnerError,
   type RunnerSessionState,
   SessionNotFoundError,
-  UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import { manifestSourceFiles, parseArtifactTarget } from "@roder/runner-storage";
+import {
+  checkSandboxMounts,
+  manifestSourceFiles,
+  mountManifestInSandbox,
+  type SandboxMountRef,
+} from "@roder/runner-storage";
 import { FlyApi, type FlyMachine, type RetryPolicy } from "./fly-api.js";
 import { type FlyDestinationConfig, FlyDestinationConfigSchema, parseFlyConfig } from "./fly-config.js";
 import { destroyMachine, FlySession } from "./fly-session.js";
@@ -41,7 +45,8 @@ const CAPABILITIES: RunnerCapabilities = {
   snapshots: false,
   cancellation: true,
   artifact_export: true,
-  mounts: { s3: false, gcs: false, r2: false, azure_blob: false, box_storage: false, provider_native: false },
+  // Buckets are mounted inside the machine with rclone + FUSE (the image needs rclone and fuse3).
+  mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: false },
 };
 
 /** The Machines API client the provider uses (token from env, retries), for tools such as the sweeper. */
@@ -80,14 +85,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
         message: `destination is for provider '${d.provider_id}'`,
       });
     const config = parseFlyConfig(d.config);
-    for (const m of d.default_manifest.mounts) {
-      if (!CAPABILITIES.mounts[m.intent.kind])
-        throw new UnsupportedCapabilityError({
-          providerId: "fly",
-          capability: `mounts.${m.intent.kind}`,
-          message: `fly cannot mount ${m.intent.kind} yet (mount '${m.name}')`,
-        });
-    }
+    checkSandboxMounts("fly", d.default_manifest.mounts, config.workspace_root, env());
     for (const e of d.default_manifest.entries)
       confinePath(e.target, { root: config.workspace_root, access: "write" });
     return { d, config };
@@ -199,6 +197,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
         destinationId: d.id,
         config,
         env: env() as Record<string, string | undefined>,
+        mounted: [],
       });
       try {
         await waitStarted(a, config, machine.id, now + config.create_timeout_ms, options?.signal);
@@ -220,6 +219,15 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
             operation: "protect manifest entry",
           });
         }
+        session.info.mounted.push(
+          ...(await mountManifestInSandbox(session, {
+            providerId: "fly",
+            mounts: d.default_manifest.mounts,
+            workspaceRoot: config.workspace_root,
+            env: env(),
+            ...(options?.signal ? { signal: options.signal } : {}),
+          })),
+        );
         if (options?.signal?.aborted) throw new CancelledError({ operation: "create session" });
         return session;
       } catch (error) {
@@ -260,6 +268,9 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
         destinationId: state.destination_id,
         config,
         env: env() as Record<string, string | undefined>,
+        mounted: Array.isArray((meta as { mounted?: unknown }).mounted)
+          ? (meta as { mounted: SandboxMountRef[] }).mounted
+          : [],
       });
     },
   };

@@ -22,7 +22,13 @@ import {
   timeoutMarker,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import { exportArtifact, parseArtifactTarget, sessionArtifactSource } from "@roder/runner-storage";
+import {
+  exportArtifact,
+  parseArtifactTarget,
+  type SandboxMountRef,
+  sessionArtifactSource,
+  unmountInSandbox,
+} from "@roder/runner-storage";
 import type { ExecResult, FlyApi } from "./fly-api.js";
 import type { FlyDestinationConfig } from "./fly-config.js";
 import { EXIT, KILL, READ, RUN, WRITE } from "./fly-scripts.js";
@@ -40,6 +46,8 @@ export class FlySession implements RemoteRunnerSession {
       destinationId: string;
       config: FlyDestinationConfig;
       env: Record<string, string | undefined>;
+      /** Buckets mounted in the machine at create (rclone + FUSE): unmounted, write-back drained, at close. */
+      mounted: SandboxMountRef[];
     },
   ) {}
 
@@ -62,6 +70,7 @@ export class FlySession implements RemoteRunnerSession {
         app: this.info.config.app,
         workspace_root: this.root,
         config: this.info.config,
+        mounted: this.info.mounted,
       },
     };
   }
@@ -308,6 +317,9 @@ export class FlySession implements RemoteRunnerSession {
   /** Stops and destroys the machine (force); a machine already gone is fine. Idempotent. */
   async close(options?: RunnerCallOptions): Promise<void> {
     if (this.closed) return;
+    // Uploads still in rclone's write-back reach the bucket before the machine goes.
+    for (const ref of this.info.mounted.splice(0).reverse())
+      await unmountInSandbox(this, ref).catch(() => {});
     this.closed = true;
     await destroyMachine(this.api, this.info.config.app, this.info.machineId, options?.signal);
   }

@@ -5,6 +5,7 @@ import {
   CancelledError,
   confinePath,
   isWithin,
+  normalizePosix,
   PathOutsideWorkspaceError,
   RunnerError,
 } from "@roder/runner-contract";
@@ -54,11 +55,15 @@ export async function resolveRunnerPath(
   path: string,
   access: "read" | "write" | "cwd",
 ): Promise<string> {
-  const p = toHostPath(c, confinePath(path, { root: c.runnerRoot, readRoots: c.readRoots, access }));
+  // A command may also run in a read root (commands see those directories, read-only under bwrap).
+  const inReadRoot =
+    access === "cwd" && c.readRoots.some((r) => isWithin(normalizePosix(path), normalizePosix(r)));
+  const lexical = inReadRoot ? "read" : access;
+  const p = toHostPath(c, confinePath(path, { root: c.runnerRoot, readRoots: c.readRoots, access: lexical }));
   const real = await realpathLoose(p);
   const allowed = [
     c.realRoot,
-    ...(access === "read" ? await Promise.all(c.readRoots.map((r) => realpathLoose(r))) : []),
+    ...(lexical === "read" ? await Promise.all(c.readRoots.map((r) => realpathLoose(r))) : []),
   ];
   if (!allowed.some((r) => isWithin(real, r))) {
     throw new PathOutsideWorkspaceError({

@@ -142,6 +142,19 @@ describe("unix-local specifics", () => {
     expect(readFileSync(join(host, "data.txt"), "utf8")).toBe("native");
   });
 
+  it("runs a command with its cwd in a read root (none and bwrap), and refuses one elsewhere", async () => {
+    const ro = mkdtempSync(join(tmpdir(), "roder-readroot-"));
+    writeFileSync(join(ro, "here.txt"), "x");
+    for (const isolation of ["none", "bwrap"] as const) {
+      const s = await open(dest({ isolation, read_roots: [ro] }));
+      const r = await s.runCommand({ command_id: `ls-${isolation}`, program: "ls", cwd: ro });
+      expect(r.exit_code, r.stderr).toBe(0);
+      expect(r.stdout).toBe("here.txt\n");
+      const e = await caught(s.runCommand({ command_id: `no-${isolation}`, program: "ls", cwd: "/etc" }));
+      expect(RunnerError.isInstance(e) && e.code === "path_outside_workspace", String(e)).toBe(true);
+    }
+  });
+
   it("caps output and marks the cut", async () => {
     const s = await open(dest({ output_limit_bytes: 1000 }));
     const r = await s.runCommand({

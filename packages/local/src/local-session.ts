@@ -8,6 +8,7 @@ import {
   CommandNotFoundError,
   confinePath,
   type EnvSource,
+  isWithin,
   PathOutsideWorkspaceError,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequest,
@@ -172,7 +173,10 @@ export class LocalSession implements RemoteRunnerSession {
       );
     }
     const cwd = await resolveRunnerPath(this.confinement, request.cwd ?? this.runnerRoot, "cwd");
-    const runnerCwd = this.runnerRoot + cwd.slice(this.info.workspaceRoot.length);
+    // A cwd in a read root is at the same path for commands (bound there read-only under bwrap).
+    const runnerCwd = isWithin(cwd, this.info.workspaceRoot)
+      ? this.runnerRoot + cwd.slice(this.info.workspaceRoot.length)
+      : cwd;
     const env = this.baseEnv();
     for (const [k, v] of request.env) {
       if (k === "" || k.includes("=") || k.includes("\u0000") || v.includes("\u0000")) {

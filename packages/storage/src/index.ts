@@ -17,3 +17,10 @@ export { manifestSourceFiles } from "./manifest-files.js";
 export { type MountPlanEntry, planMountsFor } from "./mount-planning.js";
 export { type HostMount, mountOnHost } from "./rclone-host.js";
 export { type PlanOptions, planRcloneMount, type RcloneMountPlan } from "./rclone-plan.js";
+export {
+  checkSandboxMounts,
+  mountInSandbox,
+  mountManifestInSandbox,
+  type SandboxMountRef,
+  unmountInSandbox,
+} from "./rclone-session.js";

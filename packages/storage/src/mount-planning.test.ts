@@ -46,8 +46,13 @@ describe("planMountsFor (mount planning before create)", () => {
     expect(http.map((p) => p.strategy)).toEqual(["native", "native", "fuse-in-sandbox"]);
     expect(http[2]!.credentials_in_sandbox).toBe(true);
     const fly = planMountsFor("fly", destination, { env });
-    expect(fly.every((p) => p.strategy === "unsupported")).toBe(true);
+    // Buckets: rclone inside the machine (credentials there); volumes: not managed.
+    expect(fly.map((p) => p.strategy)).toEqual(["fuse-in-sandbox", "unsupported", "fuse-in-sandbox"]);
     expect(fly[0]!.credentials_in_sandbox).toBe(true);
+    expect(fly[0]!.requires).toEqual(["rclone", "fusermount3", "/dev/fuse"]);
+    expect(planMountsFor("e2b", destination, { env }).map((p) => p.strategy)).toEqual(
+      fly.map((p) => p.strategy),
+    );
     expect(JSON.stringify([local, http, fly])).not.toMatch(/"x"|"y"/);
   });
 });

@@ -89,12 +89,20 @@ export function planMountsFor(
         reason: "only if the server's backend supports it",
       };
     }
+    if (providerId === "fly" || providerId === "e2b")
+      return {
+        ...base,
+        strategy: "fuse-in-sandbox",
+        requires: FUSE,
+        credentials_in_sandbox: true,
+        reason: `${providerId}: rclone mounts the bucket inside the sandbox at create; the image (template) needs rclone and fuse3, and the credentials live in the mount process's environment there`,
+      };
     return {
       ...base,
       strategy: "unsupported",
       requires: FUSE,
       credentials_in_sandbox: true,
-      reason: `${providerId}: an in-sandbox rclone mount (credentials in the sandbox) is planned but not wired yet`,
+      reason: `${providerId}: no bucket mounts for this provider`,
     };
   });
 }

@@ -1,1 +1,2 @@
 export { describeRunnerConformance, type RunnerConformanceOptions } from "./describe-runner-conformance.js";
+export { describeSandboxMounts, type SandboxMountsOptions } from "./describe-sandbox-mounts.js";
