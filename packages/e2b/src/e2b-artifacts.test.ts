@@ -59,3 +59,51 @@ describe("e2b artifact export (direct path: the sandbox uploads to a signed URL)
     }
   }, 60_000);
 });
+
+describe("e2b artifact export (stream path: envd streams the file to the host)", () => {
+  it("streams a 9 MiB artifact byte for byte", async () => {
+    const provider = createE2bProvider({
+      apiUrl: standIn.apiUrl,
+      sandboxUrl: standIn.sandboxUrl,
+      domain: standIn.domain,
+      env: {
+        E2B_API_KEY: standIn.apiKey,
+        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
+        RODER_SECRET_ART_SECRET_ACCESS_KEY: "S3RVER",
+      },
+    });
+    const session = await provider.createSession({
+      id: "e2b-art-stream",
+      provider_id: "e2b",
+      config: {
+        template: "base",
+        artifacts: {
+          uri: "s3://e2b-art/streamed",
+          credentials: { id: "art" },
+          endpoint: s3.endpoint,
+          mode: "stream",
+        },
+      },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    try {
+      const made = await session.runCommand({
+        command_id: "mk",
+        program: "sh",
+        args: ["-c", "head -c 9437184 /dev/urandom > big.bin && sha256sum big.bin"],
+      });
+      const before = standIn.requests.length;
+      const r = await session.exportArtifact({ path: "big.bin", recursive: false });
+      expect(r.metadata).toMatchObject({ size: 9437184, transfer: "stream" });
+      // One streamed GET of the file through envd's files API.
+      expect(
+        standIn.requests.slice(before).filter((q) => q.method === "GET" && q.path === "/files"),
+      ).toHaveLength(1);
+      const got = Buffer.from(await (await fetch(r.url!)).arrayBuffer());
+      const { createHash } = await import("node:crypto");
+      expect(createHash("sha256").update(got).digest("hex")).toBe(made.stdout.split(" ")[0]);
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
+});

@@ -373,7 +373,15 @@ export class E2bSession implements RemoteRunnerSession {
       providerId: "e2b",
       target,
       env: this.info.env,
-      source: sessionArtifactSource(this, { tmpDir: `${this.root}/.roder/tmp` }),
+      source: sessionArtifactSource(this, {
+        tmpDir: `${this.root}/.roder/tmp`,
+        // envd streams a file's bytes: the stream path never holds the whole artifact.
+        openStream: async (file) => {
+          const { Readable } = await import("node:stream");
+          const web = await this.sandbox.files.read(file, { format: "stream" });
+          return Readable.fromWeb(web as import("node:stream/web").ReadableStream);
+        },
+      }),
       request,
       path,
       ...(options?.signal ? { signal: options.signal } : {}),

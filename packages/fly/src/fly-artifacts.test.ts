@@ -62,3 +62,49 @@ describe("fly artifact export (direct path: the machine uploads to a signed URL)
     }
   }, 60_000);
 });
+
+describe("fly artifact export (stream path: the host streams from the machine)", () => {
+  it("reads a 9 MiB artifact in bounded ranged reads, byte for byte", async () => {
+    const provider = createFlyProvider({
+      baseUrl: standIn.baseUrl,
+      env: {
+        FLY_API_TOKEN: standIn.token,
+        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
+        RODER_SECRET_ART_SECRET_ACCESS_KEY: "S3RVER",
+      },
+    });
+    const session = await provider.createSession({
+      id: "fly-art-stream",
+      provider_id: "fly",
+      config: {
+        app: "roder-test",
+        image: "debian:bookworm-slim",
+        artifacts: {
+          uri: "s3://fly-art/streamed",
+          credentials: { id: "art" },
+          endpoint: s3.endpoint,
+          mode: "stream",
+        },
+      },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    try {
+      const made = await session.runCommand({
+        command_id: "mk",
+        program: "sh",
+        args: ["-c", "head -c 9437184 /dev/urandom > big.bin && sha256sum big.bin"],
+      });
+      const before = standIn.bodies.length;
+      const r = await session.exportArtifact({ path: "big.bin", recursive: false });
+      expect(r.metadata).toMatchObject({ size: 9437184, transfer: "stream" });
+      const got = Buffer.from(await (await fetch(r.url!)).arrayBuffer());
+      const { createHash } = await import("node:crypto");
+      expect(createHash("sha256").update(got).digest("hex")).toBe(made.stdout.split(" ")[0]);
+      // Three ranged reads of 4 MiB, not one read of the whole file.
+      const ranges = standIn.bodies.slice(before).filter((b) => JSON.stringify(b.body).includes("tail -c"));
+      expect(ranges).toHaveLength(3);
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
+});

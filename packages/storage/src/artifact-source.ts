@@ -146,6 +146,9 @@ const PREPARE = [
   'printf \'%s %s %s %s\\n\' "$(wc -c < "$f" | tr -d \' \')" "$(sha256sum "$f" | cut -d\' \' -f1)" "$(md5sum "$f" | cut -d\' \' -f1)" "$f"',
 ].join("\n");
 
+/** $1 file, $2 first byte (1-based), $3 length: those bytes as base64 on stdout. */
+const RANGE = 'tail -c +"$2" -- "$1" | head -c "$3" | base64 -w0';
+
 /**
  * The artifact lives in a remote sandbox: hashing, archiving and the direct upload run there through
  * `runCommand` (needs sh, coreutils, tar and curl in the image). The signed URL reaches curl through the
@@ -153,7 +156,13 @@ const PREPARE = [
  */
 export function sessionArtifactSource(
   session: RemoteRunnerSession,
-  opts: { tmpDir: string },
+  opts: {
+    tmpDir: string;
+    /** The stream path's bytes, when the provider can stream a file itself (E2B's files API). */
+    openStream?: (file: string) => Promise<Readable>;
+    /** Bytes per ranged read of the default stream (4 MiB). */
+    chunkBytes?: number;
+  },
 ): ArtifactSource {
   const id = () => `artifact-${randomBytes(6).toString("hex")}`;
   return {
@@ -204,9 +213,26 @@ export function sessionArtifactSource(
         );
     },
     async openStream(file) {
+      if (opts.openStream) return opts.openStream(file);
       const { Readable } = await import("node:stream");
-      const r = await session.readFile({ path: file });
-      return Readable.from([Buffer.from(r.contents.buffer, r.contents.byteOffset, r.contents.byteLength)]);
+      // Ranged reads through runCommand (tail seeks on a regular file): memory stays bounded by one chunk,
+      // whatever the artifact's size, on any provider that runs commands.
+      const chunk = opts.chunkBytes ?? 4 * 1024 * 1024;
+      async function* ranges(): AsyncGenerator<Buffer> {
+        for (let offset = 0; ; offset += chunk) {
+          const r = await session.runCommand({
+            command_id: id(),
+            program: "sh",
+            args: ["-c", RANGE, "range", file, String(offset + 1), String(chunk)],
+          });
+          if (r.exit_code !== 0)
+            throw new RunnerError("io_error", `could not read ${file} at ${offset}: ${r.stderr.trim()}`);
+          const bytes = Buffer.from(r.stdout, "base64");
+          if (bytes.length > 0) yield bytes;
+          if (bytes.length < chunk) return;
+        }
+      }
+      return Readable.from(ranges());
     },
   };
 }
