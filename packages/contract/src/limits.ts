@@ -19,6 +19,8 @@ export const RunnerLimitsSchema = z.object({
   /** What an attached follower sees first: the retained output (`retained`) or only what comes next (`live`). */
   attach_replay: z.enum(["retained", "live"]).nullable(),
   cancellation: z.enum(["native", "emulated", "none"]),
+  /** `session.pause()`: `keeps-memory` (files, processes and memory kept; resumeSession resumes) or `none`. */
+  pause: z.enum(["keeps-memory", "none"]),
   notes: z.string(),
 });
 export type RunnerLimits = z.infer<typeof RunnerLimitsSchema>;
@@ -33,6 +35,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach: "in-process",
     attach_replay: "retained",
     cancellation: "native",
+    pause: "none",
     notes:
       "pipes of a local process group; output capped per stream by output_limit_bytes (default 16 MiB); commands belong to the host process, so they are attachable from any session object of that process (the last 16 MiB of output replayed), not after it exits",
   },
@@ -45,6 +48,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach: "any-client",
     attach_replay: "retained",
     cancellation: "native",
+    pause: "none",
     notes:
       "NDJSON stream endpoint; a streaming command outlives its client's connection (bounded by timeout_ms and the session) and GET /sessions/{id}/commands/{cid}/stream reattaches, replaying what the backend retained; file limit is the server's maxFileBytes (default 512 MiB); GET /capabilities reports the server's",
   },
@@ -57,6 +61,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach: "none",
     attach_replay: null,
     cancellation: "emulated",
+    pause: "keeps-memory",
     notes:
       "exec answers once the command ends; files travel base64 in one exec body (bounded by the API's body size, not measured here); cancel kills the process group through a second exec",
   },
@@ -69,6 +74,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach: "any-client",
     attach_replay: "live",
     cancellation: "native",
+    pause: "keeps-memory",
     notes:
       "envd process stream; commands outlive the client and are reattached through envd Connect (found by their RODER_COMMAND_ID env), output from the moment of attaching; the sandbox lifetime (ttl_seconds) bounds every command",
   },

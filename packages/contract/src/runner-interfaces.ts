@@ -96,4 +96,10 @@ export interface RemoteRunnerSession {
    * `CommandNotFoundError` for an id the session does not know.
    */
   attachCommand?(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle>;
+  /**
+   * Pauses the sandbox: its files, processes and memory are kept and its compute stops (E2B pause, Fly
+   * suspend; see `describeProviderLimits(id).pause`). Later calls on this object reject with a
+   * `session_paused` RunnerError; `provider.resumeSession(state())` resumes it, from any process.
+   */
+  pause?(options?: RunnerCallOptions): Promise<void>;
 }

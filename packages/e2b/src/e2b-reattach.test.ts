@@ -68,3 +68,31 @@ describe("e2b: reattaching a command after the client crashed (envd Connect)", (
     await a.close();
   }, 30_000);
 });
+
+describe("e2b pause", () => {
+  it("pauses the sandbox itself (E2B pause), and resumeSession resumes it with a running command's output", async () => {
+    const opts = {
+      apiUrl: standIn.apiUrl,
+      sandboxUrl: standIn.sandboxUrl,
+      domain: standIn.domain,
+      env: { E2B_API_KEY: standIn.apiKey },
+    };
+    const s = await createE2bProvider(opts).createSession({
+      id: "p",
+      provider_id: "e2b",
+      config: { template: "base" },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    const id = s.state().session_id;
+    await s.pause!();
+    expect(standIn.sandboxes().find((x) => x.sandboxID === id)?.state).toBe("paused");
+    const again = await createE2bProvider(opts).resumeSession(s.state());
+    expect(standIn.sandboxes().find((x) => x.sandboxID === id)?.state).toBe("running");
+    expect((await again.runCommand({ command_id: "e", program: "echo", args: ["back"] })).stdout).toBe(
+      "back\n",
+    );
+    await again.close();
+    await s.close();
+    expect(standIn.sandboxes()).toEqual([]);
+  }, 30_000);
+});

@@ -54,6 +54,7 @@ export const COMMAND_ID_ENV = "RODER_COMMAND_ID";
 
 export class E2bSession implements RemoteRunnerSession {
   private closed = false;
+  private paused = false;
   private readonly running = new Map<string, { handle: SdkHandle; cancelled: boolean }>();
 
   constructor(
@@ -86,6 +87,11 @@ export class E2bSession implements RemoteRunnerSession {
 
   private ensureOpen(options?: RunnerCallOptions, operation = "call"): void {
     if (options?.signal?.aborted) throw new CancelledError({ operation });
+    if (this.paused)
+      throw new RunnerError(
+        "session_paused",
+        `sandbox ${this.sandbox.sandboxId} is paused: resume it with provider.resumeSession(session.state())`,
+      );
     if (this.closed)
       throw new SessionNotFoundError({
         providerId: "e2b",
@@ -393,8 +399,25 @@ export class E2bSession implements RemoteRunnerSession {
     return this.info.snapshot();
   }
 
+  /** E2B pause: files, processes (mounts included) and memory are kept; `resumeSession(state())` resumes. */
+  async pause(options?: RunnerCallOptions): Promise<void> {
+    this.ensureOpen(options, "pause");
+    try {
+      await this.sandbox.pause(options?.signal ? ({ signal: options.signal } as object) : undefined);
+    } catch (error) {
+      throw this.map(error, "pause sandbox");
+    }
+    this.paused = true;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
+    if (this.paused) {
+      // Nothing runs in a paused sandbox to drain or unmount: it goes as it is.
+      this.closed = true;
+      await this.info.kill();
+      return;
+    }
     // Uploads still in rclone's write-back reach the bucket before the sandbox goes.
     for (const ref of this.info.mounted.splice(0).reverse())
       await unmountInSandbox(this, ref).catch(() => {});

@@ -176,3 +176,21 @@ describe("observer events count the retries made inside an operation", () => {
     expect(events.find((e) => e.operation === "createSession")!.retries).toBe(0);
   }, 60_000);
 });
+
+describe("fly pause (suspend)", () => {
+  it("suspends the machine itself, refuses calls meanwhile, and resumeSession starts it again with its files", async () => {
+    const s = await provider().createSession(destination);
+    await s.writeFile({ path: "kept.txt", contents: new TextEncoder().encode("kept") });
+    const id = s.state().session_id;
+    await s.pause!();
+    expect(standIn.machines().find((m) => m.id === id)?.state).toBe("suspended");
+    const e = await caught(s.readFile({ path: "kept.txt" }));
+    expect(RunnerError.isInstance(e) && e.code === "session_paused", String(e)).toBe(true);
+    const again = await provider().resumeSession(s.state());
+    expect(standIn.machines().find((m) => m.id === id)?.state).toBe("started");
+    expect(new TextDecoder().decode((await again.readFile({ path: "kept.txt" })).contents)).toBe("kept");
+    await again.close();
+    await s.close();
+    expect(standIn.machines().filter((m) => m.state !== "destroyed")).toEqual([]);
+  }, 60_000);
+});

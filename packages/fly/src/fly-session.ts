@@ -37,6 +37,7 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 export class FlySession implements RemoteRunnerSession {
   private closed = false;
+  private paused = false;
   private readonly running = new Map<string, { cancelled: boolean; cancelling?: Promise<boolean> }>();
 
   constructor(
@@ -76,6 +77,11 @@ export class FlySession implements RemoteRunnerSession {
   }
 
   private ensureOpen(): void {
+    if (this.paused)
+      throw new RunnerError(
+        "session_paused",
+        `machine ${this.info.machineId} is suspended: resume it with provider.resumeSession(session.state())`,
+      );
     if (this.closed)
       throw new SessionNotFoundError({
         providerId: "fly",
@@ -315,8 +321,30 @@ export class FlySession implements RemoteRunnerSession {
   }
 
   /** Stops and destroys the machine (force); a machine already gone is fine. Idempotent. */
+  /**
+   * Fly suspend: the machine's memory and file system are snapshotted and its compute stops;
+   * `resumeSession(state())` starts it again where it was (mounts and processes included).
+   */
+  async pause(options?: RunnerCallOptions): Promise<void> {
+    this.ensureOpen();
+    await this.api.call("POST", `${this.path}/suspend`, {
+      idempotent: true,
+      operation: "suspend machine",
+      signal: options?.signal,
+      machineId: this.info.machineId,
+    });
+    await this.api.call("GET", `${this.path}/wait?state=suspended&timeout=60`, {
+      idempotent: true,
+      operation: "wait for suspend",
+      signal: options?.signal,
+      machineId: this.info.machineId,
+    });
+    this.paused = true;
+  }
+
   async close(options?: RunnerCallOptions): Promise<void> {
     if (this.closed) return;
+    if (this.paused) this.info.mounted.splice(0);
     // Uploads still in rclone's write-back reach the bucket before the machine goes.
     for (const ref of this.info.mounted.splice(0).reverse())
       await unmountInSandbox(this, ref).catch(() => {});

@@ -462,6 +462,7 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
       expect(limits.provider_id).toBe(provider.id);
       expect(typeof session.startCommand === "function").toBe(limits.streaming === "native");
       expect(typeof session.attachCommand === "function").toBe(limits.attach !== "none");
+      expect(typeof session.pause === "function").toBe(limits.pause !== "none");
       expect(limits.reattach).toBe(limits.attach === "any-client");
       expect(limits.attach === "none").toBe(limits.attach_replay === null);
       expect(provider.capabilities().cancellation).toBe(limits.cancellation !== "none");
@@ -512,6 +513,29 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
         expect(CommandNotFoundError.isInstance(missing), String(missing)).toBe(true);
       },
       60_000,
+    );
+
+    check(
+      "pauses, refuses calls while paused, and resumes with its files from the persisted state",
+      async () => {
+        const limits = limitsOf();
+        if (limits.pause === "none" || !session.pause) return;
+        const s = await provider.createSession(destination);
+        opened.push(s);
+        await s.writeFile({ path: "paused/kept.txt", contents: new TextEncoder().encode("kept") });
+        await s.pause!();
+        const e = await thrown(() => s.runCommand({ command_id: id(), program: "true" }));
+        expect(RunnerError.isInstance(e) && e.code === "session_paused", String(e)).toBe(true);
+        const resumed = await (
+          await (options.createResumeProvider ?? options.createProvider)()
+        ).resumeSession(codecs.RunnerSessionState.decode(codecs.RunnerSessionState.encode(s.state())));
+        opened.push(resumed);
+        expect(text((await resumed.readFile({ path: "paused/kept.txt" })).contents)).toBe("kept");
+        const r = await resumed.runCommand({ command_id: id(), program: "cat", args: ["paused/kept.txt"] });
+        expect(r.stdout).toBe("kept");
+        await resumed.close();
+      },
+      120_000,
     );
 
     check(
