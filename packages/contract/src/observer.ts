@@ -37,6 +37,7 @@ const SESSION_OPS = [
   "close",
   "startCommand",
   "attachCommand",
+  "pause",
 ] as const;
 
 /**
