@@ -64,10 +64,16 @@ const mutation = fc.record({
 function mutate(value: unknown, m: { pick: number; op: string; key: string; replacement: unknown }): unknown {
   const nodes: Array<{ parent: Record<string, unknown> | unknown[]; key: string | number }> = [];
   const visit = (v: unknown) => {
-    if (Array.isArray(v)) v.forEach((x, i) => (nodes.push({ parent: v, key: i }), visit(x)));
+    if (Array.isArray(v))
+      for (const [i, x] of v.entries()) {
+        nodes.push({ parent: v, key: i });
+        visit(x);
+      }
     else if (v && typeof v === "object")
-      for (const [k, x] of Object.entries(v))
-        nodes.push({ parent: v as Record<string, unknown>, key: k }), visit(x);
+      for (const [k, x] of Object.entries(v)) {
+        nodes.push({ parent: v as Record<string, unknown>, key: k });
+        visit(x);
+      }
   };
   const copy = structuredClone(value);
   visit(copy);
@@ -75,8 +81,10 @@ function mutate(value: unknown, m: { pick: number; op: string; key: string; repl
   const n = nodes[m.pick % nodes.length]!;
   const p = n.parent as Record<string | number, unknown>;
   if (m.op === "replace") p[n.key] = m.replacement;
-  else if (m.op === "drop") Array.isArray(p) ? (p as unknown[]).splice(n.key as number, 1) : delete p[n.key];
-  else if (m.op === "wrap") p[n.key] = [p[n.key]];
+  else if (m.op === "drop") {
+    if (Array.isArray(p)) (p as unknown[]).splice(n.key as number, 1);
+    else delete p[n.key];
+  } else if (m.op === "wrap") p[n.key] = [p[n.key]];
   else if (!Array.isArray(p)) p[m.key] = m.replacement;
   return copy;
 }
