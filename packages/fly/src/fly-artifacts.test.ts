@@ -108,3 +108,50 @@ describe("fly artifact export (stream path: the host streams from the machine)",
     }
   }, 60_000);
 });
+
+describe('fly artifact export (direct, verify: "after": the machine hashes while it uploads)', () => {
+  it("uploads and reports the sha256 the machine computed alongside", async () => {
+    const provider = createFlyProvider({
+      baseUrl: standIn.baseUrl,
+      env: {
+        FLY_API_TOKEN: standIn.token,
+        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
+        RODER_SECRET_ART_SECRET_ACCESS_KEY: "S3RVER",
+      },
+    });
+    const session = await provider.createSession({
+      id: "fly-art-after",
+      provider_id: "fly",
+      config: {
+        app: "roder-test",
+        image: "debian:bookworm-slim",
+        artifacts: {
+          uri: "s3://fly-art/after",
+          credentials: { id: "art" },
+          endpoint: s3.endpoint,
+          mode: "direct",
+          verify: "after",
+        },
+      },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    try {
+      const made = await session.runCommand({
+        command_id: "mk",
+        program: "sh",
+        args: ["-c", "head -c 5000000 /dev/urandom > out.bin && sha256sum out.bin"],
+      });
+      const r = await session.exportArtifact({ path: "out.bin", recursive: false });
+      const sha = made.stdout.split(" ")[0];
+      expect(r.metadata).toMatchObject({ size: 5000000, transfer: "direct", sha256: sha });
+      const got = Buffer.from(await (await fetch(r.url!)).arrayBuffer());
+      const { createHash } = await import("node:crypto");
+      expect(createHash("sha256").update(got).digest("hex")).toBe(sha);
+      // The hashing scratch files never touched the workspace.
+      const left = await session.runCommand({ command_id: "ls", program: "ls", args: ["-A"] });
+      expect(left.stdout.split("\n").filter((n) => /\.(sha|md5)$|^s$|^m$/.test(n))).toEqual([]);
+    } finally {
+      await session.close();
+    }
+  }, 60_000);
+});

@@ -57,7 +57,8 @@ async function runMode(kind, endpoint, file) {
       uri: "s3://bench/ours",
       credentials: { id: "bench" },
       endpoint,
-      mode: kind,
+      mode: kind === "direct-after" ? "direct" : kind,
+      verify: kind === "direct-after" ? "after" : "before",
     });
     await exportArtifact({
       providerId: "bench",
@@ -88,7 +89,10 @@ if (mode) {
     writeSync(fd, chunk);
   }
   closeSync(fd);
-  const run = (kind) => {
+  const once = (kind) => {
+    // Each run starts with the page cache flushed: the emulator writes every upload to disk, and a run right
+    // after another would otherwise pay for the previous one's write-back.
+    spawnSync("sync");
     const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), kind, s3.endpoint, file], {
       encoding: "utf8",
       maxBuffer: 1 << 20,
@@ -96,10 +100,20 @@ if (mode) {
     if (r.status !== 0) throw new Error(`${kind}: ${r.stderr}`);
     return JSON.parse(r.stdout);
   };
+  // Two rounds in opposite orders, best of each: no mode is favoured by where it runs.
+  const kinds = ["raw-upload", "raw-curl", "direct", "direct-after", "stream"];
+  const best = {};
+  for (const order of [kinds, [...kinds].reverse()])
+    for (const kind of order) {
+      const r = once(kind);
+      if (!best[kind] || r.ms < best[kind].ms) best[kind] = r;
+    }
+  const run = (kind) => best[kind];
   try {
     const rawUpload = run("raw-upload");
     const rawCurl = run("raw-curl");
     const direct = run("direct");
+    const directAfter = run("direct-after");
     const stream = run("stream");
     const mibs = (x) => SIZE / 1048576 / (x.ms / 1000);
     const rows = [
@@ -111,6 +125,16 @@ if (mode) {
         unit: "MiB/s",
         ratio: mibs(direct) / mibs(rawCurl),
         peak_rss_mb: direct.rss_mb,
+        baseline_rss_mb: rawCurl.rss_mb,
+      },
+      {
+        operation: `export ${SIZE >> 20} MiB, direct path, verify "after" (hash while uploading, ETag check)`,
+        ours: mibs(directAfter),
+        baseline: mibs(rawCurl),
+        baseline_name: "curl -T to a presigned URL",
+        unit: "MiB/s",
+        ratio: mibs(directAfter) / mibs(rawCurl),
+        peak_rss_mb: directAfter.rss_mb,
         baseline_rss_mb: rawCurl.rss_mb,
       },
       {

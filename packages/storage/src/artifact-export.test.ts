@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -11,7 +11,7 @@ import { BlobServiceClient } from "@azure/storage-blob";
 import { MissingDependencyError, RunnerError } from "@roder/runner-contract";
 import { type AzuriteEmulator, type S3Emulator, startAzurite, startS3Emulator } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ArtifactTargetConfigSchema, exportArtifact } from "./artifact-export.js";
+import { ArtifactTargetConfigSchema, exportArtifact, parseArtifactTarget } from "./artifact-export.js";
 import { type ArtifactSource, hostArtifactSource } from "./artifact-source.js";
 import { loadOptionalModule } from "./load-optional.js";
 
@@ -323,3 +323,85 @@ describe("artifact export safety", () => {
 });
 
 void HeadObjectCommand;
+
+describe('verify: "after" (hash while uploading, check size and ETag afterwards)', () => {
+  const target = (uri: string) =>
+    ArtifactTargetConfigSchema.parse({ ...targets().s3, uri, mode: "direct", verify: "after" });
+  const listed = async (prefix: string) => {
+    const client = new S3Client({
+      endpoint: s3.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+    });
+    const list = await client.send(new ListObjectsV2Command({ Bucket: "artifacts", Prefix: prefix }));
+    client.destroy();
+    return list.KeyCount ?? 0;
+  };
+
+  it("uploads byte for byte and reports the sha256 it computed alongside the upload", async () => {
+    let hashedAfterPrepare = false;
+    const honest = hostArtifactSource();
+    const source: ArtifactSource = {
+      ...honest,
+      prepare: async (p, r, o) => {
+        const prepared = await honest.prepare(p, r, o);
+        // Deferred: nothing hashed yet when the upload is being set up.
+        hashedAfterPrepare = prepared.sha256 === "" && typeof prepared.hashes === "function";
+        return prepared;
+      },
+    };
+    const r = await exportArtifact({
+      providerId: "test",
+      target: target("s3://artifacts/after"),
+      env: env(),
+      source,
+      request: { path: "data.bin", recursive: false },
+      path: bigFile,
+    });
+    expect(hashedAfterPrepare).toBe(true);
+    const got = Buffer.from(await (await fetch(r.url!)).arrayBuffer());
+    const expected = createHash("sha256").update(readFileSync(bigFile)).digest("hex");
+    expect(createHash("sha256").update(got).digest("hex")).toBe(expected);
+    expect(r.metadata).toMatchObject({ sha256: expected, transfer: "direct", size: got.length });
+  });
+
+  it("deletes an object whose ETag is not the MD5 it computed, and says so", async () => {
+    const honest = hostArtifactSource();
+    const lying: ArtifactSource = {
+      ...honest,
+      prepare: async (p, r, o) => {
+        const prepared = await honest.prepare(p, r, o);
+        return {
+          ...prepared,
+          hashes: async () => ({ ...(await prepared.hashes!()), md5Base64: "AAAAAAAAAAAAAAAAAAAAAA==" }),
+        };
+      },
+    };
+    const e = await exportArtifact({
+      providerId: "test",
+      target: target("s3://artifacts/after-mismatch"),
+      env: env(),
+      source: lying,
+      request: { path: "data.bin", recursive: false },
+      path: bigFile,
+    }).catch((x: unknown) => x);
+    expect(RunnerError.isInstance(e) && e.code, String(e)).toBe("checksum_mismatch");
+    expect(await listed("after-mismatch/")).toBe(0);
+  });
+
+  it("is refused for stores whose ETag is not a checksum contract (GCS, Azure)", () => {
+    const e = (() => {
+      try {
+        return parseArtifactTarget("test", {
+          uri: "azure://acct/container/p",
+          credentials: { id: "az" },
+          verify: "after",
+        });
+      } catch (x) {
+        return x;
+      }
+    })();
+    expect(RunnerError.isInstance(e) && e.code, String(e)).toBe("invalid_destination_config");
+  });
+});

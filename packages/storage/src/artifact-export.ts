@@ -37,6 +37,13 @@ export const ArtifactTargetConfigSchema = z
       .default(3600),
     /** `direct`: the sandbox uploads to a signed URL; `stream`: through the host; `auto`: direct when possible. */
     mode: z.enum(["auto", "direct", "stream"]).default("auto"),
+    /**
+     * Direct S3/R2 uploads: `before` (default) hashes first and signs Content-MD5 and the sha256, so the store
+     * refuses a corrupted body before it is visible; `after` hashes while uploading (about the raw upload's
+     * speed) and checks size and ETag (the MD5) afterwards, deleting a mismatch. `after` is wrong for SSE-KMS
+     * buckets, whose ETag is not the MD5.
+     */
+    verify: z.enum(["before", "after"]).default("before"),
   })
   .strict();
 export type ArtifactTargetConfig = z.infer<typeof ArtifactTargetConfigSchema>;
@@ -53,6 +60,11 @@ export function parseArtifactTarget(providerId: string, config: unknown): Artifa
     throw new InvalidDestinationConfigError({
       providerId,
       message: `artifacts: ${kind} cannot hold artifacts`,
+    });
+  if (r.data.verify === "after" && kind !== "s3" && kind !== "r2")
+    throw new InvalidDestinationConfigError({
+      providerId,
+      message: `artifacts: verify "after" checks the ETag of a single S3/R2 PUT; ${kind} supports "before" only`,
     });
   return r.data;
 }
@@ -105,7 +117,11 @@ export interface ExportArgs {
  */
 export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactExportResult> {
   const target = parseMountUri(args.target.uri);
-  const prepared = await args.source.prepare(args.path, args.request.recursive);
+  const willDirect = args.target.mode !== "stream" && args.source.uploadDirect !== undefined;
+  const prepared = await args.source.prepare(args.path, args.request.recursive, {
+    deferHashes:
+      willDirect && args.target.verify === "after" && (target.kind === "s3" || target.kind === "r2"),
+  });
   try {
     const id = `${new Date()
       .toISOString()
@@ -203,7 +219,39 @@ async function exportS3(
   });
   try {
     const { bucket: Bucket, key: Key, prepared: p } = a;
-    if (a.direct) {
+    if (a.direct && p.hashes) {
+      // verify "after": upload and hash at once, then check size and ETag (a single PUT's ETag is its MD5).
+      const { getSignedUrl } = await loadS3Presigner();
+      const url = await getSignedUrl(
+        client,
+        new s3.PutObjectCommand({ Bucket, Key, ContentType: p.contentType }),
+        {
+          expiresIn: 900,
+          signableHeaders: new Set(["content-type"]),
+        },
+      );
+      if (/x-amz-checksum-/i.test(url))
+        throw new RunnerError("internal", "refusing a presigned URL with x-amz-checksum parameters");
+      const hashing = p.hashes();
+      hashing.catch(() => {});
+      try {
+        await a.source.uploadDirect!(p.file, { url, headers: { "Content-Type": p.contentType } });
+        Object.assign(p, await hashing);
+      } catch (error) {
+        // The PUT may have landed before the failure: what was not verified does not stay under the key.
+        await client.send(new s3.DeleteObjectCommand({ Bucket, Key })).catch(() => {});
+        throw error;
+      }
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket, Key }));
+      const md5hex = Buffer.from(p.md5Base64, "base64").toString("hex");
+      const etag = head.ETag?.replace(/"/g, "");
+      if (head.ContentLength !== p.size || etag !== md5hex) {
+        await client.send(new s3.DeleteObjectCommand({ Bucket, Key })).catch(() => {});
+        throw head.ContentLength !== p.size
+          ? mismatch("size", p.size, head.ContentLength)
+          : mismatch("md5 (ETag)", md5hex, etag);
+      }
+    } else if (a.direct) {
       const { getSignedUrl } = await loadS3Presigner();
       const put = new s3.PutObjectCommand({
         Bucket,
@@ -245,8 +293,8 @@ async function exportS3(
         throw mismatch("sha256", p.sha256, streamed.sha256);
       }
     }
-    const head = await client.send(new s3.HeadObjectCommand({ Bucket, Key }));
-    if (head.ContentLength !== p.size || head.Metadata?.sha256 !== p.sha256) {
+    const head = p.hashes ? null : await client.send(new s3.HeadObjectCommand({ Bucket, Key }));
+    if (head && (head.ContentLength !== p.size || head.Metadata?.sha256 !== p.sha256)) {
       await client.send(new s3.DeleteObjectCommand({ Bucket, Key })).catch(() => {});
       throw head.ContentLength !== p.size
         ? mismatch("size", p.size, head.ContentLength)

@@ -16,12 +16,17 @@ export interface PreparedArtifact {
   sha256: string;
   md5Base64: string;
   contentType: string;
+  /**
+   * With `prepare(…, { deferHashes: true })`: `sha256` and `md5Base64` are empty until this computes them (so
+   * the hashing can run alongside the upload; see the artifact target's `verify: "after"`).
+   */
+  hashes?: () => Promise<{ sha256: string; md5Base64: string }>;
   cleanup(): Promise<void>;
 }
 
 /** What an export needs from the place the artifact lives. */
 export interface ArtifactSource {
-  prepare(path: string, recursive: boolean): Promise<PreparedArtifact>;
+  prepare(path: string, recursive: boolean, opts?: { deferHashes?: boolean }): Promise<PreparedArtifact>;
   /** Direct path: the source uploads the bytes itself to a signed URL (never via the host). */
   uploadDirect?(file: string, upload: { url: string; headers: Record<string, string> }): Promise<void>;
   /** Stream path: the bytes, read with bounded memory. */
@@ -60,10 +65,23 @@ function curlUpload(
   return runner(argv, `url = "${upload.url}"\n`);
 }
 
+/** sha256 and MD5 of a file in one read, and its size. */
+async function hashFile(file: string): Promise<{ size: number; sha256: string; md5Base64: string }> {
+  const sha = createHash("sha256");
+  const md5 = createHash("md5");
+  let size = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
+    sha.update(chunk as Buffer);
+    md5.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { size, sha256: sha.digest("hex"), md5Base64: md5.digest("base64") };
+}
+
 /** The artifact lives on this machine (the local runner). Upload runs `curl` as a separate process. */
 export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource {
   return {
-    async prepare(path, recursive) {
+    async prepare(path, recursive, prepareOpts) {
       const st = await fs.stat(path).catch((e) => {
         throw new RunnerError("not_found", `no such file or directory: ${basename(path)}`, { cause: e });
       });
@@ -91,23 +109,17 @@ export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource
         });
         cleanup = () => fs.rm(dir, { recursive: true, force: true });
       } else if (!st.isFile()) throw new RunnerError("invalid_request", `${name} is not a regular file`);
-      const sha = createHash("sha256");
-      const md5 = createHash("md5");
-      let size = 0;
-      for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-        sha.update(chunk as Buffer);
-        md5.update(chunk as Buffer);
-        size += (chunk as Buffer).length;
-      }
-      return {
-        file,
-        name,
-        size,
-        sha256: sha.digest("hex"),
-        md5Base64: md5.digest("base64"),
-        contentType: contentTypeOf(name),
-        cleanup,
-      };
+      const common = { file, name, contentType: contentTypeOf(name), cleanup };
+      if (prepareOpts?.deferHashes)
+        return {
+          ...common,
+          size: (await fs.stat(file)).size,
+          sha256: "",
+          md5Base64: "",
+          hashes: () => hashFile(file),
+        };
+      const h = await hashFile(file);
+      return { ...common, ...h };
     },
     async uploadDirect(file, upload) {
       const r = await curlUpload(
@@ -143,7 +155,16 @@ const PREPARE = [
   'p="$1"; f="$p"',
   'if [ -d "$p" ]; then [ "$2" = 1 ] || exit 92; mkdir -p "$3" && f="$3/$(basename "$p").tar.gz" && tar -czf "$f" -C "$p" . || exit 94',
   'elif [ ! -f "$p" ]; then exit 93; fi',
+  // $4 = defer: the hashes come later (HASH), alongside the upload.
+  'if [ "$4" = defer ]; then printf \'%s - - %s\\n\' "$(wc -c < "$f" | tr -d \' \')" "$f"; exit 0; fi',
   'printf \'%s %s %s %s\\n\' "$(wc -c < "$f" | tr -d \' \')" "$(sha256sum "$f" | cut -d\' \' -f1)" "$(md5sum "$f" | cut -d\' \' -f1)" "$f"',
+].join("\n");
+
+/** $1 file: "sha256 md5hex", the two hashes computed at the same time (scratch files in a mktemp dir). */
+const HASH = [
+  "t=$(mktemp -d) || exit 95",
+  'sha256sum -- "$1" | cut -d" " -f1 > "$t/s" & md5sum -- "$1" | cut -d" " -f1 > "$t/m"; wait',
+  'printf "%s %s\\n" "$(cat "$t/s")" "$(cat "$t/m")"; rm -rf -- "$t"',
 ].join("\n");
 
 /** $1 file, $2 first byte (1-based), $3 length: those bytes as base64 on stdout. */
@@ -166,12 +187,13 @@ export function sessionArtifactSource(
 ): ArtifactSource {
   const id = () => `artifact-${randomBytes(6).toString("hex")}`;
   return {
-    async prepare(path, recursive) {
+    async prepare(path, recursive, prepareOpts) {
       const tmp = `${opts.tmpDir}/.roder-artifact-${randomBytes(6).toString("hex")}`;
+      const defer = prepareOpts?.deferHashes === true;
       const r = await session.runCommand({
         command_id: id(),
         program: "sh",
-        args: ["-c", PREPARE, "prepare", path, recursive ? "1" : "0", tmp],
+        args: ["-c", PREPARE, "prepare", path, recursive ? "1" : "0", tmp, defer ? "defer" : "now"],
       });
       if (r.exit_code === 92)
         throw new RunnerError(
@@ -188,9 +210,24 @@ export function sessionArtifactSource(
         file,
         name,
         size: Number(size),
-        sha256: sha256!,
-        md5Base64: Buffer.from(md5hex!, "hex").toString("base64"),
+        sha256: defer ? "" : sha256!,
+        md5Base64: defer ? "" : Buffer.from(md5hex!, "hex").toString("base64"),
         contentType: contentTypeOf(name),
+        ...(defer
+          ? {
+              hashes: async () => {
+                const h = await session.runCommand({
+                  command_id: id(),
+                  program: "sh",
+                  args: ["-c", HASH, "hash", file],
+                });
+                const [sha, md5] = h.stdout.trim().split(" ");
+                if (h.exit_code !== 0 || !sha || !md5)
+                  throw new RunnerError("io_error", `could not hash ${path}: ${h.stderr.trim()}`);
+                return { sha256: sha, md5Base64: Buffer.from(md5, "hex").toString("base64") };
+              },
+            }
+          : {}),
         cleanup: async () => {
           await session.runCommand({ command_id: id(), program: "rm", args: ["-rf", tmp] }).catch(() => {});
         },
