@@ -17,27 +17,31 @@ afterAll(async () => {
   await Promise.all([standIn?.stop(), s3?.stop()]);
 });
 
+/** A session whose artifacts go to s3rver's `e2b-art` bucket (`artifacts` overrides the target's fields). */
+function openSession(id: string, secret: string, artifacts: Record<string, unknown>) {
+  return createE2bProvider({
+    apiUrl: standIn.apiUrl,
+    sandboxUrl: standIn.sandboxUrl,
+    domain: standIn.domain,
+    env: {
+      E2B_API_KEY: standIn.apiKey,
+      RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
+      RODER_SECRET_ART_SECRET_ACCESS_KEY: secret,
+    },
+  }).createSession({
+    id,
+    provider_id: "e2b",
+    config: {
+      template: "base",
+      artifacts: { credentials: { id: "art" }, endpoint: s3.endpoint, ...artifacts },
+    },
+    default_manifest: { entries: [], mounts: [] },
+  });
+}
+
 describe("e2b artifact export (direct path: the sandbox uploads to a signed URL)", () => {
   it("exports a file and a directory; the signed URL never reaches a command line; nothing is left", async () => {
-    const provider = createE2bProvider({
-      apiUrl: standIn.apiUrl,
-      sandboxUrl: standIn.sandboxUrl,
-      domain: standIn.domain,
-      env: {
-        E2B_API_KEY: standIn.apiKey,
-        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
-        RODER_SECRET_ART_SECRET_ACCESS_KEY: CANARY,
-      },
-    });
-    const session = await provider.createSession({
-      id: "e2b-art",
-      provider_id: "e2b",
-      config: {
-        template: "base",
-        artifacts: { uri: "s3://e2b-art/out", credentials: { id: "art" }, endpoint: s3.endpoint },
-      },
-      default_manifest: { entries: [], mounts: [] },
-    });
+    const session = await openSession("e2b-art", CANARY, { uri: "s3://e2b-art/out" });
     try {
       const bytes = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 17) & 255);
       await session.writeFile({ path: "build/app.bin", contents: bytes });
@@ -62,29 +66,9 @@ describe("e2b artifact export (direct path: the sandbox uploads to a signed URL)
 
 describe("e2b artifact export (stream path: envd streams the file to the host)", () => {
   it("streams a 9 MiB artifact byte for byte", async () => {
-    const provider = createE2bProvider({
-      apiUrl: standIn.apiUrl,
-      sandboxUrl: standIn.sandboxUrl,
-      domain: standIn.domain,
-      env: {
-        E2B_API_KEY: standIn.apiKey,
-        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
-        RODER_SECRET_ART_SECRET_ACCESS_KEY: "S3RVER",
-      },
-    });
-    const session = await provider.createSession({
-      id: "e2b-art-stream",
-      provider_id: "e2b",
-      config: {
-        template: "base",
-        artifacts: {
-          uri: "s3://e2b-art/streamed",
-          credentials: { id: "art" },
-          endpoint: s3.endpoint,
-          mode: "stream",
-        },
-      },
-      default_manifest: { entries: [], mounts: [] },
+    const session = await openSession("e2b-art-stream", "S3RVER", {
+      uri: "s3://e2b-art/streamed",
+      mode: "stream",
     });
     try {
       const made = await session.runCommand({

@@ -17,26 +17,30 @@ afterAll(async () => {
   await Promise.all([standIn?.stop(), s3?.stop()]);
 });
 
+/** A session whose artifacts go to s3rver's `fly-art` bucket (`artifacts` overrides the target's fields). */
+function openSession(id: string, secret: string, artifacts: Record<string, unknown>) {
+  return createFlyProvider({
+    baseUrl: standIn.baseUrl,
+    env: {
+      FLY_API_TOKEN: standIn.token,
+      RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
+      RODER_SECRET_ART_SECRET_ACCESS_KEY: secret,
+    },
+  }).createSession({
+    id,
+    provider_id: "fly",
+    config: {
+      app: "roder-test",
+      image: "debian:bookworm-slim",
+      artifacts: { credentials: { id: "art" }, endpoint: s3.endpoint, ...artifacts },
+    },
+    default_manifest: { entries: [], mounts: [] },
+  });
+}
+
 describe("fly artifact export (direct path: the machine uploads to a signed URL)", () => {
   it("exports a file and a directory; the signed URL never reaches a command line; nothing is left", async () => {
-    const provider = createFlyProvider({
-      baseUrl: standIn.baseUrl,
-      env: {
-        FLY_API_TOKEN: standIn.token,
-        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
-        RODER_SECRET_ART_SECRET_ACCESS_KEY: CANARY,
-      },
-    });
-    const session = await provider.createSession({
-      id: "fly-art",
-      provider_id: "fly",
-      config: {
-        app: "roder-test",
-        image: "debian:bookworm-slim",
-        artifacts: { uri: "s3://fly-art/out", credentials: { id: "art" }, endpoint: s3.endpoint },
-      },
-      default_manifest: { entries: [], mounts: [] },
-    });
+    const session = await openSession("fly-art", CANARY, { uri: "s3://fly-art/out" });
     try {
       const bytes = Uint8Array.from({ length: 70_000 }, (_, i) => (i * 17) & 255);
       await session.writeFile({ path: "build/app.bin", contents: bytes });
@@ -65,28 +69,9 @@ describe("fly artifact export (direct path: the machine uploads to a signed URL)
 
 describe("fly artifact export (stream path: the host streams from the machine)", () => {
   it("reads a 9 MiB artifact in bounded ranged reads, byte for byte", async () => {
-    const provider = createFlyProvider({
-      baseUrl: standIn.baseUrl,
-      env: {
-        FLY_API_TOKEN: standIn.token,
-        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
-        RODER_SECRET_ART_SECRET_ACCESS_KEY: "S3RVER",
-      },
-    });
-    const session = await provider.createSession({
-      id: "fly-art-stream",
-      provider_id: "fly",
-      config: {
-        app: "roder-test",
-        image: "debian:bookworm-slim",
-        artifacts: {
-          uri: "s3://fly-art/streamed",
-          credentials: { id: "art" },
-          endpoint: s3.endpoint,
-          mode: "stream",
-        },
-      },
-      default_manifest: { entries: [], mounts: [] },
+    const session = await openSession("fly-art-stream", "S3RVER", {
+      uri: "s3://fly-art/streamed",
+      mode: "stream",
     });
     try {
       const made = await session.runCommand({
@@ -111,29 +96,10 @@ describe("fly artifact export (stream path: the host streams from the machine)",
 
 describe('fly artifact export (direct, verify: "after": the machine hashes while it uploads)', () => {
   it("uploads and reports the sha256 the machine computed alongside", async () => {
-    const provider = createFlyProvider({
-      baseUrl: standIn.baseUrl,
-      env: {
-        FLY_API_TOKEN: standIn.token,
-        RODER_SECRET_ART_ACCESS_KEY_ID: "S3RVER",
-        RODER_SECRET_ART_SECRET_ACCESS_KEY: "S3RVER",
-      },
-    });
-    const session = await provider.createSession({
-      id: "fly-art-after",
-      provider_id: "fly",
-      config: {
-        app: "roder-test",
-        image: "debian:bookworm-slim",
-        artifacts: {
-          uri: "s3://fly-art/after",
-          credentials: { id: "art" },
-          endpoint: s3.endpoint,
-          mode: "direct",
-          verify: "after",
-        },
-      },
-      default_manifest: { entries: [], mounts: [] },
+    const session = await openSession("fly-art-after", "S3RVER", {
+      uri: "s3://fly-art/after",
+      mode: "direct",
+      verify: "after",
     });
     try {
       const made = await session.runCommand({
