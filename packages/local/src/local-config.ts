@@ -1,4 +1,8 @@
-import { assertNoSecretsInConfig, InvalidDestinationConfigError } from "@roder/runner-contract";
+import {
+  assertNoSecretsInConfig,
+  InvalidDestinationConfigError,
+  UnsupportedCapabilityError,
+} from "@roder/runner-contract";
 import { parseArtifactTarget } from "@roder/runner-storage";
 import { z } from "zod";
 
@@ -15,8 +19,15 @@ export const LocalDestinationConfigSchema = z
      */
     workspace_path: z.string().startsWith("/").optional(),
     /**
-     * Under bwrap, give each command its own PID namespace (default). A stand-in of a cloud VM turns it off so
-     * that one command can see and signal another, as on a machine.
+     * The sandbox's network. `none`: its own namespace, loopback only. `egress` (the default under bwrap): its own
+     * namespace with outbound traffic through slirp4netns; the host's loopback and link-local (cloud metadata)
+     * addresses unreachable; port previews forwarded explicitly. `host`: the host's network (the only mode
+     * without isolation, and under bwrap only when asked).
+     */
+    network: z.enum(["none", "egress", "host"]).optional(),
+    /**
+     * Kept for compatibility, no longer has an effect: every command of a session runs in the session's one
+     * sandbox and PID namespace (so one command sees and signals another, as on a machine), never the host's.
      */
     bwrap_unshare_pid: z.boolean().default(true),
     /** Expiry written in the session's owner tag (seconds from creation), for `createLocalSweeper`. */
@@ -62,5 +73,18 @@ export function parseLocalConfig(config: unknown): LocalDestinationConfig {
       message: "workspace_path needs isolation 'bwrap' (the workspace is bind-mounted there)",
     });
   }
-  return result.data;
+  const network = result.data.network ?? (result.data.isolation === "bwrap" ? "egress" : "host");
+  if (result.data.isolation === "none" && network !== "host") {
+    throw new UnsupportedCapabilityError({
+      providerId: "unix-local",
+      capability: `network '${network}'`,
+      message: `network '${network}' needs isolation 'bwrap' (without isolation, commands share the host's network)`,
+    });
+  }
+  return { ...result.data, network };
+}
+
+/** The network a parsed config gives (configs persisted before `network` existed had the host's). */
+export function networkOf(config: LocalDestinationConfig): "none" | "egress" | "host" {
+  return config.network ?? "host";
 }
