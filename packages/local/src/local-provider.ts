@@ -29,7 +29,16 @@ import {
 } from "./local-config.js";
 import { which } from "./local-isolation.js";
 import { mountBucket } from "./local-mounts.js";
-import { checkAborted, LOCAL_PROVIDER_ID, LocalSession, type LocalSessionInfo } from "./local-session.js";
+import { makeSessionCgroup, ownCgroup, type SandboxRecord } from "./local-sandbox.js";
+import {
+  checkAborted,
+  LOCAL_PROVIDER_ID,
+  LocalSession,
+  type LocalSessionInfo,
+  type RegistryEntry,
+  registryPath,
+  writeRegistry,
+} from "./local-session.js";
 import { DEFAULT_OWNER, defaultLocalRoot, newTag, tagPathFor, updateTag, writeTag } from "./local-tags.js";
 
 const run = promisify(execFile);
@@ -73,6 +82,13 @@ export interface LocalRunnerProvider extends RemoteRunnerProvider {
 export function createLocalProvider(settings: LocalProviderSettings = {}): LocalRunnerProvider {
   const env = () => settings.env ?? process.env;
   const bwrap = () => settings.bwrapPath ?? which("bwrap");
+  const runtime = () => ({
+    env: env(),
+    bwrap: bwrap(),
+    setpriv: which("setpriv"),
+    nsenter: which("nsenter"),
+    slirp4netns: which("slirp4netns"),
+  });
   const registryDir = settings.registryDir ?? join(tmpdir(), "roder-local-sessions");
   const mountTools = () => which("rclone") !== null && which("fusermount3") !== null;
   const root = settings.root ?? defaultLocalRoot();
@@ -140,11 +156,23 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         message: `destination is for provider '${d.provider_id}'`,
       });
     const config = parseLocalConfig(d.config);
-    if (config.isolation === "bwrap" && !bwrap()) {
-      throw new RunnerError(
-        "missing_dependency",
-        "isolation 'bwrap' needs bubblewrap, which is not installed: apt-get install bubblewrap",
-      );
+    if (config.isolation === "bwrap") {
+      const rt = runtime();
+      if (!rt.bwrap)
+        throw new RunnerError(
+          "missing_dependency",
+          "isolation 'bwrap' needs bubblewrap, which is not installed: apt-get install bubblewrap",
+        );
+      if (!rt.setpriv || !rt.nsenter)
+        throw new RunnerError(
+          "missing_dependency",
+          "isolation 'bwrap' needs setpriv and nsenter (util-linux): apt-get install util-linux",
+        );
+      if (config.network === "egress" && !rt.slirp4netns)
+        throw new RunnerError(
+          "missing_dependency",
+          "network 'egress' needs slirp4netns, which is not installed: apt-get install slirp4netns (or set network 'none')",
+        );
     }
     for (const e of d.default_manifest.entries) {
       confinePath(e.target, { root: "/workspace", access: "write" });
@@ -158,12 +186,28 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
     return config;
   }
 
-  async function register(info: LocalSessionInfo): Promise<void> {
-    await fs.mkdir(info.registryDir, { recursive: true });
-    await fs.writeFile(
-      join(info.registryDir, `${info.sessionId}.json`),
-      JSON.stringify({ workspace_root: info.workspaceRoot, created_at: new Date().toISOString() }),
-    );
+  /** Holds the session's processes together (its sandbox, or its cgroup), then records it in the registry. */
+  async function register(session: LocalSession): Promise<void> {
+    const info = session.info;
+    info.sandbox =
+      info.config.isolation === "bwrap"
+        ? await session.startSandbox()
+        : await makeSessionCgroup(info.sessionId);
+    await writeRegistry(info);
+  }
+
+  /** The registry's entry of a session: the runner's own record, trusted over what a state says. */
+  async function registryEntry(dir: string, sessionId: string): Promise<RegistryEntry | null> {
+    if (!/^local-[0-9a-f-]{36}$/.test(sessionId)) return null;
+    try {
+      const st = await fs.lstat(dir);
+      // A registry another user could write is not trusted.
+      if (!st.isDirectory() || st.uid !== (process.getuid?.() ?? st.uid) || (st.mode & 0o022) !== 0)
+        return null;
+      return JSON.parse(await fs.readFile(registryPath(dir, sessionId), "utf8")) as RegistryEntry;
+    } catch {
+      return null;
+    }
   }
 
   async function attachMounts(
@@ -238,12 +282,9 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         mounts: d.default_manifest.mounts,
         snapshotDir: config.snapshot_dir ?? settings.snapshotDir ?? join(tmpdir(), "roder-local-snapshots"),
         registryDir,
+        sandbox: null,
       };
-      const session = new LocalSession(
-        info,
-        { env: env(), bwrap: bwrap() },
-        await fs.realpath(workspaceRoot),
-      );
+      const session = new LocalSession(info, runtime(), await fs.realpath(workspaceRoot));
       try {
         for (const e of d.default_manifest.entries) {
           const target = hostPathFor(session, e.target);
@@ -253,7 +294,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         await applyReadOnly(session);
         await attachMounts(session, d.default_manifest.mounts, options?.signal);
         checkAborted(options?.signal, "createSession");
-        await register(info);
+        await register(session);
         await updateTag(tagPathFor(workspaceRoot), { state: "ready" });
         return session;
       } catch (error) {
@@ -308,18 +349,15 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
           readOnlyEntries: meta.read_only_entries.map((p) => workspaceRoot + rel(p)),
           mounts: meta.mounts as RunnerMount[],
           snapshotDir: meta.snapshot_dir,
-          registryDir: meta.registry_dir,
+          registryDir,
+          sandbox: null,
         };
-        const session = new LocalSession(
-          info,
-          { env: env(), bwrap: bwrap() },
-          await fs.realpath(workspaceRoot),
-        );
+        const session = new LocalSession(info, runtime(), await fs.realpath(workspaceRoot));
         try {
           await run("tar", ["-xzf", snap.archive, "-C", workspaceRoot]);
           await applyReadOnly(session);
           await attachMounts(session, info.mounts, options?.signal);
-          await register(info);
+          await register(session);
           await updateTag(tagPathFor(workspaceRoot), { state: "ready" });
           return session;
         } catch (error) {
@@ -327,28 +365,45 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
           throw error;
         }
       }
+      // The runner's registry, not the state, says which workspace, mounts and sandbox the session has: a state
+      // file is hostile until checked, and close() deletes and unmounts what the session holds.
       const hostRoot = meta.host_root ?? meta.workspace_root;
-      if (!existsSync(join(meta.registry_dir, `${state.session_id}.json`)) || !existsSync(hostRoot)) {
+      let entryDir = registryDir;
+      let entry = await registryEntry(registryDir, state.session_id);
+      if (!entry && meta.registry_dir !== registryDir) {
+        entryDir = meta.registry_dir;
+        entry = await registryEntry(meta.registry_dir, state.session_id);
+      }
+      if (!entry || entry.workspace_root !== hostRoot || !existsSync(hostRoot)) {
         throw new SessionNotFoundError({
           providerId: LOCAL_PROVIDER_ID,
           sessionId: state.session_id,
           message: `session '${state.session_id}' is closed or unknown on this machine`,
         });
       }
+      const sandbox = checkedSandbox(entry.sandbox, state.session_id);
       const info: LocalSessionInfo = {
         sessionId: state.session_id,
         destinationId: state.destination_id,
-        workspaceRoot: hostRoot,
+        workspaceRoot: entry.workspace_root,
         config: meta.config,
-        binds: meta.binds,
-        readOnlyEntries: meta.read_only_entries,
+        binds: entry.binds,
+        readOnlyEntries: entry.read_only_entries,
         mounts: meta.mounts as RunnerMount[],
         snapshotDir: meta.snapshot_dir,
-        registryDir: meta.registry_dir,
+        registryDir: entryDir,
+        sandbox,
       };
-      return new LocalSession(info, { env: env(), bwrap: bwrap() }, await fs.realpath(hostRoot));
+      return new LocalSession(info, runtime(), await fs.realpath(entry.workspace_root));
     },
   };
+}
+
+/** A cgroup named in the registry is used only if it is the session's own. */
+function checkedSandbox(record: SandboxRecord | null | undefined, sessionId: string): SandboxRecord | null {
+  if (!record) return null;
+  if (record.kind === "cgroup" && !ownCgroup(record.path, sessionId)) return { kind: "marker" };
+  return record;
 }
 
 /** Host path of a manifest target (a runner path, relative to or under the session's runner root). */

@@ -40,8 +40,18 @@ import {
   pinForExport,
   resolveRunnerPath,
 } from "./local-fs.js";
-import { bwrapArgs } from "./local-isolation.js";
 import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
+import {
+  cgroupCommand,
+  endSandbox,
+  forwardPort,
+  type NetworkMode,
+  type SandboxRecord,
+  SESSION_MARKER,
+  sandboxAlive,
+  sandboxCommand,
+  startBwrapSandbox,
+} from "./local-sandbox.js";
 import { tagPathFor, updateTag } from "./local-tags.js";
 
 const run = promisify(execFile);
@@ -61,11 +71,49 @@ export interface LocalSessionInfo {
   mounts: RunnerMount[];
   snapshotDir: string;
   registryDir: string;
+  /** How the session's processes are held (its sandbox, or its cgroup): kept in the registry, never in state. */
+  sandbox: SandboxRecord | null;
 }
 
 export interface LocalRuntime {
   env: EnvSource;
   bwrap: string | null;
+  setpriv: string | null;
+  nsenter: string | null;
+  slirp4netns: string | null;
+}
+
+/** The runner's record of a live session: written by the runner into its own registry, trusted over any state. */
+export interface RegistryEntry {
+  workspace_root: string;
+  created_at: string;
+  binds: string[];
+  read_only_entries: string[];
+  sandbox: SandboxRecord | null;
+}
+
+export function registryPath(registryDir: string, sessionId: string): string {
+  return join(registryDir, `${sessionId}.json`);
+}
+
+/** Where a session's sandbox keeps its side files (slirp's API socket, resolv.conf): the registry's, private. */
+export function sideDirOf(registryDir: string, sessionId: string): string {
+  return join(registryDir, `${sessionId}.sandbox`);
+}
+
+export async function writeRegistry(info: LocalSessionInfo): Promise<void> {
+  const entry: RegistryEntry = {
+    workspace_root: info.workspaceRoot,
+    created_at: new Date().toISOString(),
+    binds: info.binds,
+    read_only_entries: info.readOnlyEntries,
+    sandbox: info.sandbox,
+  };
+  await fs.mkdir(info.registryDir, { recursive: true, mode: 0o700 });
+  const file = registryPath(info.registryDir, info.sessionId);
+  const tmp = `${file}.${randomUUID()}.tmp`;
+  await fs.writeFile(tmp, JSON.stringify(entry), { mode: 0o600 });
+  await fs.rename(tmp, file);
 }
 
 export function checkAborted(signal: AbortSignal | undefined, operation: string): void {
@@ -121,6 +169,62 @@ export class LocalSession implements RemoteRunnerSession {
     this.unmounts.push(fn);
   }
 
+  /** The network commands have (see `network` in the destination config). */
+  get network(): NetworkMode {
+    return this.info.config.network ?? "host";
+  }
+
+  /** The record in the registry (another process may have restarted the sandbox), else ours. */
+  private async currentRecord(): Promise<SandboxRecord | null> {
+    try {
+      const entry = JSON.parse(
+        await fs.readFile(registryPath(this.info.registryDir, this.info.sessionId), "utf8"),
+      ) as RegistryEntry;
+      if (entry.workspace_root === this.info.workspaceRoot && entry.sandbox) return entry.sandbox;
+    } catch {}
+    return this.info.sandbox;
+  }
+
+  /**
+   * The session's sandbox, alive. If it has ended (killed, or the machine restarted), a new one is started over
+   * the same workspace (its processes and /tmp are gone) and `state().metadata.sandbox_restarts` says so.
+   */
+  private async liveSandbox(): Promise<SandboxRecord | null> {
+    const rec = this.info.sandbox;
+    if (this.info.config.isolation !== "bwrap") return rec;
+    if (rec?.kind === "bwrap" && sandboxAlive(rec)) return rec;
+    const latest = await this.currentRecord();
+    if (latest && latest.kind === "bwrap" && sandboxAlive(latest)) {
+      this.info.sandbox = latest;
+      return latest;
+    }
+    this.info.sandbox = await this.startSandbox();
+    this.restarts += 1;
+    await writeRegistry(this.info);
+    return this.info.sandbox;
+  }
+
+  private restarts = 0;
+
+  /** Starts the session's bubblewrap sandbox (createSession, and after the sandbox ended). */
+  async startSandbox(): Promise<SandboxRecord & { kind: "bwrap" }> {
+    const { bwrap, setpriv, nsenter } = this.runtime;
+    if (!bwrap || !setpriv || !nsenter)
+      throw new RunnerError(
+        "missing_dependency",
+        "isolation 'bwrap' needs bubblewrap, setpriv and nsenter: apt-get install bubblewrap util-linux",
+      );
+    return startBwrapSandbox({
+      bwrap,
+      workspace: this.info.workspaceRoot,
+      mountAt: this.runnerRoot,
+      readRoots: this.info.config.read_roots,
+      network: this.network,
+      sideDir: sideDirOf(this.info.registryDir, this.info.sessionId),
+      slirp4netns: this.runtime.slirp4netns,
+    });
+  }
+
   state(): RunnerSessionState {
     return {
       provider_id: LOCAL_PROVIDER_ID,
@@ -136,6 +240,7 @@ export class LocalSession implements RemoteRunnerSession {
         mounts: this.info.mounts,
         snapshot_dir: this.info.snapshotDir,
         registry_dir: this.info.registryDir,
+        ...(this.restarts > 0 ? { sandbox_restarts: this.restarts } : {}),
       },
     };
   }
@@ -190,28 +295,25 @@ export class LocalSession implements RemoteRunnerSession {
     let argv = [request.program, ...request.args];
     if (argv.some((a) => a.includes("\u0000")))
       throw new RunnerError("invalid_request", "argv entries cannot contain NUL bytes");
-    if (this.info.config.isolation === "bwrap") {
-      if (!this.runtime.bwrap)
-        throw new RunnerError(
-          "missing_dependency",
-          "isolation 'bwrap' needs bubblewrap: install the 'bubblewrap' package (apt-get install bubblewrap)",
-        );
-      argv = [
-        ...bwrapArgs({
-          bwrap: this.runtime.bwrap,
-          workspace: this.info.workspaceRoot,
-          mountAt: this.runnerRoot,
-          unsharePid: this.info.config.bwrap_unshare_pid,
-          readRoots: this.info.config.read_roots,
-          cwd: runnerCwd,
-        }),
-        ...argv,
-      ];
+    let spawnCwd = cwd;
+    const sandbox = await this.liveSandbox();
+    if (sandbox?.kind === "bwrap") {
+      argv = sandboxCommand(
+        { setpriv: this.runtime.setpriv!, nsenter: this.runtime.nsenter! },
+        sandbox,
+        argv,
+        runnerCwd,
+        this.runnerRoot,
+      );
+      spawnCwd = "/";
+    } else {
+      env[SESSION_MARKER] = this.info.sessionId;
+      if (sandbox?.kind === "cgroup") argv = cgroupCommand(sandbox, argv);
     }
     const handle = spawnCommand({
       commandId: request.command_id,
       argv,
-      cwd,
+      cwd: spawnCwd,
       env,
       timeoutMs: request.timeout_ms,
       outputLimitBytes: this.info.config.output_limit_bytes,
@@ -293,7 +395,12 @@ export class LocalSession implements RemoteRunnerSession {
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535) {
       throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
     }
-    return { port: request.port, url: `http://127.0.0.1:${request.port}` };
+    const sandbox = await this.liveSandbox();
+    if (sandbox?.kind !== "bwrap") return { port: request.port, url: `http://127.0.0.1:${request.port}` };
+    const before = Object.keys(sandbox.forwards).length;
+    const hostPort = await forwardPort(sandbox, request.port, LOCAL_PROVIDER_ID);
+    if (Object.keys(sandbox.forwards).length !== before) await writeRegistry(this.info);
+    return { port: request.port, url: `http://127.0.0.1:${hostPort}` };
   }
 
   async exportArtifact(
@@ -360,9 +467,13 @@ export class LocalSession implements RemoteRunnerSession {
     for (const handle of running) handle.cancel();
     await Promise.all(running.map((h) => h.wait()));
     COMMANDS.delete(this.info.sessionId);
+    // The sandbox (or the session's cgroup) first: everything the session started ends, and no process of it
+    // holds a mount below the workspace when the mounts go.
+    await endSandbox(await this.currentRecord(), this.info.sessionId);
+    await fs.rm(sideDirOf(this.info.registryDir, this.info.sessionId), { recursive: true, force: true });
     for (const fn of this.unmounts.splice(0).reverse()) await fn().catch(() => {});
     for (const target of [...this.info.binds].reverse()) await unmount(target);
-    await fs.rm(join(this.info.registryDir, `${this.info.sessionId}.json`), { force: true });
+    await fs.rm(registryPath(this.info.registryDir, this.info.sessionId), { force: true });
     // The owner tag goes after the workspace (a failed removal leaves it for the sweeper); a kept workspace
     // keeps a `kept` tag, which the sweeper leaves alone.
     const tag = tagPathFor(this.info.workspaceRoot);

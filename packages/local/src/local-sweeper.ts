@@ -9,7 +9,8 @@ import {
   RunnerError,
   type SweepableProvider,
 } from "@roder/runner-contract";
-import { LOCAL_PROVIDER_ID } from "./local-session.js";
+import { endSandbox, ownCgroup, type SandboxRecord } from "./local-sandbox.js";
+import { LOCAL_PROVIDER_ID, type RegistryEntry } from "./local-session.js";
 import { defaultLocalRoot, readTag, SESSION_DIR_PATTERN, type SessionTag, tagPathFor } from "./local-tags.js";
 
 const run = promisify(execFile);
@@ -99,6 +100,9 @@ export function createLocalSweeper(settings: LocalSweeperSettings = {}): Sweepab
       const dir = join(base, sessionId);
       const tagFile = tagPathFor(dir);
       const tag = await readTag(tagFile);
+      // The session's sandbox (or cgroup) ends first: nothing it started outlives it or holds its mounts.
+      if (tag?.registry_dir && isAbsolute(tag.registry_dir))
+        await endSandbox(await registeredSandbox(tag.registry_dir, sessionId), sessionId);
       const st = await fs.lstat(dir).catch(() => null);
       if (st) {
         const real = st.isDirectory() && !st.isSymbolicLink() ? await fs.realpath(dir) : null;
@@ -112,8 +116,10 @@ export function createLocalSweeper(settings: LocalSweeperSettings = {}): Sweepab
         await unmountUnder(real);
         await fs.rm(real, { recursive: true, force: true });
       }
-      if (tag?.registry_dir && isAbsolute(tag.registry_dir))
+      if (tag?.registry_dir && isAbsolute(tag.registry_dir)) {
+        await fs.rm(join(tag.registry_dir, `${sessionId}.sandbox`), { recursive: true, force: true });
         await fs.rm(join(tag.registry_dir, `${sessionId}.json`), { force: true }).catch(() => {});
+      }
       await fs.rm(tagFile, { force: true });
     },
   };
@@ -169,4 +175,21 @@ async function unmountUnder(dir: string): Promise<void> {
       "io_error",
       `could not unmount ${left.map((m) => m.path).join(", ")}; the workspace ${dir} is left in place`,
     );
+}
+
+/** The sandbox the runner recorded for a session (a cgroup only if it is the session's own). */
+async function registeredSandbox(registryDir: string, sessionId: string): Promise<SandboxRecord | null> {
+  try {
+    const st = await fs.lstat(registryDir);
+    if (!st.isDirectory() || st.uid !== (process.getuid?.() ?? st.uid) || (st.mode & 0o022) !== 0)
+      return null;
+    const entry = JSON.parse(
+      await fs.readFile(join(registryDir, `${sessionId}.json`), "utf8"),
+    ) as RegistryEntry;
+    const rec = entry.sandbox;
+    if (rec?.kind === "cgroup" && !ownCgroup(rec.path, sessionId)) return { kind: "marker" };
+    return rec ?? { kind: "marker" };
+  } catch {
+    return { kind: "marker" };
+  }
 }
