@@ -16,6 +16,11 @@ import { END_STREAM, envelope, readFirstEnvelope } from "./connect-envelope.js";
  * with the JSON codec, server streams in `application/connect+json` envelopes, `/files` raw bytes), on one
  * loopback port, routed by the `E2b-Sandbox-Id` header. Each sandbox is a session of the injected backend
  * provider (the local runner in tests, with the workspace at /home/user): commands really run.
+ *
+ * It behaves as E2B does by default (e2b-dev/infra: handlers/timeout_helper.go, sandbox_create.go,
+ * sandbox_connect.go, orchestrator/keep_alive.go, create_instance.go, proxy/template/sandbox_not_found.go):
+ * a sandbox is killed when its timeout passes, whatever it runs; the plan's maximum timeout and concurrency
+ * are enforced; unknown templates are 404. Each behaviour has an option a test may switch off.
  */
 export interface E2bStandInOptions {
   backend: RemoteRunnerProvider;
@@ -23,6 +28,24 @@ export interface E2bStandInOptions {
   apiKey?: string;
   /** Version reported to the SDK (gates its features). */
   envdVersion?: string;
+  /**
+   * Kill a running sandbox when its timeout passes, whatever it is doing (default true, as E2B): its envd
+   * connections drop, envd then answers 502 "The sandbox was not found", the control plane 404.
+   */
+  killOnTimeout?: boolean;
+  /**
+   * The plan's maximum sandbox timeout in hours (default 1, E2B's base plan; Pro is 24): a create or connect
+   * asking for more is 400 "Timeout cannot be greater than N hours", and `POST /sandboxes/{id}/timeout` never
+   * keeps a sandbox past this long after its start. `Infinity` switches it off.
+   */
+  maxTimeoutHours?: number;
+  /** The plan's concurrent running sandboxes (default 20, E2B's base plan): one more is 429. `Infinity`: off. */
+  maxConcurrentSandboxes?: number;
+  /**
+   * Templates that exist (default `["base"]`); another name is 404 `template 'x' not found`. Snapshot ids
+   * made by this stand-in always exist. `"any"` accepts every name.
+   */
+  templates?: readonly string[] | "any";
 }
 
 export interface E2bStandInSandbox {
@@ -32,11 +55,15 @@ export interface E2bStandInSandbox {
   metadata: Record<string, string>;
   envVars: Record<string, string>;
   startedAt: string;
+  /** When E2B kills it (ISO time); moved by `setTimeout`, `connect` and resume. */
   endAt: string;
   envdAccessToken: string;
   session: RemoteRunnerSession;
   processes: Map<number, StandInProcess>;
   nextPid: number;
+  /** envd responses in flight: a killed sandbox drops their connections. */
+  connections: Set<ServerResponse>;
+  timer?: ReturnType<typeof setTimeout>;
 }
 
 /** A process envd runs: its output log outlives any client stream (Start or Connect), as in envd. */
@@ -56,8 +83,10 @@ export interface E2bStandIn {
   apiKey: string;
   /** Live sandboxes (running or paused), for leak counting. */
   sandboxes(): E2bStandInSandbox[];
-  /** Kills a sandbox from the outside (as when it dies): its streams end with an error. */
+  /** Kills a sandbox from the outside (as when it dies): its envd connections drop, as at its timeout. */
   killSandbox(id: string): Promise<void>;
+  /** Ids of sandboxes killed because their timeout passed (in order). */
+  timedOut: string[];
   faults: FaultSwitch;
   /** Method, path and status of every request (no bodies or headers). */
   requests: Array<{ method: string; path: string; status: number }>;
@@ -69,10 +98,30 @@ class ApiError extends Error {
     readonly status: number,
     message: string,
     readonly connectCode?: string,
+    /** The exact JSON body to answer (else `{code, message}`). */
+    readonly body?: unknown,
   ) {
     super(message);
   }
 }
+
+/** What E2B's edge answers for any envd request (and `/health`) of a sandbox that is not running. */
+function sandboxNotFound(sandboxId: string): ApiError {
+  return new ApiError(502, "The sandbox was not found", undefined, {
+    sandboxId,
+    message: "The sandbox was not found",
+    code: 502,
+  });
+}
+
+/** E2B's control-plane message for an unknown or gone sandbox (infra utils.SandboxNotFoundMsg). */
+const notFoundMsg = (id: string) =>
+  `Sandbox ${JSON.stringify(id)} doesn't exist or you don't have access to it`;
+
+/** Seconds a create without `timeout` gets (infra sandboxtypes.SandboxTimeoutDefault); the SDK always sends one. */
+const CREATE_DEFAULT_TIMEOUT_S = 15;
+/** Seconds a `connect` without `timeout` gets. */
+const CONNECT_DEFAULT_TIMEOUT_S = 300;
 
 const CONNECT_STATUS: Record<string, number> = {
   not_found: 404,
@@ -117,6 +166,12 @@ function parseMultipart(
 export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bStandIn> {
   const apiKey = options.apiKey ?? `e2b_standin_${randomBytes(12).toString("hex")}`;
   const envdVersion = options.envdVersion ?? "0.6.13";
+  const killOnTimeout = options.killOnTimeout ?? true;
+  const maxHours = options.maxTimeoutHours ?? 1;
+  const maxLengthMs = maxHours * 3600 * 1000;
+  const maxConcurrent = options.maxConcurrentSandboxes ?? 20;
+  const templates = options.templates ?? ["base"];
+  const timedOut: string[] = [];
   const domain = "e2b.local";
   const sandboxes = new Map<string, E2bStandInSandbox>();
   /** Snapshots: id → the backend session state and snapshot to restore from. */
@@ -176,10 +231,56 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     domain,
   });
 
+  /** The VM goes: envd's connections drop at once (as a killed VM's would), then its processes and session. */
   async function destroy(s: E2bStandInSandbox): Promise<void> {
     sandboxes.delete(s.sandboxID);
+    if (s.timer) clearTimeout(s.timer);
+    for (const res of s.connections) res.destroy();
+    s.connections.clear();
     for (const p of s.processes.values()) await p.handle.kill("SIGKILL").catch(() => false);
     await s.session.close().catch(() => {});
+  }
+
+  /** Arms the kill at `endAt` (running sandboxes only: a paused one keeps no timer). */
+  function schedule(s: E2bStandInSandbox): void {
+    if (s.timer) clearTimeout(s.timer);
+    s.timer = undefined;
+    if (!killOnTimeout || s.state !== "running") return;
+    const ms = Math.max(0, Date.parse(s.endAt) - Date.now());
+    s.timer = setTimeout(
+      () => {
+        if (sandboxes.get(s.sandboxID) !== s) return;
+        timedOut.push(s.sandboxID);
+        void destroy(s);
+      },
+      Math.min(ms, 2 ** 31 - 1),
+    );
+    s.timer.unref();
+  }
+
+  /** A requested timeout (seconds) checked against the plan, as infra's validateAndParseTimeout. */
+  function checkTimeout(seconds: number | undefined, fallback: number, allowZero = false): number {
+    const t = seconds ?? fallback;
+    if (typeof t !== "number" || !Number.isFinite(t)) throw new ApiError(400, "timeout must be a number");
+    if (t < 0 || (t === 0 && !allowZero)) throw new ApiError(400, "Timeout must be greater than 0");
+    if (t * 1000 > maxLengthMs) throw new ApiError(400, `Timeout cannot be greater than ${maxHours} hours`);
+    return t;
+  }
+
+  function checkConcurrency(): void {
+    const running = [...sandboxes.values()].filter((x) => x.state === "running").length;
+    if (running >= maxConcurrent)
+      throw new ApiError(
+        429,
+        `you have reached the maximum number of concurrent E2B sandboxes (${maxConcurrent}). If you need more, please visit 'https://e2b.dev/docs/billing'`,
+      );
+  }
+
+  /** The end a timeout gives, never past the plan's maximum length after the sandbox's start (keep_alive.go). */
+  function endFor(s: E2bStandInSandbox, seconds: number): number {
+    const now = Date.now();
+    const left = Date.parse(s.startedAt) + maxLengthMs - now;
+    return now + Math.max(0, Math.min(seconds * 1000, left));
   }
 
   // ---- control plane ----
@@ -199,9 +300,13 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         timeout?: number;
       };
       if (!body.templateID) throw new ApiError(400, "templateID is required");
-      const id = `i${randomBytes(9).toString("hex")}`;
       // A template id that names a snapshot restores it (Sandbox.create(snapshotId)).
       const snap = snapshots.get(body.templateID);
+      if (!snap && templates !== "any" && !templates.includes(body.templateID))
+        throw new ApiError(404, `template '${body.templateID}' not found`);
+      const timeout = checkTimeout(body.timeout, CREATE_DEFAULT_TIMEOUT_S);
+      checkConcurrency();
+      const id = `i${randomBytes(9).toString("hex")}`;
       const session = snap
         ? await options.backend.resumeSession({ ...snap.state, snapshot: snap.snapshot })
         : await options.backend.createSession(backendDestination(id));
@@ -213,13 +318,15 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         metadata: body.metadata ?? {},
         envVars: body.envVars ?? {},
         startedAt: new Date(now).toISOString(),
-        endAt: new Date(now + (body.timeout ?? 300) * 1000).toISOString(),
+        endAt: new Date(now + timeout * 1000).toISOString(),
         envdAccessToken: randomBytes(16).toString("hex"),
         session,
         processes: new Map(),
         nextPid: 100,
+        connections: new Set(),
       };
       sandboxes.set(id, s);
+      schedule(s);
       return json(res, 201, created(s));
     }
     if (p.length === 1 && method === "GET") {
@@ -233,7 +340,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       return json(res, 200, list.map(view));
     }
     const s = sandboxes.get(p[1] ?? "");
-    if (!s) throw new ApiError(404, `sandbox ${p[1]} not found`);
+    if (!s) throw new ApiError(404, notFoundMsg(p[1] ?? ""));
     if (p.length === 2 && method === "GET") return json(res, 200, view(s));
     if (p.length === 2 && method === "DELETE") {
       await destroy(s);
@@ -241,7 +348,12 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     }
     if (p[2] === "timeout" && method === "POST") {
       const body = JSON.parse((await readBody(req)).toString() || "{}") as { timeout?: number };
-      s.endAt = new Date(Date.now() + (body.timeout ?? 300) * 1000).toISOString();
+      if (s.state !== "running") throw new ApiError(409, `Sandbox ${JSON.stringify(s.sandboxID)} is paused`);
+      if (Date.now() - Date.parse(s.startedAt) > maxLengthMs)
+        throw new ApiError(400, "Max instance length exceeded");
+      // Sets the end exactly (shorter too), capped at the plan's maximum length after start.
+      s.endAt = new Date(endFor(s, Math.max(0, Number(body.timeout ?? 0)))).toISOString();
+      schedule(s);
       return json(res, 204);
     }
     if (p[2] === "snapshots" && method === "POST") {
@@ -255,12 +367,25 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     if (p[2] === "pause" && method === "POST") {
       if (s.state === "paused") throw new ApiError(409, `sandbox ${s.sandboxID} is already paused`);
       s.state = "paused";
+      schedule(s);
       return json(res, 204);
     }
     if (p[2] === "connect" && method === "POST") {
-      await readBody(req);
+      const body = JSON.parse((await readBody(req)).toString() || "{}") as { timeout?: number };
+      const timeout = checkTimeout(body.timeout, CONNECT_DEFAULT_TIMEOUT_S, true);
       const resumed = s.state === "paused";
-      s.state = "running";
+      if (resumed) {
+        checkConcurrency();
+        // A resumed sandbox is a new instance: its clock starts again and its end is set.
+        s.state = "running";
+        s.startedAt = new Date().toISOString();
+        s.endAt = new Date(endFor(s, timeout)).toISOString();
+      } else {
+        // A running sandbox's end only moves later (keep_alive.go, allowShorter=false).
+        const end = endFor(s, timeout);
+        if (end > Date.parse(s.endAt)) s.endAt = new Date(end).toISOString();
+      }
+      schedule(s);
       return json(res, resumed ? 201 : 200, created(s));
     }
     throw new ApiError(404, "not found");
@@ -270,8 +395,8 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
   function sandboxFor(req: IncomingMessage): E2bStandInSandbox {
     const id = String(req.headers["e2b-sandbox-id"] ?? "");
     const s = sandboxes.get(id);
-    if (!s) throw new ApiError(502, `sandbox ${id} not found`, "unavailable");
-    if (s.state !== "running") throw new ApiError(502, `sandbox ${id} is paused`, "unavailable");
+    // E2B's edge routes only to running sandboxes: gone, killed at timeout or paused, it answers 502.
+    if (s?.state !== "running") throw sandboxNotFound(id);
     if (req.headers["x-access-token"] !== s.envdAccessToken)
       throw new ApiError(401, "invalid access token", "unauthenticated");
     return s;
@@ -450,8 +575,15 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
   }
 
   async function envd(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (url.pathname === "/health") return json(res, 204);
+    if (url.pathname === "/health") {
+      const id = req.headers["e2b-sandbox-id"];
+      if (id !== undefined && sandboxes.get(String(id))?.state !== "running")
+        throw sandboxNotFound(String(id));
+      return json(res, 204);
+    }
     const s = sandboxFor(req);
+    s.connections.add(res);
+    res.on("close", () => s.connections.delete(res));
     const rpcMatch = /^\/(process\.Process|filesystem\.Filesystem)\/(\w+)$/.exec(url.pathname);
     if (rpcMatch) {
       const [, service, rpc] = rpcMatch;
@@ -518,7 +650,8 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
           res.end(envelope({ error: { code: e.connectCode ?? "internal", message: e.message } }, END_STREAM));
           return;
         }
-        if (isEnvd && e.connectCode)
+        if (e.body !== undefined) json(res, e.status, e.body);
+        else if (isEnvd && e.connectCode)
           json(res, CONNECT_STATUS[e.connectCode] ?? e.status, { code: e.connectCode, message: e.message });
         else json(res, e.status, { code: e.status, message: e.message });
       }
@@ -533,6 +666,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     domain,
     apiKey,
     sandboxes: () => [...sandboxes.values()],
+    timedOut,
     async killSandbox(id) {
       const s = sandboxes.get(id);
       if (s) await destroy(s);
