@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
 import { type EnvSource, InvalidDestinationConfigError, type RunnerMount } from "@roder/runner-contract";
 import { mountOnHost, planRcloneMount, resolveBucketCredentials } from "@roder/runner-storage";
@@ -42,7 +43,9 @@ export async function mountBucket(args: {
     mount,
     credentials,
     mountPath: args.hostPath,
-    ...(mount.read_only ? {} : { rcPort: await freePort() }),
+    ...(mount.read_only
+      ? {}
+      : { rcPort: await freePort(), rcPassword: randomBytes(24).toString("base64url") }),
   });
   const mounted = await mountOnHost(plan, args.signal ? { signal: args.signal } : {});
   return { unmount: () => mounted.unmount() };

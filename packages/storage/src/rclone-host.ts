@@ -70,7 +70,13 @@ export async function mountOnHost(
         // Wait for write-back to finish: recent writes are otherwise lost on unmount.
         const until = Date.now() + 120_000;
         while (Date.now() < until) {
-          const stats = await fetch(`http://${plan.rcAddr}/vfs/stats`, { method: "POST" })
+          const pass = plan.env.RCLONE_RC_PASS;
+          const headers: Record<string, string> = pass
+            ? {
+                authorization: `Basic ${Buffer.from(`${plan.env.RCLONE_RC_USER ?? "roder"}:${pass}`).toString("base64")}`,
+              }
+            : {};
+          const stats = await fetch(`http://${plan.rcAddr}/vfs/stats`, { method: "POST", headers })
             .then(
               (r) =>
                 r.json() as Promise<{ diskCache?: { uploadsInProgress?: number; uploadsQueued?: number } }>,

@@ -38,9 +38,10 @@ describe("rclone mount plans", () => {
         "--dir-cache-time",
         "1s",
         "--rc",
-        "--rc-no-auth",
       ]),
     );
+    // The rc never runs open: calls that need authorisation stay refused (no --rc-no-auth).
+    expect(plan.args).not.toContain("--rc-no-auth");
     expect(plan.args[plan.args.indexOf("--rc-addr") + 1]).toBe("127.0.0.1:41234");
     expect(plan.args).not.toContain("--read-only");
     expect(plan.args.join(" ")).not.toContain(CANARY);

@@ -35,6 +35,13 @@ export interface PlanOptions {
   mountPath: string;
   /** Loopback port for rclone's rc (read-write mounts); default 0 = none. */
   rcPort?: number;
+  /**
+   * Password of rclone's rc (user `roder`), given to rclone through its environment only: every rc call then
+   * needs it. Host mounts set a random one, so that no other process (a sandboxed command among them) can drive
+   * rclone or read its configuration. Without it the rc still refuses every call that needs authorisation
+   * (`--rc-no-auth` is never set); `vfs/stats` stays open.
+   */
+  rcPassword?: string;
   /** Test and private-cloud overrides: an S3/GCS endpoint, GCS anonymous access. */
   endpoint?: string;
   anonymous?: boolean;
@@ -163,8 +170,13 @@ export function planRcloneMount(opts: PlanOptions): RcloneMountPlan {
     "--poll-interval",
     "0",
     ...(mount.read_only ? ["--read-only"] : ["--vfs-cache-mode", "writes", "--vfs-write-back", "0s"]),
-    ...(rcAddr ? ["--rc", "--rc-addr", rcAddr, "--rc-no-auth"] : []),
+    ...(rcAddr ? ["--rc", "--rc-addr", rcAddr] : []),
   ];
+  if (rcAddr && opts.rcPassword) {
+    env.RCLONE_RC_USER = "roder";
+    env.RCLONE_RC_PASS = opts.rcPassword;
+    secret.push("RCLONE_RC_PASS");
+  }
   return {
     kind: c.kind,
     program: "rclone",
