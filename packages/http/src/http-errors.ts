@@ -37,6 +37,8 @@ export function statusForError(error: unknown): number {
     case "not_found":
       return 404;
     case "read_only":
+    case "host_paths_refused":
+    case "config_refused":
       return 403;
     case "unsupported_capability":
       return 501;
@@ -70,7 +72,8 @@ export function errorFromResponse(args: {
   const code = typeof e?.code === "string" ? e.code : undefined;
   const message = typeof e?.message === "string" ? e.message : `${args.operation} failed`;
   if (args.status === 401 || args.status === 403) {
-    if (code !== "read_only" && code !== "host_paths_refused") {
+    // A refusal of what the request asked (not of the credential) stays a typed RunnerError with its code.
+    if (code !== "read_only" && code !== "host_paths_refused" && code !== "config_refused") {
       return new ProviderApiError({
         providerId: args.providerId,
         statusCode: args.status,

@@ -45,12 +45,24 @@ describe("the Rust generic hosted client's request sequence", () => {
     const create = await fetch(`${url}/sessions`, {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
-      body: `{"destination_id":"thread-dest","provider_id":"modal","manifest":{"entries":[],"mounts":[]},"config":{"base_url":"${url}","token":"<redacted>"}}`,
+      // Vendor keys of the hosted services it serves, and its redacted values, as it sends them.
+      body: `{"destination_id":"thread-dest","provider_id":"modal","manifest":{"entries":[],"mounts":[]},"config":{"base_url":"${url}","token":"<redacted>","api_key":"<redacted>","template":"base","region":"iad","timeout":300,"vendor_secret_ref":"<redacted>"}}`,
     });
     expect(create.status).toBe(201);
-    const created = (await create.json()) as { session_id: string; snapshot: unknown };
+    const created = (await create.json()) as {
+      session_id: string;
+      snapshot: unknown;
+      ignored_config_keys: string[];
+    };
     expect(created.session_id).toMatch(/^ses_[0-9a-f]{32}$/);
     expect(created.snapshot).toBeNull();
+    // Keys the backend does not know are ignored and listed; the client's own keys are not the backend's.
+    expect([...created.ignored_config_keys].sort()).toEqual([
+      "region",
+      "template",
+      "timeout",
+      "vendor_secret_ref",
+    ]);
     const base = `${url}/sessions/${created.session_id}`;
 
     expect((await fetch(base, { headers: auth })).status).toBe(200);
@@ -85,9 +97,10 @@ describe("the Rust generic hosted client's request sequence", () => {
       headers: { ...auth, "content-type": "application/json" },
       body: '{"port":3000,"label":null}',
     });
+    // A URL of this server (which proxies to the port), not the backend's loopback.
     expect(codecs.RunnerPortResult.decode(await port.text())).toEqual({
       port: 3000,
-      url: "http://127.0.0.1:3000",
+      url: expect.stringMatching(new RegExp(`^${url}/previews/pv_[0-9a-f]{32}/$`)),
     });
 
     const artifact = await fetch(`${base}/artifacts`, {
@@ -101,11 +114,34 @@ describe("the Rust generic hosted client's request sequence", () => {
     );
 
     const snap = await fetch(`${base}/snapshots`, { method: "POST", headers: auth });
-    const snapBody = (await snap.json()) as { snapshot: unknown };
-    expect(codecs.RunnerSnapshotRef.parse(snapBody.snapshot).provider_id).toBe("unix-local");
+    const snapText = await snap.text();
+    // The client's provider id and an opaque id: no backend id, no host path, no backend session id.
+    const ref = codecs.RunnerSnapshotRef.parse((JSON.parse(snapText) as { snapshot: unknown }).snapshot);
+    expect(ref).toEqual({
+      provider_id: "modal",
+      snapshot_id: expect.stringMatching(/^snp_[0-9a-f]{32}$/),
+      metadata: null,
+    });
+    expect(snapText).not.toMatch(/unix-local|local-[0-9a-f]{8}|\/tmp\//);
 
     expect((await fetch(base, { method: "DELETE", headers: auth })).status).toBe(204);
     expect((await fetch(base, { headers: auth })).status).toBe(404);
+    // The Rust client treats any non-2xx as an error: a second close (a retry, after an expiry) is a 204.
+    expect((await fetch(base, { method: "DELETE", headers: auth })).status).toBe(204);
+
+    // The snapshot restores through the opaque ref, with the file in it.
+    const restored = await fetch(`${url}/sessions`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ destination_id: "thread-dest", provider_id: "modal", snapshot: ref }),
+    });
+    expect(restored.status).toBe(201);
+    const again = `${url}/sessions/${((await restored.json()) as { session_id: string }).session_id}`;
+    const back = await fetch(`${again}/files?path=${encodeURIComponent("workspace/hello world.bin")}`, {
+      headers: auth,
+    });
+    expect(new Uint8Array(await back.arrayBuffer())).toEqual(new Uint8Array([0, 1, 2, 255]));
+    expect((await fetch(again, { method: "DELETE", headers: auth })).status).toBe(204);
   });
 });
 

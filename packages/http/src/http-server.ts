@@ -20,8 +20,25 @@ import {
 } from "@roder/runner-contract";
 import { z } from "zod";
 import { statusForError, type WireErrorBody } from "./http-errors.js";
+import {
+  applyEnforced,
+  checkClientConfig,
+  DEFAULT_MAX_OUTPUT_LIMIT_BYTES,
+  extractBackendConfig,
+  HttpError,
+  jsonDepth,
+  MAX_JSON_DEPTH,
+  type RunnerServerPolicy,
+  strictRefusal,
+  unrecognizedKeys,
+  withoutKeys,
+} from "./http-server-policy.js";
+import { proxyToPort } from "./http-server-ports.js";
+import { scrubHostPaths } from "./http-server-scrub.js";
 
-export interface RunnerServerOptions {
+export { HOST_PATH_CONFIG_KEYS, type RunnerServerPolicy } from "./http-server-policy.js";
+
+export interface RunnerServerOptions extends RunnerServerPolicy {
   /** The backend every session runs on (e.g. the local provider). */
   provider: RemoteRunnerProvider;
   /** Bearer token; default: the value of `tokenEnv` in `env`. */
@@ -37,15 +54,36 @@ export interface RunnerServerOptions {
   /** Called once per request, for logs; never receives bodies or headers. */
   onRequest?: (entry: { method: string; path: string; status: number; ms: number }) => void;
   /**
-   * Let clients name paths of the server's own host: manifest entry sources (copied into the workspace),
-   * `provider_native` mounts (bind mounts) and the backend config keys in `HOST_PATH_CONFIG_KEYS`. Default
-   * `false`: a token holder runs commands in sandboxes, but cannot read the server's files through them.
+   * Backend config keys the server sets itself, over what clients send (e.g. `{ workspace_path: "/w" }`).
+   * Pinned keys a client sent with another value are listed in the create answer (`pinned_config_keys`).
    */
-  allowHostPaths?: boolean;
-  /** Backend config keys the server sets itself, over what clients send (e.g. `{ isolation: "bwrap" }`). */
   enforceConfig?: Record<string, unknown>;
-  /** Lifetime of a session created without `ttl_seconds` (default: none, it lives until closed). */
+  /**
+   * Idle lifetime of a session created without `ttl_seconds` (the Rust client sends none): it is closed this
+   * many seconds after its last request ended, never while a request (a command, a stream) is in flight.
+   * Default 3600; `0` = no expiry.
+   */
   defaultTtlSeconds?: number;
+  /**
+   * The config keys the backend knows. Others (vendor keys such as `template`, `region`) are ignored and
+   * listed in the create answer (`ignored_config_keys`), or refused with `strictConfig`. Default: learnt from
+   * the backend's own `invalid_destination_config` answer (its unrecognized keys).
+   */
+  backendConfigKeys?: readonly string[];
+  /**
+   * The base URL clients reach this server by (e.g. `https://runners.example.com/v1` behind a reverse proxy);
+   * port previews are handed out under it. Default: from the request's `Host` header and `basePath`.
+   */
+  publicUrl?: string;
+  /**
+   * Hand out port previews as `/sessions/{id}/ports/{port}/` (bearer credential needed) instead of the default
+   * `/previews/{preview_id}/` (an unguessable URL a browser can open, valid while the session lives).
+   */
+  authenticatedPreviews?: boolean;
+  /** Open connections at most (default 1024); more are dropped at once. */
+  maxConnections?: number;
+  /** A request's headers must arrive within this (default 10 s); slower connections are closed. */
+  headersTimeoutMs?: number;
   /** How often expired sessions are closed (default 30 s; an expired session is refused at once anyway). */
   reapIntervalMs?: number;
 }
@@ -126,29 +164,47 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
   );
 }
 
-/** Keys the Rust hosted client may put in `config` (redacted) that are the client's business, not the backend's. */
-/** Backend config keys that name paths of the server's host (refused from clients unless `allowHostPaths`). */
-export const HOST_PATH_CONFIG_KEYS = ["workspace_dir", "snapshot_dir", "read_roots", "root"] as const;
-
-const CLIENT_KEYS = new Set(["token", "api_key", "secret", "base_url", "backend_config"]);
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 interface Entry {
   session: RemoteRunnerSession;
   destinationId: string;
+  /** The provider id the client asked for (what its snapshot refs carry). */
+  clientProviderId: string;
   owner: string | null;
-  /** Epoch ms after which the session is closed; null: never. */
+  /** Epoch ms after which the session is closed; null: never (or idle-based, see `idleMs`). */
   expiresAt: number | null;
+  /** Idle lifetime (ms) for sessions created without a TTL; `expiresAt` moves with each request. */
+  idleMs: number | null;
+  /** Requests in flight (an idle session is never reaped while one runs). */
+  active: number;
+  /** Host path → what the client sees, for error messages. */
+  hostPaths: Array<[string, string]>;
+  /** Port → preview id. */
+  previews: Map<number, string>;
 }
+
+type Line = (obj: unknown) => Promise<void>;
+
+/** One NDJSON line per call; resolves once the socket took it (or the client is gone). */
+function lineWriter(res: ServerResponse): Line {
+  return (obj) => {
+    if (res.destroyed) return Promise.resolve();
+    if (res.write(`${JSON.stringify(obj)}\n`)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        res.off("drain", done);
+        res.off("close", done);
+        resolve();
+      };
+      res.on("drain", done);
+      res.on("close", done);
+    });
+  };
+}
+
+/** The server's own session ids: `ses_` + 128 random bits. */
+const SESSION_ID = /^ses_[0-9a-f]{32}$/;
+/** Ids of sessions closed or expired are remembered this long (a late DELETE is still a 204). */
+const CLOSED_KEPT = 10_000;
 
 export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   const env = options.env ?? process.env;
@@ -162,7 +218,23 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   const base = (options.basePath ?? "").replace(/\/+$/, "");
   const provider = options.provider;
   const sessions = new Map<string, Entry>();
+  /** Snapshots by the opaque id handed to clients; the backend's ref never leaves the server. */
   const snapshots = new Map<string, { state: RunnerSessionState; snapshot: RunnerSnapshotRef }>();
+  /** Ids closed or expired, oldest first (a Set keeps insertion order), so a second DELETE is a 204. */
+  const closedIds = new Set<string>();
+  /** Preview URLs handed out: unguessable id → the session and port they reach (gone with the session). */
+  const previews = new Map<string, { sessionId: string; port: number }>();
+  const forget = (id: string) => {
+    for (const pv of sessions.get(id)?.previews.values() ?? []) previews.delete(pv);
+    sessions.delete(id);
+    closedIds.add(id);
+    if (closedIds.size > CLOSED_KEPT) closedIds.delete(closedIds.values().next().value as string);
+  };
+  const idleMs = (options.defaultTtlSeconds ?? 3600) * 1000;
+  const enforced: Record<string, unknown> = {
+    ...(options.isolation === "bwrap" ? { isolation: "bwrap" } : {}),
+    ...options.enforceConfig,
+  };
   const secrets = () => [token, ...secretValuesFromEnv(env)];
   let closing = false;
   let server: Server | undefined;
@@ -220,7 +292,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     res.end(buf);
   }
 
-  function sendError(res: ServerResponse, error: unknown): void {
+  function sendError(res: ServerResponse, error: unknown, e?: Entry): void {
     let status: number;
     let payload: WireErrorBody["error"];
     if (error instanceof HttpError) {
@@ -239,14 +311,17 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       status = 500;
       payload = { code: "internal", message: "internal error" };
     }
-    payload.message = redactSecrets(payload.message, secrets());
+    payload.message = scrubHostPaths(redactSecrets(payload.message, secrets()), e?.hostPaths ?? []);
     send(res, status, JSON.stringify({ error: payload }));
   }
 
+  const expired = (e: Entry, now = Date.now()) =>
+    e.active === 0 && e.expiresAt !== null && e.expiresAt <= now;
+
   function entry(id: string): Entry {
     const e = sessions.get(id);
-    if (e && e.expiresAt !== null && e.expiresAt <= Date.now()) {
-      sessions.delete(id);
+    if (e && expired(e)) {
+      forget(id);
       void e.session.close().catch(() => {});
       throw new SessionNotFoundError({
         providerId: provider.id,
@@ -265,8 +340,8 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
 
   async function reapExpired(): Promise<string[]> {
     const now = Date.now();
-    const due = [...sessions].filter(([, e]) => e.expiresAt !== null && e.expiresAt <= now);
-    for (const [id] of due) sessions.delete(id);
+    const due = [...sessions].filter(([, e]) => expired(e, now));
+    for (const [id] of due) forget(id);
     await Promise.all(due.map(([, e]) => e.session.close().catch(() => {})));
     return due.map(([id]) => id);
   }
@@ -284,7 +359,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       .map(([id, e]) => ({
         session_id: id,
         expires_at: e.expiresAt === null ? null : new Date(e.expiresAt).toISOString(),
-        state: e.expiresAt !== null && e.expiresAt <= now ? "expired" : "running",
+        state: expired(e, now) ? "expired" : "running",
       }));
     send(res, 200, JSON.stringify({ sessions: list }));
   }
@@ -298,6 +373,61 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     return typeof meta?.workspace_root === "string" ? meta.workspace_root : null;
   }
 
+  /** Host paths and backend ids of a session, each with what the client may see instead. */
+  function hostPathsOf(s: RemoteRunnerSession, id: string): Array<[string, string]> {
+    const st = s.state();
+    const meta = (st.metadata ?? {}) as { workspace_root?: unknown; host_root?: unknown };
+    const shown = typeof meta.workspace_root === "string" ? meta.workspace_root : "<workspace>";
+    const pairs: Array<[string, string]> = [];
+    if (typeof meta.host_root === "string" && meta.host_root !== shown) pairs.push([meta.host_root, shown]);
+    if (st.session_id && st.session_id !== id) pairs.push([st.session_id, id]);
+    return pairs;
+  }
+
+  /** The backend config a client may have: policy checked, operator keys pinned, unknown keys dropped. */
+  async function backendDestination(
+    body: z.infer<typeof CreateSessionBodySchema>,
+    manifest: ReturnType<typeof codecs.RunnerManifest.parse>,
+  ) {
+    const { config: clientConfig, ignored } = extractBackendConfig(body.config);
+    checkClientConfig(
+      options,
+      clientConfig,
+      manifest,
+      body.mounts.flatMap((m) => (m.endpoint ? [m.endpoint] : [])),
+    );
+    const unknown = (c: unknown): string[] =>
+      options.backendConfigKeys && c && typeof c === "object" && !Array.isArray(c)
+        ? Object.keys(c).filter((k) => !options.backendConfigKeys!.includes(k))
+        : [];
+    let config: unknown = clientConfig;
+    const drop = (keys: string[]) => {
+      if (keys.length === 0) return;
+      if (options.strictConfig) throw strictRefusal(keys);
+      ignored.push(...keys);
+      config = withoutKeys(config, keys);
+    };
+    drop(unknown(config).filter((k) => !(k in enforced)));
+    let pinned: string[] = [];
+    if (Object.keys(enforced).length) ({ config, pinned } = applyEnforced(config, enforced));
+    const destination = () => ({
+      id: body.destination_id,
+      provider_id: provider.id,
+      config,
+      default_manifest: manifest,
+    });
+    try {
+      await provider.validateDestination(destination());
+    } catch (error) {
+      // Vendor keys (`template`, `region`, …) the backend does not know: ignored (listed), then validated again.
+      const keys = unrecognizedKeys(error, config).filter((k) => !(k in enforced));
+      if (keys.length === 0) throw error;
+      drop(keys);
+      await provider.validateDestination(destination());
+    }
+    return { destination: destination(), ignored, pinned };
+  }
+
   async function createSession(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const socket = req.socket;
     const text = await readJson(req);
@@ -307,6 +437,8 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     } catch {
       throw new HttpError(400, "invalid_request", "the body is not JSON");
     }
+    if (jsonDepth(raw) > MAX_JSON_DEPTH)
+      throw new HttpError(400, "invalid_request", `the body is nested deeper than ${MAX_JSON_DEPTH} levels`);
     const parsed = CreateSessionBodySchema.safeParse(raw);
     if (!parsed.success) {
       const i = parsed.error.issues[0]!;
@@ -328,37 +460,10 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         },
       });
     }
-    let config: unknown = body.config ?? null;
-    if (config && typeof config === "object" && !Array.isArray(config)) {
-      const c = config as Record<string, unknown>;
-      config =
-        "backend_config" in c
-          ? c.backend_config
-          : Object.fromEntries(Object.entries(c).filter(([k]) => !CLIENT_KEYS.has(k)));
-    }
-    if (!options.allowHostPaths) {
-      const refused: string[] = [];
-      if (manifest.entries.length > 0)
-        refused.push("manifest.entries (sources are paths of the server's host)");
-      if (manifest.mounts.some((m) => m.intent.kind === "provider_native"))
-        refused.push("provider_native mounts (bind mounts of the server's host paths)");
-      if (config && typeof config === "object" && !Array.isArray(config))
-        for (const k of HOST_PATH_CONFIG_KEYS)
-          if (k in (config as Record<string, unknown>)) refused.push(`config.${k}`);
-      if (refused.length)
-        throw new HttpError(
-          403,
-          "host_paths_refused",
-          `this server does not let clients name its host paths: ${refused.join(", ")} (start it with allowHostPaths to permit them)`,
-        );
-    }
-    if (options.enforceConfig)
-      config = {
-        ...(config && typeof config === "object" && !Array.isArray(config) ? config : {}),
-        ...options.enforceConfig,
-      };
     let session: RemoteRunnerSession;
     let snapshot: RunnerSnapshotRef | null = null;
+    let ignored: string[] = [];
+    let pinned: string[] = [];
     if (body.snapshot !== undefined && body.snapshot !== null) {
       const ref = codecs.RunnerSnapshotRef.parse(body.snapshot);
       const known = snapshots.get(ref.snapshot_id);
@@ -366,14 +471,9 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       session = await provider.resumeSession({ ...known.state, snapshot: known.snapshot });
       snapshot = ref;
     } else {
-      const destination = {
-        id: body.destination_id,
-        provider_id: provider.id,
-        config,
-        default_manifest: manifest,
-      };
-      await provider.validateDestination(destination);
-      session = await provider.createSession(destination);
+      const d = await backendDestination(body, manifest);
+      ({ ignored, pinned } = d);
+      session = await provider.createSession(d.destination);
     }
     if (closing) {
       await session.close();
@@ -385,47 +485,61 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       return;
     }
     const id = newId();
-    const ttl = body.ttl_seconds ?? options.defaultTtlSeconds;
+    const ttlMs = body.ttl_seconds !== undefined ? body.ttl_seconds * 1000 : null;
     sessions.set(id, {
       session,
       destinationId: body.destination_id,
+      clientProviderId: body.provider_id ?? "http",
       owner: body.owner ?? null,
-      expiresAt: ttl === undefined ? null : Date.now() + ttl * 1000,
+      expiresAt: ttlMs !== null ? Date.now() + ttlMs : idleMs > 0 ? Date.now() + idleMs : null,
+      idleMs: ttlMs === null && idleMs > 0 ? idleMs : null,
+      active: 0,
+      hostPaths: hostPathsOf(session, id),
+      previews: new Map(),
     });
-    send(res, 201, JSON.stringify({ session_id: id, snapshot, workspace_root: workspaceRoot(session) }));
+    send(
+      res,
+      201,
+      JSON.stringify({
+        session_id: id,
+        snapshot,
+        workspace_root: workspaceRoot(session),
+        ...(ignored.length ? { ignored_config_keys: ignored } : {}),
+        ...(pinned.length ? { pinned_config_keys: pinned } : {}),
+      }),
+    );
   }
 
   /** Writes a command's NDJSON stream: chunks as they arrive, then its result (or an error line). */
-  async function pipeHandle(
-    res: ServerResponse,
-    handle: RunnerCommandHandle,
-    line: (obj: unknown) => void,
-  ): Promise<void> {
+  async function pipeHandle(res: ServerResponse, handle: RunnerCommandHandle, line: Line): Promise<void> {
     for await (const chunk of handle.output) {
       if (res.destroyed) break;
-      line({ type: chunk.stream, data: Buffer.from(chunk.data).toString("base64") });
+      // Backpressure: the next chunk is read only once the client took this one (a client that does not
+      // read holds the server's buffer at one chunk, not at the command's whole output).
+      await line({ type: chunk.stream, data: Buffer.from(chunk.data).toString("base64") });
     }
     // A client that went away left the command running (it can attach again): nobody waits for it here.
     if (res.destroyed) return;
-    line({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(await handle.wait())) });
+    await line({
+      type: "result",
+      result: JSON.parse(codecs.RunnerCommandResult.encode(await handle.wait())),
+    });
   }
 
-  function streamError(line: (obj: unknown) => void, error: unknown): void {
-    line({
+  function streamError(line: Line, error: unknown, e: Entry): Promise<void> {
+    return line({
       type: "error",
       status: statusForError(error),
       error: {
         code: RunnerError.isInstance(error) ? error.code : "internal",
-        message: redactSecrets((error as Error).message, secrets()),
+        message: scrubHostPaths(redactSecrets((error as Error).message, secrets()), e.hostPaths),
       },
     });
   }
 
   async function streamCommand(req: IncomingMessage, res: ServerResponse, e: Entry): Promise<void> {
     const request = codecs.RunnerCommandRequest.decode(await readJson(req));
-    const line = (obj: unknown) => {
-      if (!res.destroyed) res.write(`${JSON.stringify(obj)}\n`);
-    };
+    const line = lineWriter(res);
     // With a backend that can attach, a command outlives its client's connection (bounded by its timeout
     // and the session) so the client can attach again; otherwise a lost connection cancels it.
     const attachable =
@@ -442,18 +556,18 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       if (e.session.startCommand) {
         handle = await e.session.startCommand(request, attachable ? {} : { signal: ac.signal });
         res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-        line({ type: "started", command_id: request.command_id, attachable });
+        await line({ type: "started", command_id: request.command_id, attachable });
         if (res.destroyed) onClose();
         await pipeHandle(res, handle, line);
       } else {
         res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-        line({ type: "started", command_id: request.command_id, attachable: false });
+        await line({ type: "started", command_id: request.command_id, attachable: false });
         const result = await e.session.runCommand(request, { signal: ac.signal });
-        line({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(result)) });
+        await line({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(result)) });
       }
     } catch (error) {
       if (!res.headersSent) throw error;
-      streamError(line, error);
+      await streamError(line, error, e);
     } finally {
       res.off("close", onClose);
       res.end();
@@ -468,9 +582,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         message: `the '${provider.id}' backend of this server cannot reattach commands`,
       });
     const handle = await e.session.attachCommand(commandId);
-    const line = (obj: unknown) => {
-      if (!res.destroyed) res.write(`${JSON.stringify(obj)}\n`);
-    };
+    const line = lineWriter(res);
     const onClose = () => {
       if (!res.writableFinished) void handle.detach?.();
     };
@@ -478,18 +590,51 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
     try {
       // `offset`: bytes of each stream before the replay, so a client resuming a cut stream continues exactly.
-      line({ type: "attached", command_id: commandId, offset: handle.replayOffset ?? null });
+      await line({ type: "attached", command_id: commandId, offset: handle.replayOffset ?? null });
       await pipeHandle(res, handle, line);
     } catch (error) {
-      streamError(line, error);
+      await streamError(line, error, e);
     } finally {
       res.off("close", onClose);
       res.end();
     }
   }
 
+  /**
+   * `/previews/{preview_id}/…`: a port preview, reachable without the bearer credential (a browser can open
+   * it) by whoever holds its URL; the id is 128 random bits, valid while the session lives.
+   */
+  async function previewRoute(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const target = req.url ?? "";
+    const prefix = `${base}/previews/`;
+    if (!target.startsWith(prefix)) return false;
+    const rest = target.slice(prefix.length);
+    const slash = rest.search(/[/?]/);
+    const pv = previews.get(slash < 0 ? rest : rest.slice(0, slash));
+    const e = pv ? sessions.get(pv.sessionId) : undefined;
+    if (!pv || !e || expired(e))
+      throw new HttpError(404, "not_found", "no such preview (its session is closed?)");
+    const tail = slash < 0 ? "/" : rest.slice(slash);
+    e.active++;
+    try {
+      await proxyToPort({
+        req,
+        res,
+        target: async () => (await e.session.exposePort({ port: pv.port, label: null })).url,
+        path: tail.startsWith("/") ? tail : `/${tail}`,
+        secrets: secrets(),
+      });
+    } finally {
+      e.active--;
+      if (e.idleMs !== null) e.expiresAt = Date.now() + e.idleMs;
+    }
+    return true;
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (!authorized(req)) throw new HttpError(401, "unauthorized", "missing or wrong bearer token");
+    if (!closing && (await previewRoute(req, res))) return;
+    // Worded so that it still reads after the Rust client's redaction of "token", "secret", "authorization".
+    if (!authorized(req)) throw new HttpError(401, "unauthorized", "missing or wrong bearer credential");
     // Hostile targets ("//", "%E0%A4%A") are the client's error, not a 500.
     const badTarget = () => new HttpError(400, "invalid_request", "the request path is not a valid URL path");
     let url: URL;
@@ -519,12 +664,23 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         200,
         JSON.stringify({
           provider_id: provider.id,
-          capabilities: provider.capabilities(),
+          capabilities: capabilities(),
           limits: {
             max_file_bytes: maxFile,
             max_json_bytes: maxJson,
             streaming: true,
             reattach: (describeProviderLimits(provider.id)?.attach ?? "in-process") !== "none",
+            // The operator's policy, so a client knows what it will be refused before asking.
+            policy: {
+              isolation: options.isolation ?? null,
+              host_network: options.allowHostNetwork === true,
+              keep_workspaces: options.allowKeepWorkspaces === true,
+              host_paths: options.allowHostPaths === true,
+              max_output_limit_bytes: options.maxOutputLimitBytes ?? DEFAULT_MAX_OUTPUT_LIMIT_BYTES,
+              strict_config: options.strictConfig === true,
+              idle_ttl_seconds: idleMs / 1000 || null,
+            },
+            port_previews: "proxy",
           },
         }),
       );
@@ -549,14 +705,67 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       }
       if (m === "DELETE") {
         const e = sessions.get(id);
-        if (!e) throw new SessionNotFoundError({ providerId: provider.id, sessionId: id });
-        sessions.delete(id);
+        // Idempotent: a session already closed or expired (or lost with a restart) is gone, as asked.
+        if (!e) {
+          if (closedIds.has(id) || SESSION_ID.test(id)) return send(res, 204);
+          throw new SessionNotFoundError({ providerId: provider.id, sessionId: id });
+        }
+        forget(id);
         await e.session.close();
         return send(res, 204);
       }
     }
     const e = entry(id);
+    e.active++;
+    try {
+      return await sessionRoute(req, res, url, parts, e, id);
+    } finally {
+      e.active--;
+      if (e.idleMs !== null) e.expiresAt = Date.now() + e.idleMs;
+    }
+  }
+
+  /** What the server can do for clients: the backend's capabilities less what the policy refuses. */
+  function capabilities() {
+    const c = provider.capabilities();
+    return {
+      ...c,
+      mounts: { ...c.mounts, provider_native: c.mounts.provider_native && options.allowHostPaths === true },
+    };
+  }
+
+  /** Where clients reach this server (for port previews). */
+  function publicBase(req: IncomingMessage): string {
+    if (options.publicUrl) return options.publicUrl.replace(/\/+$/, "");
+    const host = req.headers.host ?? "127.0.0.1";
+    return `http://${host}${base}`;
+  }
+
+  async function sessionRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    parts: string[],
+    e: Entry,
+    id: string,
+  ): Promise<void> {
+    const m = req.method ?? "GET";
+    const path = url.pathname.slice(base.length);
     const sub = parts[2];
+    if (sub === "ports" && parts.length >= 4) {
+      const port = Number(parts[3]);
+      if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^\d+$/.test(parts[3]!))
+        throw new HttpError(400, "invalid_request", `port must be 1..65535, got '${parts[3]}'`);
+      // The raw path after /ports/{port} (not decoded: the app gets what the client sent).
+      const raw = url.pathname.slice(base.length).split("/").slice(5).join("/");
+      return proxyToPort({
+        req,
+        res,
+        target: async () => (await e.session.exposePort({ port, label: null })).url,
+        path: `/${raw}${url.search}`,
+        secrets: secrets(),
+      });
+    }
     if (sub === "commands") {
       if (parts.length === 3 && m === "POST") {
         const request = codecs.RunnerCommandRequest.decode(await readJson(req));
@@ -598,8 +807,22 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     }
     if (parts.length === 3 && m === "POST") {
       if (sub === "ports") {
+        // The backend's URL (e.g. its loopback) is for the server only: the client gets this server's route
+        // that proxies to it, under the URL it reaches the server by.
         const request = codecs.RunnerPortRequest.decode(await readJson(req));
-        return send(res, 200, codecs.RunnerPortResult.encode(await e.session.exposePort(request)));
+        await e.session.exposePort(request);
+        let url: string;
+        if (options.authenticatedPreviews) url = `${publicBase(req)}/sessions/${id}/ports/${request.port}/`;
+        else {
+          let pv = e.previews.get(request.port);
+          if (!pv) {
+            pv = `pv_${randomBytes(16).toString("hex")}`;
+            e.previews.set(request.port, pv);
+            previews.set(pv, { sessionId: id, port: request.port });
+          }
+          url = `${publicBase(req)}/previews/${pv}/`;
+        }
+        return send(res, 200, codecs.RunnerPortResult.encode({ port: request.port, url }));
       }
       if (sub === "artifacts") {
         const request = codecs.RunnerArtifactExportRequest.decode(await readJson(req));
@@ -612,8 +835,14 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       if (sub === "snapshots") {
         await readBody(req, maxJson);
         const snap = await e.session.snapshot();
-        if (snap) snapshots.set(snap.snapshot_id, { state: e.session.state(), snapshot: snap });
-        const wire = snap ? { ...snap, provider_id: provider.id } : null;
+        // The client gets an opaque id under its own provider id; the backend's ref (archive paths, its
+        // session id) stays here and is looked up again when the client restores.
+        let wire: RunnerSnapshotRef | null = null;
+        if (snap) {
+          const snapshotId = `snp_${randomBytes(16).toString("hex")}`;
+          snapshots.set(snapshotId, { state: e.session.state(), snapshot: snap });
+          wire = { provider_id: e.clientProviderId, snapshot_id: snapshotId, metadata: null };
+        }
         return send(res, 200, `{"snapshot":${wire ? codecs.RunnerSnapshotRef.encode(wire) : "null"}}`);
       }
     }
@@ -633,7 +862,8 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     route(req, res).catch((error) => {
       // Drain what the client still sends so it sees the answer.
       req.resume();
-      sendError(res, error);
+      const id = /\/sessions\/(ses_[0-9a-f]{32})/.exec(req.url ?? "")?.[1];
+      sendError(res, error, id ? sessions.get(id) : undefined);
     });
   };
 
@@ -642,10 +872,18 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     sessionCount: () => sessions.size,
     listen(port = 0, host = "127.0.0.1") {
       return new Promise((resolve, reject) => {
+        // Slow or half-open connections cannot hold the server: headers must arrive within headersTimeoutMs
+        // (checked every second), and connections past maxConnections are dropped at once.
         server = createServer(
-          { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 },
+          {
+            requestTimeout: 0,
+            headersTimeout: options.headersTimeoutMs ?? 10_000,
+            connectionsCheckingInterval: 1_000,
+            keepAliveTimeout: 5_000,
+          },
           handler,
         );
+        server.maxConnections = options.maxConnections ?? 1024;
         server.on("error", reject);
         server.on("clientError", answerClientError);
         server.listen(port, host, () => {
