@@ -22,7 +22,10 @@ import { createTransport } from "./http-transport.js";
 export interface HttpRunnerProviderSettings {
   /** Provider id (default `http`); a hosted service may register its own id. */
   id?: string;
-  /** Server base URL; else `destination.config.base_url`, else the `baseUrlEnv` variable. */
+  /**
+   * Server base URL; else the `baseUrlEnv` variable; else `destination.config.base_url` (or a state's). When
+   * one is configured, a destination or state naming another URL is refused: the token goes only there.
+   */
   baseUrl?: string;
   baseUrlEnv?: string;
   /** Environment variable holding the bearer token (default `RODER_RUNNER_HTTP_TOKEN`). */
@@ -65,8 +68,20 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
       });
     return t;
   };
-  const baseUrlFor = (fromConfig?: string | null) => {
-    const url = settings.baseUrl ?? fromConfig ?? env()[baseUrlEnv];
+  /**
+   * The server URL. The bearer credential goes only to the URL this provider was configured for (the
+   * `baseUrl` setting, else the `baseUrlEnv` variable): a destination or state naming another is refused,
+   * naming both. With none configured, the destination's (or state's) URL is used.
+   */
+  const baseUrlFor = (fromConfig: string | null | undefined, where: string) => {
+    const configured = settings.baseUrl ?? env()[baseUrlEnv];
+    const norm = (u: string) => u.replace(/\/+$/, "");
+    if (configured && fromConfig && norm(configured) !== norm(fromConfig))
+      throw new InvalidDestinationConfigError({
+        providerId: id,
+        message: `${where} names the server ${fromConfig}, but this ${id} provider is configured for ${configured} (${settings.baseUrl ? "baseUrl" : baseUrlEnv}): its ${tokenEnv} credential is sent only there`,
+      });
+    const url = configured ?? fromConfig;
     if (!url)
       throw new InvalidDestinationConfigError({
         providerId: id,
@@ -133,7 +148,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
         });
       }
     }
-    return { d, config, baseUrl: baseUrlFor(config.base_url) };
+    return { d, config, baseUrl: baseUrlFor(config.base_url, "config.base_url") };
   };
 
   return {
@@ -173,7 +188,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
         .object({ base_url: z.string().optional(), workspace_root: z.string().nullish() })
         .passthrough()
         .parse(state.metadata ?? {});
-      const baseUrl = baseUrlFor(meta.base_url);
+      const baseUrl = baseUrlFor(meta.base_url, "the session state");
       const t = transport(baseUrl);
       if (state.snapshot) {
         const body = JSON.stringify({

@@ -268,3 +268,44 @@ describe("hostile bodies and idle sessions", () => {
     expect(text).toContain("bearer credential");
   });
 });
+
+describe("the client's bearer credential goes only to the server it was configured for", () => {
+  it("refuses a state or destination naming another URL, naming both, and sends nothing there", async () => {
+    const { createServer } = await import("node:http");
+    const seen: string[] = [];
+    const evil = createServer((req, res) => {
+      seen.push(req.headers.authorization ?? "");
+      res.end("{}");
+    });
+    await new Promise<void>((r) => evil.listen(0, "127.0.0.1", r));
+    const evilUrl = `http://127.0.0.1:${(evil.address() as { port: number }).port}`;
+    try {
+      const p = createHttpRunnerProvider({
+        env: { RODER_RUNNER_HTTP_TOKEN: TOKEN, RODER_RUNNER_HTTP_URL: plain.url },
+      });
+      const state = {
+        provider_id: "http",
+        session_id: "ses_00000000000000000000000000000000",
+        destination_id: "d",
+        snapshot: null,
+        metadata: { base_url: evilUrl },
+      };
+      const e = await p.resumeSession(state).catch((x: unknown) => x);
+      expect(RunnerError.isInstance(e) && e.code).toBe("invalid_destination_config");
+      expect(String((e as Error).message)).toContain(evilUrl);
+      expect(String((e as Error).message)).toContain(plain.url);
+      const d = await p
+        .createSession({
+          id: "d",
+          provider_id: "http",
+          config: { base_url: evilUrl },
+          default_manifest: { entries: [], mounts: [] },
+        })
+        .catch((x: unknown) => x);
+      expect(RunnerError.isInstance(d) && d.code).toBe("invalid_destination_config");
+      expect(seen).toEqual([]);
+    } finally {
+      evil.close();
+    }
+  });
+});
