@@ -6,11 +6,15 @@ export const E2bDestinationConfigSchema = z
   .object({
     /** Template (or snapshot) id or alias. */
     template: z.string().min(1).default("base"),
-    /** Sandbox lifetime before E2B stops it (seconds); also written as `roder_expires_at`. */
+    /**
+     * Idle time (seconds): the sandbox's E2B timeout, which the provider moves to now + ttl_seconds while the
+     * session is used, so an idle session is gone ttl_seconds after its last use. At most the plan's maximum
+     * timeout (checked before create: 1 h on E2B's base plan, 24 h on Pro).
+     */
     ttl_seconds: z
       .number()
       .int()
-      .min(30)
+      .min(1)
       .max(24 * 3600)
       .default(3600),
     workspace_root: z.string().startsWith("/").default("/home/user"),

@@ -2,6 +2,7 @@ import { promises as fs } from "node:fs";
 import {
   CancelledError,
   confinePath,
+  DEFAULT_RETRY,
   type EnvSource,
   InvalidDestinationConfigError,
   ProviderApiError,
@@ -14,6 +15,7 @@ import {
   type RunnerMount,
   type RunnerSessionState,
   SessionNotFoundError,
+  withRetry,
 } from "@roder/runner-contract";
 import {
   checkSandboxMounts,
@@ -22,7 +24,7 @@ import {
   parseArtifactTarget,
   type SandboxMountRef,
 } from "@roder/runner-storage";
-import { E2bDestinationConfigSchema, parseE2bConfig } from "./e2b-config.js";
+import { type E2bDestinationConfig, E2bDestinationConfigSchema, parseE2bConfig } from "./e2b-config.js";
 import { mapE2bError } from "./e2b-errors.js";
 import { E2bSession } from "./e2b-session.js";
 
@@ -42,8 +44,44 @@ export interface E2bProviderSettings {
   /** `roder_owner` metadata on every sandbox (for sweepers). Default `roder-runners`. */
   owner?: string;
   requestTimeoutMs?: number;
-  /** Retries of a create refused with 429 (default 4, exponential backoff). */
+  /**
+   * Retries of a create or resume refused with 429 (default 4): the contract's `withRetry` (capped exponential
+   * backoff with jitter, cancelled by the call's signal). A 429 carrying `Retry-After` (E2B's API rate limiter)
+   * is first waited out by the SDK itself, which honours the header.
+   */
   rateLimitRetries?: number;
+  /**
+   * The E2B plan's maximum sandbox timeout in hours (default `RODER_E2B_PLAN_MAX_HOURS`, else 1: the base
+   * plan; Pro allows 24). `ttl_seconds` over it is refused before anything is created.
+   */
+  planMaxTimeoutHours?: number;
+  /**
+   * How often, at most, the sandbox's timeout is moved while the session is used (default ttl/4, at most 60 s).
+   */
+  keepAliveIntervalMs?: number;
+}
+
+/** Reads the plan's maximum timeout (hours) from settings or env, checked. */
+function planMaxHours(settings: E2bProviderSettings, env: EnvSource): number {
+  const raw = settings.planMaxTimeoutHours ?? env.RODER_E2B_PLAN_MAX_HOURS ?? 1;
+  const h = Number(raw);
+  if (!Number.isFinite(h) || h <= 0)
+    throw new InvalidDestinationConfigError({
+      providerId: "e2b",
+      message: `the E2B plan's maximum timeout must be a positive number of hours (planMaxTimeoutHours / RODER_E2B_PLAN_MAX_HOURS), got '${String(raw)}'`,
+    });
+  return h;
+}
+
+/** `ttl_seconds` against the plan's documented maximum (E2B: 400 "Timeout cannot be greater than N hours"). */
+function checkPlanLimits(config: E2bDestinationConfig, maxHours: number): void {
+  if (config.ttl_seconds <= maxHours * 3600) return;
+  const message = `ttl_seconds ${config.ttl_seconds} is over the E2B plan's maximum sandbox timeout of ${maxHours} hours (${maxHours * 3600} s): E2B refuses it ("Timeout cannot be greater than ${maxHours} hours"). Lower ttl_seconds, or set planMaxTimeoutHours / RODER_E2B_PLAN_MAX_HOURS to your plan's limit (Pro: 24)`;
+  throw new InvalidDestinationConfigError({
+    providerId: "e2b",
+    message,
+    issues: [{ path: "ttl_seconds", message }],
+  });
 }
 
 const CAPABILITIES: RunnerCapabilities = {
@@ -83,8 +121,34 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       ...(signal ? { signal } : {}),
     };
   };
-  const mapErr = (error: unknown, operation: string, sandboxId?: string) =>
-    mapE2bError(error, { operation, apiKeyEnv, ...(sandboxId ? { sandboxId } : {}) });
+  const mapErr = (error: unknown, operation: string, sandboxId?: string, template?: string) =>
+    mapE2bError(error, {
+      operation,
+      apiKeyEnv,
+      ...(sandboxId ? { sandboxId } : {}),
+      ...(template !== undefined ? { template } : {}),
+    });
+  /** 429 (nothing was created) is retried with the contract's backoff; the wait is cancelled by the signal. */
+  const rateLimited = (e: unknown) => ProviderApiError.isInstance(e) && e.statusCode === 429;
+  const retryRateLimited = <T>(operation: string, attempt: () => Promise<T>, signal?: AbortSignal) =>
+    withRetry(
+      async () => {
+        if (signal?.aborted) throw new CancelledError({ operation });
+        try {
+          return await attempt();
+        } catch (error) {
+          // Aborted while a refused attempt was in flight: the caller asked to stop, not to hear the 429.
+          if (signal?.aborted && rateLimited(error))
+            throw new CancelledError({ operation }, { cause: error });
+          throw error;
+        }
+      },
+      {
+        policy: { ...DEFAULT_RETRY, maxRetries: settings.rateLimitRetries ?? DEFAULT_RETRY.maxRetries },
+        signal,
+        isRetryable: rateLimited,
+      },
+    );
 
   const validate = (destination: RunnerDestination) => {
     const d = RunnerDestinationSchema.parse(destination);
@@ -94,6 +158,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
         message: `destination is for provider '${d.provider_id}'`,
       });
     const config = parseE2bConfig(d.config);
+    checkPlanLimits(config, planMaxHours(settings, env()));
     if (config.artifacts !== undefined) parseArtifactTarget("e2b", config.artifacts);
     checkSandboxMounts("e2b", d.default_manifest.mounts, config.workspace_root, env());
     for (const e of d.default_manifest.entries)
@@ -113,6 +178,11 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       ...mounts,
       apiKeyEnv,
       env: env() as Record<string, string | undefined>,
+      ttlMs: config.ttl_seconds * 1000,
+      keepAliveIntervalMs: settings.keepAliveIntervalMs ?? Math.min(config.ttl_seconds * 250, 60_000),
+      extend: async (ms: number) => {
+        await sandbox.setTimeout(ms);
+      },
       kill: async () => {
         try {
           await sandbox.kill();
@@ -148,33 +218,29 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
   ) {
     const { Sandbox } = await sdk();
     if (signal?.aborted) throw new CancelledError({ operation: "create session" });
-    let sandbox: import("e2b").Sandbox | undefined;
     // Rate limits are retried with backoff (the request was refused, nothing was created); the rest is typed.
-    for (let attempt = 0; !sandbox; attempt++) {
-      try {
-        // The create request itself is not aborted: a sandbox the server made after the client hung up would
-        // be left running with no one knowing its id. An abort is honoured as soon as the answer is in (below).
-        sandbox = await Sandbox.create(template, {
-          ...conn(undefined),
-          timeoutMs: config.ttl_seconds * 1000,
-          metadata: {
-            ...config.metadata,
-            roder_owner: owner,
-            roder_expires_at: new Date(Date.now() + config.ttl_seconds * 1000).toISOString(),
-            roder_destination: d.id,
-          },
-        });
-      } catch (error) {
-        const mapped = mapErr(error, "create sandbox");
-        if (
-          !(ProviderApiError.isInstance(mapped) && mapped.statusCode === 429) ||
-          attempt >= (settings.rateLimitRetries ?? 4) ||
-          signal?.aborted
-        )
-          throw mapped;
-        await new Promise((r) => setTimeout(r, Math.min(8000, 250 * 2 ** attempt)));
-      }
-    }
+    const sandbox = await retryRateLimited(
+      "create session",
+      async () => {
+        try {
+          // The create request itself is not aborted: a sandbox the server made after the client hung up would
+          // be left running with no one knowing its id. An abort is honoured as soon as the answer is in (below).
+          return await Sandbox.create(template, {
+            ...conn(undefined),
+            timeoutMs: config.ttl_seconds * 1000,
+            metadata: {
+              ...config.metadata,
+              roder_owner: owner,
+              roder_expires_at: new Date(Date.now() + config.ttl_seconds * 1000).toISOString(),
+              roder_destination: d.id,
+            },
+          });
+        } catch (error) {
+          throw mapErr(error, "create sandbox", undefined, template);
+        }
+      },
+      signal,
+    );
     const session = wrap(sandbox, d.id, config);
     try {
       if (signal?.aborted) throw new CancelledError({ operation: "create session" });
@@ -233,6 +299,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       if (state.provider_id !== "e2b" || typeof meta?.sandbox_id !== "string")
         throw new RunnerError("invalid_request", "not an e2b session state");
       const config = E2bDestinationConfigSchema.parse(meta.config);
+      checkPlanLimits(config, planMaxHours(settings, env()));
       if (state.snapshot) {
         // A snapshot restores into a new sandbox (Sandbox.create(snapshotId)).
         // The workspace is in the snapshot; bucket mounts are not, and are made again.
@@ -245,16 +312,27 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
         return create(d, config, state.snapshot.snapshot_id, options?.signal);
       }
       const { Sandbox } = await sdk();
-      try {
-        // connect() also resumes a paused sandbox.
-        const sandbox = await Sandbox.connect(meta.sandbox_id, conn(options?.signal));
-        return wrap(sandbox, state.destination_id, config, {
-          mounts: meta.mounts ?? [],
-          mounted: meta.mounted ?? [],
-        });
-      } catch (error) {
-        throw mapErr(error, "resume session", meta.sandbox_id);
-      }
+      const sandboxId = meta.sandbox_id;
+      // connect() also resumes a paused sandbox. Its timeout is the session's idle time: without one, E2B
+      // would give a resumed sandbox 300 s.
+      const sandbox = await retryRateLimited(
+        "resume session",
+        async () => {
+          try {
+            return await Sandbox.connect(sandboxId, {
+              ...conn(options?.signal),
+              timeoutMs: config.ttl_seconds * 1000,
+            });
+          } catch (error) {
+            throw mapErr(error, "resume session", sandboxId);
+          }
+        },
+        options?.signal,
+      );
+      return wrap(sandbox, state.destination_id, config, {
+        mounts: meta.mounts ?? [],
+        mounted: meta.mounted ?? [],
+      });
     },
   };
 }

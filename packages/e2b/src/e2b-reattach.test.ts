@@ -28,6 +28,7 @@ describe("e2b: reattaching a command after the client crashed (envd Connect)", (
     const state: RunnerSessionState = codecs.RunnerSessionState.decode(JSON.stringify(saved.state));
     const session = await createE2bProvider({ env }).resumeSession(state);
     const handle = await session.attachCommand!(saved.command_id);
+    await session.writeFile({ path: "go", contents: new Uint8Array() });
     let seen = "";
     for await (const chunk of handle.output) seen += new TextDecoder().decode(chunk.data);
     const result = await handle.wait();

@@ -56,6 +56,11 @@ export class E2bSession implements RemoteRunnerSession {
   private closed = false;
   private paused = false;
   private readonly running = new Map<string, { handle: SdkHandle; cancelled: boolean }>();
+  /** When the sandbox's timeout was last set to now + ttl (create and connect set it too). */
+  private extendedAt = Date.now();
+  private extending: Promise<void> | undefined;
+  /** Moves the timeout while a command this client follows runs (a command is use, however quiet). */
+  private keepAlive: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     readonly sandbox: SdkSandbox,
@@ -64,6 +69,12 @@ export class E2bSession implements RemoteRunnerSession {
       config: E2bDestinationConfig;
       apiKeyEnv: string;
       env: Record<string, string | undefined>;
+      /** The session's idle time: the sandbox's E2B timeout is moved to now + ttlMs while it is used. */
+      ttlMs: number;
+      /** How often, at most, the timeout is moved. */
+      keepAliveIntervalMs: number;
+      /** `Sandbox.setTimeout(ms)`. */
+      extend: (ms: number) => Promise<void>;
       kill: () => Promise<void>;
       snapshot: () => Promise<RunnerSnapshotRef>;
       /** Bucket mounts of the manifest (secret refs only), mounted in the sandbox at create. */
@@ -100,6 +111,53 @@ export class E2bSession implements RemoteRunnerSession {
       });
   }
 
+  /**
+   * Liveness: E2B kills the sandbox when its timeout passes, whatever it runs. Each operation moves the timeout
+   * to now + ttl (at most once per keepAliveIntervalMs); when half the ttl has passed since the last move, the
+   * operation waits for it, so a sandbox close to its end is extended before it is used (or found gone: a
+   * typed SessionNotFoundError).
+   */
+  private async touch(): Promise<void> {
+    const since = Date.now() - this.extendedAt;
+    if (since < this.info.keepAliveIntervalMs) return;
+    const moved = this.extend();
+    // Only a sandbox found gone fails the operation: another failure to extend leaves it to the next one.
+    const settled = moved.catch((error: unknown) => {
+      if (SessionNotFoundError.isInstance(error)) throw error;
+    });
+    if (since >= this.info.ttlMs / 2) await settled;
+    else settled.catch(() => {});
+  }
+
+  private extend(): Promise<void> {
+    this.extending ??= (async () => {
+      const at = Date.now();
+      try {
+        await this.info.extend(this.info.ttlMs);
+        this.extendedAt = Math.max(this.extendedAt, at);
+      } catch (error) {
+        throw this.map(error, "extend the sandbox timeout");
+      } finally {
+        this.extending = undefined;
+      }
+    })();
+    return this.extending;
+  }
+
+  /** Starts or stops the keep-alive timer as commands start and end. */
+  private updateKeepAlive(): void {
+    const want = this.running.size > 0 && !this.closed && !this.paused;
+    if (want && !this.keepAlive) {
+      this.keepAlive = setInterval(() => {
+        if (Date.now() - this.extendedAt >= this.info.keepAliveIntervalMs) this.extend().catch(() => {});
+      }, this.info.keepAliveIntervalMs);
+      this.keepAlive.unref();
+    } else if (!want && this.keepAlive) {
+      clearInterval(this.keepAlive);
+      this.keepAlive = undefined;
+    }
+  }
+
   state(): RunnerSessionState {
     return {
       provider_id: "e2b",
@@ -123,6 +181,7 @@ export class E2bSession implements RemoteRunnerSession {
     this.ensureOpen();
     if (options?.signal?.aborted) throw new CancelledError({ operation: "runCommand" });
     const request = RunnerCommandRequestSchema.parse(input);
+    await this.touch();
     const cwd = confinePath(request.cwd ?? this.root, { root: this.root, access: "cwd" });
     const envs: Record<string, string> = {};
     for (const [k, v] of request.env) {
@@ -169,6 +228,7 @@ export class E2bSession implements RemoteRunnerSession {
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
     this.ensureOpen();
     if (options?.signal?.aborted) throw new CancelledError({ operation: "attachCommand" });
+    await this.touch();
     const pid = await this.findPid(commandId, options?.signal);
     if (pid === undefined)
       throw new CommandNotFoundError({
@@ -212,6 +272,7 @@ export class E2bSession implements RemoteRunnerSession {
     }
     const entry = { handle, cancelled: false, detached: false };
     this.running.set(commandId, entry);
+    this.updateKeepAlive();
     const onAbort = () => {
       entry.cancelled = true;
       void handle.kill().catch(() => false);
@@ -248,6 +309,7 @@ export class E2bSession implements RemoteRunnerSession {
         output.end();
         signal?.removeEventListener("abort", onAbort);
         if (this.running.get(commandId) === entry) this.running.delete(commandId);
+        this.updateKeepAlive();
       }
     })();
     result.catch(() => {});
@@ -265,6 +327,7 @@ export class E2bSession implements RemoteRunnerSession {
       detach: async () => {
         entry.detached = true;
         if (this.running.get(commandId) === entry) this.running.delete(commandId);
+        this.updateKeepAlive();
         output.end();
         await handle.disconnect().catch(() => {});
       },
@@ -280,6 +343,7 @@ export class E2bSession implements RemoteRunnerSession {
 
   async cancelCommand(commandId: string): Promise<boolean> {
     this.ensureOpen();
+    await this.touch();
     const entry = this.running.get(commandId);
     if (!entry) {
       // Started by another client (or detached): find its process through envd.
@@ -318,6 +382,7 @@ export class E2bSession implements RemoteRunnerSession {
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen(options, "readFile");
+    await this.touch();
     const p = await this.realConfined(request.path, "read");
     try {
       const bytes = await this.sandbox.files.read(p, {
@@ -332,6 +397,7 @@ export class E2bSession implements RemoteRunnerSession {
 
   async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen(options, "writeFile");
+    await this.touch();
     const p = await this.realConfined(request.path, "write");
     if (p === this.root)
       throw new PathOutsideWorkspaceError({
@@ -367,6 +433,7 @@ export class E2bSession implements RemoteRunnerSession {
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen(options, "exportArtifact");
+    await this.touch();
     if (this.info.config.artifacts === undefined)
       throw new UnsupportedCapabilityError({
         providerId: "e2b",
@@ -396,6 +463,7 @@ export class E2bSession implements RemoteRunnerSession {
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {
     this.ensureOpen(options, "snapshot");
+    await this.touch();
     return this.info.snapshot();
   }
 
@@ -408,6 +476,7 @@ export class E2bSession implements RemoteRunnerSession {
       throw this.map(error, "pause sandbox");
     }
     this.paused = true;
+    this.updateKeepAlive();
   }
 
   async close(): Promise<void> {
@@ -415,6 +484,7 @@ export class E2bSession implements RemoteRunnerSession {
     if (this.paused) {
       // Nothing runs in a paused sandbox to drain or unmount: it goes as it is.
       this.closed = true;
+      this.updateKeepAlive();
       await this.info.kill();
       return;
     }
@@ -422,6 +492,7 @@ export class E2bSession implements RemoteRunnerSession {
     for (const ref of this.info.mounted.splice(0).reverse())
       await unmountInSandbox(this, ref).catch(() => {});
     this.closed = true;
+    this.updateKeepAlive();
     for (const e of this.running.values()) await e.handle.kill().catch(() => false);
     await this.info.kill();
   }

@@ -24,7 +24,8 @@ export function createE2bSweeper(settings: E2bProviderSettings = {}): SweepableP
             if (s.metadata?.roder_owner !== owner) continue;
             out.push({
               session_id: s.sandboxId,
-              expires_at: s.metadata?.roder_expires_at ?? null,
+              // E2B's own end (moved while the session is used) is when it goes; the creation tag is a fallback.
+              expires_at: s.endAt ? new Date(s.endAt).toISOString() : (s.metadata?.roder_expires_at ?? null),
               state: String(s.state),
             });
           }

@@ -11,7 +11,11 @@ const session = await createE2bProvider().createSession({
 const handle = await session.startCommand!({
   command_id: "long-1",
   program: "sh",
-  args: ["-c", "echo one; sleep 1.5; echo two; sleep 1; echo three; echo done > finished.txt"],
+  // "two" waits for the test to write `go` (after it attached): the check does not depend on timing.
+  args: [
+    "-c",
+    "echo one; while [ ! -e go ]; do sleep 0.1; done; echo two; sleep 0.5; echo three; echo done > finished.txt",
+  ],
 });
 for await (const chunk of handle.output) {
   if (new TextDecoder().decode(chunk.data).includes("one")) break;

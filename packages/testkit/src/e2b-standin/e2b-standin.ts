@@ -88,8 +88,8 @@ export interface E2bStandIn {
   /** Ids of sandboxes killed because their timeout passed (in order). */
   timedOut: string[];
   faults: FaultSwitch;
-  /** Method, path and status of every request (no bodies or headers). */
-  requests: Array<{ method: string; path: string; status: number }>;
+  /** Method, path, status and arrival time (ms since the epoch) of every request (no bodies or headers). */
+  requests: Array<{ method: string; path: string; status: number; at: number }>;
   stop(): Promise<void>;
 }
 
@@ -629,11 +629,13 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
   }
 
   const server = createServer((req, res) => {
+    const at = Date.now();
     res.on("finish", () =>
       requests.push({
         method: req.method ?? "",
         path: (req.url ?? "").split("?")[0]!,
         status: res.statusCode,
+        at,
       }),
     );
     void (async () => {
