@@ -76,7 +76,7 @@ const TABLE: Record<string, RunnerLimits> = {
     cancellation: "native",
     pause: "keeps-memory",
     notes:
-      "envd process stream; commands outlive the client and are reattached through envd Connect (found by their RODER_COMMAND_ID env), output from the moment of attaching; the sandbox lifetime (ttl_seconds) bounds every command",
+      "envd process stream; commands outlive the client and are reattached through envd Connect (found by their RODER_COMMAND_ID env), output from the moment of attaching; ttl_seconds is idle time (the provider moves the sandbox's timeout while the session is used, commands included); the plan's maximum sandbox length (1 h base, 24 h Pro) bounds every command",
   },
 };
 
