@@ -68,9 +68,8 @@ describe("e2b provider under faults", () => {
     await new Promise((r) => setTimeout(r, 300));
     await standIn.killSandbox(s.state().session_id);
     const e = await running;
-    // Either a typed error, or a result that says the process did not exit by itself.
-    if (e instanceof Error) expect(SessionNotFoundError.isInstance(e), String(e)).toBe(true);
-    else expect((e as { exit_code: number | null }).exit_code).toBeNull();
+    // The sandbox's envd connections drop as the VM goes; the SDK finds it gone through /health: typed.
+    expect(SessionNotFoundError.isInstance(e), String(e)).toBe(true);
     await s.close();
     expect(standIn.sandboxes()).toHaveLength(0);
   });
