@@ -3,6 +3,7 @@ import {
   InvalidDestinationConfigError,
   ProviderApiError,
   type RemoteRunnerSession,
+  RunnerError,
   SessionNotFoundError,
 } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
@@ -121,12 +122,21 @@ describe("e2b liveness: ttl_seconds is idle time", () => {
 });
 
 describe("e2b error mapping by status and body", () => {
-  it("an unknown template is an invalid destination naming it, and leaves nothing", async () => {
+  it("an unknown template is an invalid destination naming it and leaves nothing; a gone snapshot is not_found", async () => {
     const e = await caught(provider().createSession(destination({ template: "no-such-tpl" })));
     expect(InvalidDestinationConfigError.isInstance(e), String(e)).toBe(true);
     expect((e as Error).message).toContain("template 'no-such-tpl'");
     expect((e as InvalidDestinationConfigError).issues[0]?.path).toBe("template");
     expect(standIn.sandboxes()).toHaveLength(0);
+    // A snapshot that is gone is not a bad destination: not_found naming the snapshot.
+    const s = await open({});
+    const state = {
+      ...s.state(),
+      snapshot: { provider_id: "e2b", snapshot_id: "snap_gone", metadata: null },
+    };
+    const gone = await caught(provider().resumeSession(state));
+    expect(RunnerError.isInstance(gone) && gone.code, String(gone)).toBe("not_found");
+    expect((gone as Error).message).toContain("snapshot 'snap_gone'");
   });
 
   it("400 and 507 keep their status and are not retryable", async () => {

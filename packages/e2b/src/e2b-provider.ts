@@ -215,6 +215,8 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
     config: ReturnType<typeof parseE2bConfig>,
     template: string,
     signal?: AbortSignal,
+    /** What `template` names: a snapshot that is gone is not a bad destination. */
+    source: "template" | "snapshot" = "template",
   ) {
     const { Sandbox } = await sdk();
     if (signal?.aborted) throw new CancelledError({ operation: "create session" });
@@ -236,7 +238,14 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
             },
           });
         } catch (error) {
-          throw mapErr(error, "create sandbox", undefined, template);
+          const mapped = mapErr(error, "create sandbox", undefined, template);
+          if (source === "snapshot" && InvalidDestinationConfigError.isInstance(mapped))
+            throw new RunnerError(
+              "not_found",
+              `resume session: snapshot '${template}' does not exist on E2B (deleted, or made by another team)`,
+              { cause: error },
+            );
+          throw mapped;
         }
       },
       signal,
@@ -309,7 +318,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
           config: meta.config,
           default_manifest: { entries: [], mounts: meta.mounts ?? [] },
         });
-        return create(d, config, state.snapshot.snapshot_id, options?.signal);
+        return create(d, config, state.snapshot.snapshot_id, options?.signal, "snapshot");
       }
       const { Sandbox } = await sdk();
       const sandboxId = meta.sandbox_id;
