@@ -56,7 +56,8 @@ export interface E2bProviderSettings {
    */
   planMaxTimeoutHours?: number;
   /**
-   * How often, at most, the sandbox's timeout is moved while the session is used (default ttl/4, at most 60 s).
+   * How often, at most, the sandbox's timeout is moved while the session is used (default ttl/4, at most 60 s;
+   * never more than ttl/3).
    */
   keepAliveIntervalMs?: number;
 }
@@ -179,7 +180,11 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       apiKeyEnv,
       env: env() as Record<string, string | undefined>,
       ttlMs: config.ttl_seconds * 1000,
-      keepAliveIntervalMs: settings.keepAliveIntervalMs ?? Math.min(config.ttl_seconds * 250, 60_000),
+      // Never less often than a third of the ttl, whatever the setting: the timeout must move before it passes.
+      keepAliveIntervalMs: Math.min(
+        settings.keepAliveIntervalMs ?? Math.min(config.ttl_seconds * 250, 60_000),
+        config.ttl_seconds * 333,
+      ),
       extend: async (ms: number) => {
         await sandbox.setTimeout(ms);
       },
