@@ -5,6 +5,7 @@ import {
   SessionNotFoundError,
   withRetry,
 } from "@roder/runner-contract";
+import { type FlyRateLimiter, rateLimitKey } from "./fly-rate-limit.js";
 
 export type { RetryPolicy };
 
@@ -34,7 +35,8 @@ function retryAfterMs(v: string | null): number | undefined {
 
 /**
  * The Machines REST API client: bearer token (read per call, never logged), typed errors carrying the API's
- * `{"error": …}` message, retries with capped exponential backoff that honour `Retry-After`.
+ * `{"error": …}` message, a client-side rate limiter per machine and action (Fly allows about 1 request/s per
+ * action per machine, burst 3), retries with capped exponential backoff that honour `Retry-After`.
  * Idempotent calls retry on 429, 408, 5xx and connection failures; others (create, exec) only on 429, which
  * means the request was not processed.
  */
@@ -46,8 +48,12 @@ export class FlyApi {
       fetch: typeof globalThis.fetch;
       retry: RetryPolicy;
       onRetry?: ((operation: string, attempt: number, error: unknown) => void) | undefined;
+      limiter?: FlyRateLimiter | undefined;
     },
   ) {}
+
+  /** 429s the API answered (absorbed by retries unless they ran out), for benchmarks and diagnostics. */
+  rateLimited = 0;
 
   async call<T>(
     method: string,
@@ -60,17 +66,37 @@ export class FlyApi {
       nonce?: string | undefined;
       machineId?: string;
       timeoutMs?: number;
+      /** Retry a 408 inside this call (default true for idempotent calls; `wait` loops on its own deadline). */
+      retry408?: boolean;
     },
   ): Promise<T> {
     const url = `${this.opts.baseUrl}${path}`;
+    const key = rateLimitKey(method, path);
     // Non-idempotent calls (create, exec) are retried only on 429: the request was not processed.
-    return withRetry(() => this.once<T>(method, url, o), {
-      policy: this.opts.retry,
-      signal: o.signal,
-      onRetry: (n, error) => this.opts.onRetry?.(o.operation, n, error),
-      isRetryable: (error) =>
-        ProviderApiError.isInstance(error) && error.isRetryable && (o.idempotent || error.statusCode === 429),
-    });
+    return withRetry(
+      async () => {
+        await this.opts.limiter?.acquire(key, o.signal);
+        try {
+          return await this.once<T>(method, url, o);
+        } catch (error) {
+          if (ProviderApiError.isInstance(error) && error.statusCode === 429) {
+            this.rateLimited += 1;
+            this.opts.limiter?.penalize(key, error.retryAfterMs ?? 1000);
+          }
+          throw error;
+        }
+      },
+      {
+        policy: this.opts.retry,
+        signal: o.signal,
+        onRetry: (n, error) => this.opts.onRetry?.(o.operation, n, error),
+        isRetryable: (error) =>
+          ProviderApiError.isInstance(error) &&
+          error.isRetryable &&
+          (o.idempotent || error.statusCode === 429) &&
+          !(error.statusCode === 408 && o.retry408 === false),
+      },
+    );
   }
 
   private async once<T>(

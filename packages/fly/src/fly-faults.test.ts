@@ -53,16 +53,24 @@ describe("fly provider under faults", () => {
     await s.close();
   });
 
-  it("retries idempotent calls on 5xx and connection resets, never a command", async () => {
+  it("retries idempotent calls on 5xx and connection resets; a command whose start failed runs exactly once", async () => {
     standIn.faults.set({ status: 503, times: 2, match: /GET .*\/wait$/ });
     standIn.faults.set({ resetConnection: true, times: 1, match: /GET .*\/wait$/ });
     const s = await provider().createSession(destination);
-    expect(retries.filter((r) => r.startsWith("wait for machine"))).toHaveLength(3);
-    standIn.faults.set({ status: 500, times: 1, match: /POST .*\/exec$/ });
-    const e = await caught(s.runCommand({ command_id: "c", program: "true" }));
-    expect(ProviderApiError.isInstance(e) && e.statusCode).toBe(500);
-    expect(retries.filter((r) => r.startsWith("run command"))).toHaveLength(0);
-    await s.close();
+    try {
+      expect(retries.filter((r) => r.startsWith("wait for machine"))).toHaveLength(3);
+      // A 500 or a reset on the start says nothing about whether it ran: the provider looks in the machine
+      // (the command's directory) and starts it again only if it never started. Never blind retries.
+      for (const fault of [{ status: 500 }, { resetConnection: true }]) {
+        standIn.faults.set({ ...fault, times: 1, match: /POST .*\/exec$/ });
+        const r = await s.runCommand({ command_id: "c", program: "sh", args: ["-c", "echo x >> runs.txt"] });
+        expect(r.exit_code).toBe(0);
+      }
+      expect(new TextDecoder().decode((await s.readFile({ path: "runs.txt" })).contents)).toBe("x\nx\n");
+      expect(retries.filter((r) => r.startsWith("run command"))).toHaveLength(0);
+    } finally {
+      await s.close();
+    }
     expect(standIn.machines()).toHaveLength(0);
   });
 
@@ -147,10 +155,15 @@ describe("fly provider under faults", () => {
     const exec = standIn.bodies.filter((b) => b.path.endsWith("/exec")).at(-1)!.body as {
       command: string[];
       timeout: number;
+      stdin: string;
     };
     expect(Array.isArray(exec.command)).toBe(true);
-    expect(exec.command.slice(-3)).toEqual(["printf", "%s", "a b"]);
-    expect(exec.timeout).toBe(10);
+    // argv and env travel on stdin: no user byte on the exec's command line.
+    expect(exec.command).not.toContain("printf");
+    expect(exec.command).not.toContain("a b");
+    expect(exec.stdin).toMatch(/^<\d+ chars>$/);
+    // The exec is held at most exec_hold_s (20 s) in the machine, its own timeout a little longer.
+    expect(exec.timeout).toBe(30);
     expect(JSON.stringify(standIn.bodies)).not.toContain(TOKEN);
     await s.close();
     expect(SessionNotFoundError.isInstance(await caught(provider().resumeSession(s.state())))).toBe(true);

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
 import {
   CancelledError,
@@ -22,7 +23,10 @@ import {
 } from "@roder/runner-storage";
 import { FlyApi, type FlyMachine, type RetryPolicy } from "./fly-api.js";
 import { type FlyDestinationConfig, FlyDestinationConfigSchema, parseFlyConfig } from "./fly-config.js";
+import { DEFAULT_FLY_RATE_LIMIT, type FlyRateLimit, sharedFlyRateLimiter } from "./fly-rate-limit.js";
+import { CHECK_MARK, MARK } from "./fly-scripts.js";
 import { destroyMachine, FlySession } from "./fly-session.js";
+import { FlyWorkspaceLostError } from "./fly-workspace-lost-error.js";
 
 export interface FlyProviderSettings {
   /** Machines API base URL; default `FLY_API_URL`, else `https://api.machines.dev/v1`. */
@@ -35,6 +39,14 @@ export interface FlyProviderSettings {
   /** Owner tag written on every machine (`roder_owner` metadata), for the sweeper. Default `roder-runners`. */
   owner?: string;
   onRetry?: (operation: string, attempt: number, error: unknown) => void;
+  /**
+   * Client-side pacing per machine and action, under Fly's documented 1 request/s (burst 3): default
+   * `{ perSecond: 0.9, burst: 3 }`, shared by every provider instance of this process for the same API URL.
+   * `false` turns it off (429s are still absorbed, honouring `Retry-After`).
+   */
+  rateLimit?: FlyRateLimit | false;
+  /** Largest part of a file, and of each output stream, moved by one exec (default 4 MiB). */
+  chunkBytes?: number;
 }
 
 const CAPABILITIES: RunnerCapabilities = {
@@ -53,8 +65,9 @@ const CAPABILITIES: RunnerCapabilities = {
 export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
   const env = settings.env ?? process.env;
   const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
+  const baseUrl = (settings.baseUrl ?? env.FLY_API_URL ?? "https://api.machines.dev/v1").replace(/\/+$/, "");
   return new FlyApi({
-    baseUrl: (settings.baseUrl ?? env.FLY_API_URL ?? "https://api.machines.dev/v1").replace(/\/+$/, ""),
+    baseUrl,
     token: () => {
       const t = env[tokenEnv];
       if (!t)
@@ -68,6 +81,10 @@ export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
     fetch: settings.fetch ?? globalThis.fetch,
     retry: { maxRetries: 5, baseDelayMs: 500, maxDelayMs: 15_000, ...settings.retry },
     onRetry: settings.onRetry,
+    limiter:
+      settings.rateLimit === false
+        ? undefined
+        : sharedFlyRateLimiter(baseUrl, settings.rateLimit ?? DEFAULT_FLY_RATE_LIMIT),
   });
 }
 
@@ -76,6 +93,9 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
   const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
   const owner = settings.owner ?? "roder-runners";
   const api = () => createFlyApi(settings);
+  const tuning = { chunkBytes: settings.chunkBytes ?? 4 * 1024 * 1024 };
+  if (!Number.isInteger(tuning.chunkBytes) || tuning.chunkBytes < 1024)
+    throw new RangeError("fly: chunkBytes must be a whole number of bytes, at least 1024");
 
   const validate = (destination: RunnerDestination) => {
     const d = RunnerDestinationSchema.parse(destination);
@@ -91,6 +111,11 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
     return { d, config };
   };
 
+  /**
+   * Waits until the machine is started, within `deadline` (ms since epoch) exactly: each `wait` asks for at most
+   * the time left (whole seconds, 1–60, Fly's bounds), its 408 is not retried inside the API client, and retries
+   * of other failures stop at the deadline too.
+   */
   async function waitStarted(
     a: FlyApi,
     config: FlyDestinationConfig,
@@ -98,36 +123,38 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
     deadline: number,
     signal?: AbortSignal,
   ): Promise<void> {
-    // The wait endpoint caps at 60 s: loop until the overall deadline.
+    const timedOut = () =>
+      new RunnerError("create_timeout", `fly machine ${id} did not start within the create timeout`);
+    const overall = AbortSignal.timeout(Math.max(1, deadline - Date.now()));
+    const bounded = signal ? AbortSignal.any([signal, overall]) : overall;
     for (;;) {
       if (signal?.aborted) throw new CancelledError({ operation: "create session" });
-      const left = Math.ceil((deadline - Date.now()) / 1000);
-      if (left <= 0)
-        throw new RunnerError("create_timeout", `fly machine ${id} did not start within the create timeout`);
+      const leftMs = deadline - Date.now();
+      if (leftMs <= 0 || overall.aborted) throw timedOut();
+      const waitS = Math.max(1, Math.min(60, Math.floor(leftMs / 1000)));
       try {
-        await a.call(
-          "GET",
-          `/apps/${config.app}/machines/${id}/wait?state=started&timeout=${Math.min(60, left)}`,
-          {
-            idempotent: true,
-            operation: "wait for machine",
-            signal,
-            machineId: id,
-            timeoutMs: (Math.min(60, left) + 10) * 1000,
-          },
-        );
+        await a.call("GET", `/apps/${config.app}/machines/${id}/wait?state=started&timeout=${waitS}`, {
+          idempotent: true,
+          retry408: false,
+          operation: "wait for machine",
+          signal: bounded,
+          machineId: id,
+          timeoutMs: (waitS + 10) * 1000,
+        });
         return;
       } catch (error) {
+        if (overall.aborted && !signal?.aborted) throw timedOut();
         if (ProviderApiError.isInstance(error) && error.statusCode === 408) continue;
+        if (CancelledError.isInstance(error)) throw error;
         const m = await a
           .call<FlyMachine>("GET", `/apps/${config.app}/machines/${id}`, {
             idempotent: true,
             operation: "get machine",
-            signal,
+            signal: bounded,
             machineId: id,
           })
           .catch(() => null);
-        if (m && (m.state === "failed" || m.state === "destroyed"))
+        if (m && (m.state === "failed" || m.state === "launch_failed" || m.state === "destroyed"))
           throw new ProviderApiError(
             {
               providerId: "fly",
@@ -192,20 +219,28 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
         idempotent: false,
         operation: "create machine",
       });
+      const marker = randomBytes(12).toString("hex");
       const session = new FlySession(a, {
         machineId: machine.id,
         destinationId: d.id,
         config,
         env: env() as Record<string, string | undefined>,
         mounted: [],
+        marker,
+        tuning,
       });
       try {
         await waitStarted(a, config, machine.id, now + config.create_timeout_ms, options?.signal);
-        const prep = await session.exec(["mkdir", "-p", "--", config.workspace_root], {
-          timeoutS: 30,
-          signal: options?.signal,
-          operation: "prepare workspace",
-        });
+        // The workspace and its marker: a machine that was stopped and started again is rebuilt from its image,
+        // and resumeSession tells that from the marker being gone.
+        const prep = await session.exec(
+          ["/bin/sh", "-c", MARK, "roder-mark", config.workspace_root, marker],
+          {
+            timeoutS: 30,
+            signal: options?.signal,
+            operation: "prepare workspace",
+          },
+        );
         if ((prep.exit_code ?? 0) !== 0)
           throw new RunnerError(
             "create_failed",
@@ -263,7 +298,11 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
         });
         await waitStarted(a, config, m.id, Date.now() + config.create_timeout_ms, options?.signal);
       }
-      return new FlySession(a, {
+      const marker =
+        typeof (meta as { marker?: unknown }).marker === "string"
+          ? (meta as { marker: string }).marker
+          : undefined;
+      const session = new FlySession(a, {
         machineId: m.id,
         destinationId: state.destination_id,
         config,
@@ -271,7 +310,26 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
         mounted: Array.isArray((meta as { mounted?: unknown }).mounted)
           ? (meta as { mounted: SandboxMountRef[] }).mounted
           : [],
+        ...(marker ? { marker } : {}),
+        tuning,
       });
+      if (marker) {
+        const r = await session.exec(
+          ["/bin/sh", "-c", CHECK_MARK, "roder-check", config.workspace_root, marker],
+          { timeoutS: 30, signal: options?.signal, operation: "check workspace", idempotent: true },
+        );
+        if ((r.exit_code ?? 0) !== 0) {
+          // The session's files and processes are gone: it cannot be handed out. The empty machine goes too.
+          await destroyMachine(a, config.app, m.id).catch(() => {});
+          throw new FlyWorkspaceLostError({
+            machineId: m.id,
+            message:
+              `fly: the workspace of machine ${m.id} was lost: the machine was stopped and started again, which ` +
+              "rebuilds a Fly Machine from its image (only volumes keep data). The machine has been destroyed; create a new session.",
+          });
+        }
+      }
+      return session;
     },
   };
 }

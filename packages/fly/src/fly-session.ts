@@ -1,8 +1,11 @@
+import { createHash, randomBytes } from "node:crypto";
 import {
   CancelledError,
+  CommandNotFoundError,
   cancelledMarker,
   confinePath,
   PathOutsideWorkspaceError,
+  ProviderApiError,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequest,
   type RunnerArtifactExportResult,
@@ -30,15 +33,54 @@ import {
   unmountInSandbox,
 } from "@roder/runner-storage";
 import type { ExecResult, FlyApi } from "./fly-api.js";
-import type { FlyDestinationConfig } from "./fly-config.js";
-import { EXIT, KILL, READ, RUN, WRITE } from "./fly-scripts.js";
+import { type FlyDestinationConfig, suspendProblem } from "./fly-config.js";
+import { DISCARD, EXIT, FOLLOW, KILL, READ, START, WRITE } from "./fly-scripts.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** What one START/FOLLOW exec reports about a command (see fly-scripts.ts). */
+interface PollReport {
+  exit: number | null;
+  cancelled: boolean;
+  outSize: number;
+  errSize: number;
+  elapsedMs: number | null;
+  out: Buffer;
+  err: Buffer;
+}
+
+function parsePoll(stdout: string | undefined): PollReport {
+  const [head = "", out = "", err = ""] = (stdout ?? "").split("\n");
+  const [ex, c, os, es, t0, t1] = head.split(" ");
+  if (os === undefined || es === undefined)
+    throw new RunnerError(
+      "provider_api",
+      `fly: unexpected answer from the command follower: ${head.slice(0, 80)}`,
+    );
+  const start = Number(t0);
+  const end = Number(t1);
+  return {
+    exit: ex === "-" || ex === undefined ? null : Number(ex),
+    cancelled: c === "1",
+    outSize: Number(os),
+    errSize: Number(es),
+    elapsedMs: start > 0 && end > 0 ? (end - start) / 1e6 : null,
+    out: Buffer.from(out, "base64"),
+    err: Buffer.from(err, "base64"),
+  };
+}
+
+export interface FlySessionTuning {
+  /** Largest part of a file moved by one exec, and of each output stream per poll (bytes). */
+  chunkBytes: number;
+}
 
 export class FlySession implements RemoteRunnerSession {
   private closed = false;
   private paused = false;
-  private readonly running = new Map<string, { cancelled: boolean; cancelling?: Promise<boolean> }>();
+  private readonly running = new Map<string, { cancelled: boolean }>();
+  /** Seconds one follower exec is held in the machine; halved when the API edge answers 408 sooner. */
+  private hold: number;
 
   constructor(
     private readonly api: FlyApi,
@@ -49,8 +91,13 @@ export class FlySession implements RemoteRunnerSession {
       env: Record<string, string | undefined>;
       /** Buckets mounted in the machine at create (rclone + FUSE): unmounted, write-back drained, at close. */
       mounted: SandboxMountRef[];
+      /** Written in the workspace at create: resumeSession checks it is still there (see FlyWorkspaceLostError). */
+      marker?: string;
+      tuning?: FlySessionTuning;
     },
-  ) {}
+  ) {
+    this.hold = info.config.exec_hold_s;
+  }
 
   private get root(): string {
     return this.info.config.workspace_root;
@@ -58,6 +105,10 @@ export class FlySession implements RemoteRunnerSession {
 
   private get path(): string {
     return `/apps/${this.info.config.app}/machines/${this.info.machineId}`;
+  }
+
+  private get chunkBytes(): number {
+    return this.info.tuning?.chunkBytes ?? 4 * 1024 * 1024;
   }
 
   state(): RunnerSessionState {
@@ -72,6 +123,7 @@ export class FlySession implements RemoteRunnerSession {
         workspace_root: this.root,
         config: this.info.config,
         mounted: this.info.mounted,
+        ...(this.info.marker ? { marker: this.info.marker } : {}),
       },
     };
   }
@@ -90,30 +142,122 @@ export class FlySession implements RemoteRunnerSession {
       });
   }
 
-  /** One exec call: argv, optional stdin, exec timeout in seconds. */
+  /**
+   * One exec call: argv, optional stdin, exec timeout in seconds. `idempotent`: the program may run twice
+   * (reads, polls), so a 408, 5xx or dropped connection is retried; otherwise only a 429 is.
+   */
   exec(
     command: string[],
-    o: { stdin?: string; timeoutS: number; signal?: AbortSignal | undefined; operation: string },
+    o: {
+      stdin?: string;
+      timeoutS: number;
+      signal?: AbortSignal | undefined;
+      operation: string;
+      idempotent?: boolean;
+    },
   ): Promise<ExecResult> {
     return this.api.call<ExecResult>("POST", `${this.path}/exec`, {
       body: { command, timeout: o.timeoutS, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) },
-      idempotent: false,
+      idempotent: o.idempotent ?? false,
       operation: o.operation,
       signal: o.signal,
       machineId: this.info.machineId,
     });
   }
 
-  private pidFile(commandId: string): string {
-    return `${this.root}/.roder/run/${Buffer.from(commandId).toString("hex").slice(0, 64)}.pid`;
+  /** The directory of a command in the machine (a hash of its id: any id, fixed length). */
+  private commandDir(commandId: string): string {
+    return `${this.root}/.roder/cmd/${createHash("sha256").update(commandId).digest("hex").slice(0, 32)}`;
   }
 
-  async runCommand(
-    input: RunnerCommandRequestInput,
-    options?: RunnerCallOptions,
-  ): Promise<RunnerCommandResult> {
-    this.ensureOpen();
-    if (options?.signal?.aborted) throw new CancelledError({ operation: "runCommand" });
+  private get tenths(): number {
+    return Math.max(1, Math.round(this.hold * 10));
+  }
+
+  private get execTimeoutS(): number {
+    return Math.ceil(this.hold) + 10;
+  }
+
+  /**
+   * Follows a command from the offsets in `seen` until it ends: each poll is one exec held up to `hold`
+   * seconds in the machine (mode `done`: until the command ends; `output`: until it prints). Polls repeat with
+   * no gap while the command runs (each waits in the machine), and back off after failures.
+   */
+  private async follow(
+    dir: string,
+    first: PollReport | null,
+    o: {
+      mode: "done" | "output";
+      signal?: AbortSignal | undefined;
+      commandId: string;
+      onChunk?: (stream: "stdout" | "stderr", data: Buffer) => void;
+      seen?: { out: number; err: number };
+    },
+  ): Promise<{ report: PollReport; out: Buffer[]; err: Buffer[] }> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const seen = o.seen ?? { out: 0, err: 0 };
+    let report = first;
+    let failures = 0;
+    for (;;) {
+      if (report) {
+        if (report.out.length) {
+          out.push(report.out);
+          seen.out += report.out.length;
+          o.onChunk?.("stdout", report.out);
+        }
+        if (report.err.length) {
+          err.push(report.err);
+          seen.err += report.err.length;
+          o.onChunk?.("stderr", report.err);
+        }
+        if (report.exit !== null && seen.out >= report.outSize && seen.err >= report.errSize)
+          return { report, out, err };
+      }
+      const finished = report?.exit !== null && report !== null;
+      try {
+        const r = await this.exec(
+          [
+            "/bin/sh",
+            "-c",
+            FOLLOW,
+            "roder-follow",
+            dir,
+            String(seen.out),
+            String(seen.err),
+            finished ? "0" : String(this.tenths),
+            String(Math.floor(this.chunkBytes / 2)),
+            o.mode,
+          ],
+          {
+            timeoutS: this.execTimeoutS,
+            signal: o.signal,
+            operation: "follow command",
+            idempotent: true,
+          },
+        );
+        if ((r.exit_code ?? 0) === EXIT.missing)
+          throw new CommandNotFoundError({
+            providerId: "fly",
+            commandId: o.commandId,
+            message: `fly: command '${o.commandId}' is not known in machine ${this.info.machineId}`,
+          });
+        report = parsePoll(r.stdout);
+        failures = 0;
+      } catch (error) {
+        // The API edge gave up on a held request: hold shorter from now on, and poll again.
+        if (ProviderApiError.isInstance(error) && error.statusCode === 408 && failures < 5) {
+          this.hold = Math.max(0.5, this.hold / 2);
+          failures += 1;
+          report = null;
+          continue;
+        }
+        throw error;
+      }
+    }
+  }
+
+  private validateCommand(input: RunnerCommandRequestInput) {
     const request = RunnerCommandRequestSchema.parse(input);
     const cwd = confinePath(request.cwd ?? this.root, { root: this.root, access: "cwd" });
     for (const [k, v] of request.env) {
@@ -126,110 +270,212 @@ export class FlySession implements RemoteRunnerSession {
       throw new RunnerError("invalid_request", "argv entries cannot contain NUL bytes");
     if (this.running.has(request.command_id))
       throw new RunnerError("invalid_request", `command id '${request.command_id}' is already running`);
-    const seconds = request.timeout_ms ? (request.timeout_ms / 1000).toFixed(3) : "0";
-    const execTimeout = request.timeout_ms
-      ? Math.ceil(request.timeout_ms / 1000) + 5
-      : this.info.config.default_exec_timeout_s;
+    return { request, cwd };
+  }
+
+  /**
+   * Starts the command detached in the machine (one exec that then waits up to `hold` seconds for it). A 408 or
+   * a dropped connection leaves it unknown whether it started: a poll tells, and only a command that never
+   * started is started again.
+   */
+  private async launch(
+    request: ReturnType<FlySession["validateCommand"]>["request"],
+    cwd: string,
+    o: { mode: "done" | "output"; waitTenths: number; signal?: AbortSignal | undefined },
+  ): Promise<PollReport> {
+    const dir = this.commandDir(request.command_id);
+    const launchId = randomBytes(8).toString("hex");
+    const limitS = request.timeout_ms
+      ? (request.timeout_ms / 1000).toFixed(3)
+      : String(this.info.config.default_exec_timeout_s ?? 0);
     const argv = [
       "/bin/sh",
       "-c",
-      RUN,
-      "roder-run",
+      START,
+      "roder-start",
+      dir,
       cwd,
-      this.pidFile(request.command_id),
-      seconds,
-      request.program,
-      ...request.args,
+      limitS,
+      String(o.waitTenths),
+      String(Math.floor(this.chunkBytes / 2)),
+      o.mode,
+      launchId,
     ];
-    // Env values travel on stdin (base64 lines), never on a command line.
-    const envBlock = request.env.map(([k, v]) => `${k} ${Buffer.from(v).toString("base64")}\n`).join("");
-    const entry: { cancelled: boolean; cancelling?: Promise<boolean> } = { cancelled: false };
+    // argv and env travel on stdin (base64 lines), never on a command line.
+    const b64 = (v: string) => Buffer.from(v).toString("base64");
+    const envBlock = [
+      ...[request.program, ...request.args].map((a) => `A ${b64(a)}\n`),
+      ...request.env.map(([k, v]) => `E ${k} ${b64(v)}\n`),
+    ].join("");
+    // Whether it started, when the answer was lost or cut short: null = it never did.
+    const probe = async (): Promise<PollReport | null> => {
+      const r = await this.exec(
+        ["/bin/sh", "-c", FOLLOW, "roder-follow", dir, "0", "0", "0", "0", o.mode, launchId],
+        {
+          timeoutS: 30,
+          signal: o.signal,
+          operation: "follow command",
+          idempotent: true,
+        },
+      );
+      if ((r.exit_code ?? 0) === EXIT.missing) return null;
+      return parsePoll(r.stdout);
+    };
+    for (let attempt = 0; ; attempt++) {
+      let r: ExecResult;
+      try {
+        r = await this.exec(argv, {
+          stdin: envBlock,
+          timeoutS: this.execTimeoutS,
+          signal: o.signal,
+          operation: "run command",
+        });
+      } catch (error) {
+        const unknownOutcome =
+          ProviderApiError.isInstance(error) &&
+          (error.statusCode === 408 || error.statusCode === undefined || error.statusCode >= 500);
+        if (!unknownOutcome || attempt >= 2 || o.signal?.aborted) throw error;
+        if (ProviderApiError.isInstance(error) && error.statusCode === 408)
+          this.hold = Math.max(0.5, this.hold / 2);
+        const seen = await probe();
+        if (seen) return seen;
+        continue;
+      }
+      const code = r.exit_code ?? 0;
+      if (code === EXIT.running)
+        throw new RunnerError("invalid_request", `command id '${request.command_id}' is already running`);
+      if (code === EXIT.io)
+        throw new RunnerError(
+          "io_error",
+          `fly: could not start the command: ${(r.stderr ?? "").trim().slice(0, 300)}`,
+        );
+      if (code === 0 && !r.exit_signal) {
+        try {
+          return parsePoll(r.stdout);
+        } catch {}
+      }
+      // The starter itself was cut short (killed by the command, say): what the machine has tells.
+      const seen = await probe();
+      if (seen) return seen;
+      if (attempt >= 2)
+        throw new RunnerError(
+          "provider_api",
+          `fly: could not start the command (exit ${code}): ${(r.stderr ?? "").trim().slice(0, 300)}`,
+        );
+    }
+  }
+
+  /** The contract's result from what the machine reported. */
+  private result(
+    request: { command_id: string; timeout_ms?: number | undefined },
+    report: PollReport,
+    out: Buffer[],
+    err: Buffer[],
+    cancelled: boolean,
+  ): RunnerCommandResult {
+    const stdout = Buffer.concat(out).toString("utf8");
+    let stderr = Buffer.concat(err).toString("utf8");
+    if (cancelled || report.cancelled)
+      return { command_id: request.command_id, exit_code: null, stdout, stderr: stderr + cancelledMarker() };
+    const limit = request.timeout_ms ?? (this.info.config.default_exec_timeout_s ?? 0) * 1000;
+    // timeout(1) answers 124 at the limit (137 when the KILL after it was needed); the clock in the machine says
+    // whether the limit was really reached, so a program that exits 124 on its own is not taken for a timeout.
+    if (
+      limit > 0 &&
+      (report.exit === 124 || report.exit === 137) &&
+      report.elapsedMs !== null &&
+      report.elapsedMs >= limit - 5
+    ) {
+      stderr += timeoutMarker(limit);
+      return { command_id: request.command_id, exit_code: null, stdout, stderr };
+    }
+    // timeout(1) reports a program it could not run as 126/127, like a shell.
+    return { command_id: request.command_id, exit_code: report.exit, stdout, stderr };
+  }
+
+  async runCommand(
+    input: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerCommandResult> {
+    this.ensureOpen();
+    if (options?.signal?.aborted) throw new CancelledError({ operation: "runCommand" });
+    const { request, cwd } = this.validateCommand(input);
+    const dir = this.commandDir(request.command_id);
+    const entry = { cancelled: false };
     this.running.set(request.command_id, entry);
-    const started = Date.now();
     // Aborting drops the exec request, which does not stop the process on the machine: kill it through a
     // second exec ("arm": also when it has not started yet) before answering.
     let killing: Promise<unknown> | undefined;
     const onAbort = () => {
       entry.cancelled = true;
-      killing = this.exec(["/bin/sh", "-c", KILL, "roder-kill", this.pidFile(request.command_id), "arm"], {
+      killing = this.exec(["/bin/sh", "-c", KILL, "roder-kill", dir, "arm"], {
         timeoutS: 30,
         operation: "cancel command",
       }).catch(() => undefined);
     };
     options?.signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      let r: Awaited<ReturnType<typeof this.exec>>;
-      try {
-        r = await this.exec(argv, {
-          ...(envBlock ? { stdin: envBlock } : {}),
-          timeoutS: execTimeout,
-          signal: options?.signal,
-          operation: "run command",
-        });
-      } catch (error) {
-        if (killing) {
-          await killing;
-          throw new CancelledError({ operation: "runCommand" }, { cause: error });
-        }
-        throw error;
+      const first = await this.launch(request, cwd, {
+        mode: "done",
+        waitTenths: this.tenths,
+        signal: options?.signal,
+      });
+      const { report, out, err } = await this.follow(dir, first, {
+        mode: "done",
+        signal: options?.signal,
+        commandId: request.command_id,
+      });
+      return this.result(request, report, out, err, entry.cancelled);
+    } catch (error) {
+      if (killing) {
+        await killing;
+        throw new CancelledError({ operation: "runCommand" }, { cause: error });
       }
-      if (entry.cancelling) await entry.cancelling.catch(() => false);
-      const code = r.exit_signal ? null : (r.exit_code ?? 0);
-      let stderr = r.stderr ?? "";
-      const timedOut =
-        request.timeout_ms !== undefined &&
-        (code === 124 || code === 137 || code === null) &&
-        Date.now() - started >= request.timeout_ms;
-      if (entry.cancelled)
-        return {
-          command_id: request.command_id,
-          exit_code: null,
-          stdout: r.stdout ?? "",
-          stderr: stderr + cancelledMarker(),
-        };
-      if (timedOut) {
-        stderr += timeoutMarker(request.timeout_ms!);
-        return { command_id: request.command_id, exit_code: null, stdout: r.stdout ?? "", stderr };
-      }
-      // timeout(1) reports a program it could not run as 126/127, like a shell.
-      return { command_id: request.command_id, exit_code: code, stdout: r.stdout ?? "", stderr };
+      throw error;
     } finally {
       options?.signal?.removeEventListener("abort", onAbort);
       this.running.delete(request.command_id);
     }
   }
 
-  /** Kills the command's process group through a second exec; `true` when it was running. */
+  /** Kills the command's process group through an exec; `true` when it was running. */
   async cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean> {
     this.ensureOpen();
+    const r = await this.exec(["/bin/sh", "-c", KILL, "roder-kill", this.commandDir(commandId)], {
+      timeoutS: 30,
+      signal: options?.signal,
+      operation: "cancel command",
+    });
+    const killed = (r.exit_code ?? 0) === 0;
     const entry = this.running.get(commandId);
-    const cancelling = (async () => {
-      const r = await this.exec(["/bin/sh", "-c", KILL, "roder-kill", this.pidFile(commandId)], {
-        timeoutS: 30,
-        signal: options?.signal,
-        operation: "cancel command",
-      });
-      const killed = (r.exit_code ?? 0) === 0;
-      if (killed && entry) entry.cancelled = true;
-      return killed;
-    })();
-    // The command's own exec may answer before this one: it waits for the verdict (see runCommand).
-    if (entry) entry.cancelling = cancelling;
-    return cancelling;
+    if (killed && entry) entry.cancelled = true;
+    return killed;
   }
 
+  /** Reads in parts of at most `chunkBytes`, one exec each (the first also gives the size). */
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen();
     const p = confinePath(request.path, { root: this.root, access: "read" });
-    const r = await this.exec(["/bin/sh", "-c", READ, "roder-read", p, this.root], {
-      timeoutS: 120,
-      signal: options?.signal,
-      operation: "read file",
-    });
-    this.fileError(r, request.path);
-    return { path: request.path, contents: new Uint8Array(Buffer.from(r.stdout ?? "", "base64")) };
+    const parts: Buffer[] = [];
+    let offset = 0;
+    for (;;) {
+      const r = await this.exec(
+        ["/bin/sh", "-c", READ, "roder-read", p, String(offset), String(this.chunkBytes), this.root],
+        { timeoutS: 120, signal: options?.signal, operation: "read file", idempotent: true },
+      );
+      this.fileError(r, request.path);
+      const nl = (r.stdout ?? "").indexOf("\n");
+      const size = Number((r.stdout ?? "").slice(0, nl));
+      const part = Buffer.from((r.stdout ?? "").slice(nl + 1), "base64");
+      parts.push(part);
+      offset += part.length;
+      if (offset >= size || part.length === 0) break;
+    }
+    const all = Buffer.concat(parts);
+    return { path: request.path, contents: new Uint8Array(all.buffer, all.byteOffset, all.byteLength) };
   }
 
+  /** Writes in parts of at most `chunkBytes` to a temp file beside the target, renamed over it at the end. */
   async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen();
     const p = confinePath(request.path, { root: this.root, access: "write" });
@@ -239,18 +485,34 @@ export class FlySession implements RemoteRunnerSession {
         root: this.root,
         reason: "cannot write over the workspace root",
       });
-    const stdin = Buffer.from(
+    const bytes = Buffer.from(
       request.contents.buffer,
       request.contents.byteOffset,
       request.contents.byteLength,
-    ).toString("base64");
-    const r = await this.exec(["/bin/sh", "-c", WRITE, "roder-write", p, this.root], {
-      stdin,
-      timeoutS: 120,
-      signal: options?.signal,
-      operation: "write file",
-    });
-    this.fileError(r, request.path);
+    );
+    const tmp = randomBytes(6).toString("hex");
+    const count = Math.max(1, Math.ceil(bytes.length / this.chunkBytes));
+    try {
+      for (let i = 0; i < count; i++) {
+        const part = count === 1 ? "only" : i === 0 ? "first" : i === count - 1 ? "last" : "next";
+        const r = await this.exec(["/bin/sh", "-c", WRITE, "roder-write", p, tmp, part, this.root], {
+          stdin: bytes.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes).toString("base64"),
+          timeoutS: 120,
+          signal: options?.signal,
+          operation: "write file",
+          // The first part truncates: sending it twice does no harm. Later parts append.
+          idempotent: part === "first" || part === "only",
+        });
+        this.fileError(r, request.path);
+      }
+    } catch (error) {
+      if (count > 1)
+        await this.exec(["/bin/sh", "-c", DISCARD, "roder-discard", p, tmp], {
+          timeoutS: 30,
+          operation: "discard partial write",
+        }).catch(() => {});
+      throw error;
+    }
   }
 
   private fileError(r: ExecResult, path: string): void {
@@ -327,6 +589,16 @@ export class FlySession implements RemoteRunnerSession {
    */
   async pause(options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen();
+    const why =
+      this.info.config.suspend === false
+        ? "this destination sets suspend: false"
+        : suspendProblem(this.info.config);
+    if (why)
+      throw new UnsupportedCapabilityError({
+        providerId: "fly",
+        capability: "pause",
+        message: `fly: this machine cannot be suspended: ${why}`,
+      });
     await this.api.call("POST", `${this.path}/suspend`, {
       idempotent: true,
       operation: "suspend machine",

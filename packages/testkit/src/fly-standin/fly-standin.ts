@@ -16,6 +16,31 @@ export interface FlyStandInOptions {
   token?: string;
   /** Time a machine spends in `starting` (default 150 ms). */
   startDelayMs?: number;
+  /** Time a machine spends in `stopping`, `suspending` and `destroying` (default 50 ms). */
+  transitionDelayMs?: number;
+  /**
+   * Fly's rate limit: per machine (per app for create and list), per action, `perSecond` requests with bursts of
+   * `burst`; beyond it 429 `{"error","status"}` with `Retry-After` (default `{ perSecond: 1, burst: 3 }`).
+   * `false` turns it off.
+   */
+  rateLimit?: { perSecond: number; burst: number } | false;
+  /**
+   * The API edge's limit on one exec request: held longer, it is answered 408 while the command goes on in the
+   * machine (default 30 000 ms). `false` turns it off.
+   */
+  execRequestLimitMs?: number | false;
+  /**
+   * Stop then start resets the machine: its backend session is closed at stop (files and processes gone) and
+   * rebuilt from the image (config `files` written again) at start (default true). `false`: stop keeps it.
+   */
+  resetOnStop?: boolean;
+  /** How long a destroyed machine still answers GET with `state: "destroyed"` before 404 (default 5000 ms). */
+  destroyedLingerMs?: number;
+  /**
+   * Fly's guest sizes and suspend eligibility: sizes Fly refuses are refused at create (422), suspend of a
+   * machine with more than 4 GB, swap or a schedule is refused (412) (default true). `false` accepts anything.
+   */
+  enforceGuestLimits?: boolean;
 }
 
 export type FlyMachineState =
@@ -24,10 +49,12 @@ export type FlyMachineState =
   | "started"
   | "stopping"
   | "stopped"
+  | "suspending"
   | "suspended"
+  | "replacing"
   | "destroying"
   | "destroyed"
-  | "failed";
+  | "launch_failed";
 
 export interface FlyStandInMachine {
   id: string;
@@ -40,6 +67,8 @@ export interface FlyStandInMachine {
   created_at: string;
   updated_at: string;
   session?: RemoteRunnerSession;
+  /** When it was destroyed (ms since epoch): GET answers `destroyed` until `destroyedLingerMs` later, then 404. */
+  destroyed_at?: number;
   lease?: { nonce: string; expires_at: number; owner: string; description: string };
 }
 
@@ -54,6 +83,12 @@ export interface FlyStandIn {
   };
   /** Method, path and status of every request (no bodies, no headers). */
   requests: Array<{ method: string; path: string; status: number }>;
+  /** How many requests the rate limit refused (429) so far. */
+  readonly rateLimited: number;
+  /** How many exec requests were answered 408 because they were held past `execRequestLimitMs`. */
+  readonly execTimeouts: number;
+  /** Stops a machine as Fly's platform may (host maintenance, an operator): the next start resets it. */
+  stopMachine(id: string): Promise<void>;
   /** Bodies of create and exec requests as received (to check wire shapes; never carries the token). */
   bodies: Array<{ path: string; body: unknown }>;
   stop(): Promise<void>;
@@ -63,9 +98,49 @@ class ApiError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    /** Fly's `status` field: "unknown" unless a documented code applies ("insufficient_capacity"). */
+    readonly code = "unknown",
+    readonly retryAfterS?: number,
   ) {
     super(message);
   }
+}
+
+/** Fly's guest sizes (docs: machines/guides-examples/machine-sizing): a message naming the limit, or null. */
+function guestProblem(guest: unknown): string | null {
+  if (guest === undefined || guest === null) return null;
+  const g = guest as { cpu_kind?: unknown; cpus?: unknown; memory_mb?: unknown };
+  const kind = g.cpu_kind ?? "shared";
+  if (kind !== "shared" && kind !== "performance")
+    return `invalid cpu_kind '${String(kind)}': shared or performance`;
+  const cpus = g.cpus ?? 1;
+  const allowed = kind === "shared" ? [1, 2, 4, 6, 8] : [1, 2, 4, 6, 8, 10, 12, 14, 16];
+  if (typeof cpus !== "number" || !allowed.includes(cpus))
+    return `invalid number of ${kind} cpus ${String(cpus)}: one of ${allowed.join(", ")}`;
+  const mem = g.memory_mb ?? (kind === "shared" ? 256 * cpus : 2048 * cpus);
+  if (typeof mem !== "number" || !Number.isInteger(mem) || mem % 256 !== 0)
+    return `invalid memory size ${String(mem)} MB: a multiple of 256 MB`;
+  if (kind === "shared" && (mem < 256 * cpus || mem > 2048 * cpus))
+    return `invalid memory size ${mem} MB for ${cpus} shared cpu(s): between ${256 * cpus} and ${2048 * cpus} MB`;
+  if (kind === "performance" && mem < 2048 * cpus)
+    return `invalid memory size ${mem} MB for ${cpus} performance cpu(s): at least ${2048 * cpus} MB`;
+  return null;
+}
+
+/** Why Fly refuses to suspend a machine of this config (docs: machines/suspend-resume), or null. */
+function suspendProblem(config: Record<string, unknown>): string | null {
+  const g = (config.guest ?? {}) as {
+    cpu_kind?: string;
+    cpus?: number;
+    memory_mb?: number;
+    swap_size_mb?: number;
+  };
+  const mem = g.memory_mb ?? (g.cpu_kind === "performance" ? 2048 : 256) * (g.cpus ?? 1);
+  if (mem > 4096)
+    return `machines with more than 4096 MB of memory cannot be suspended (this one has ${mem} MB)`;
+  if ((g.swap_size_mb ?? 0) > 0) return "machines with swap cannot be suspended";
+  if (config.schedule) return "machines with a schedule cannot be suspended";
+  return null;
 }
 
 export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlyStandIn> {
@@ -74,8 +149,16 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
   const requests: FlyStandIn["requests"] = [];
   const bodies: FlyStandIn["bodies"] = [];
   const faults = createFaultSwitch((status) =>
-    JSON.stringify({ error: status === 429 ? "rate limited" : "internal error" }),
+    JSON.stringify({ error: status === 429 ? "rate limit exceeded" : "internal error", status: "unknown" }),
   );
+  const rate = options.rateLimit === undefined ? { perSecond: 1, burst: 3 } : options.rateLimit;
+  const execLimitMs = options.execRequestLimitMs === undefined ? 30_000 : options.execRequestLimitMs;
+  const resetOnStop = options.resetOnStop ?? true;
+  const lingerMs = options.destroyedLingerMs ?? 5000;
+  const enforceGuest = options.enforceGuestLimits ?? true;
+  const transitionMs = options.transitionDelayMs ?? 50;
+  let rateLimited = 0;
+  let execTimeouts = 0;
   let failNextStart = false;
   const waiters = new Set<() => void>();
   const notify = () => {
@@ -90,9 +173,33 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
       default_manifest: { entries: [], mounts: [] },
     }));
 
+  // Token buckets per (machine or app, action): Fly's documented 1 req/s per action per machine, burst 3.
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const takeToken = (key: string) => {
+    if (!rate) return;
+    const now = Date.now();
+    const b = buckets.get(key) ?? { tokens: rate.burst, at: now };
+    b.tokens = Math.min(rate.burst, b.tokens + ((now - b.at) / 1000) * rate.perSecond);
+    b.at = now;
+    buckets.set(key, b);
+    if (b.tokens < 1) {
+      rateLimited += 1;
+      throw new ApiError(
+        429,
+        "rate limit exceeded",
+        "unknown",
+        Math.max(1, Math.ceil((1 - b.tokens) / rate.perSecond)),
+      );
+    }
+    b.tokens -= 1;
+  };
+
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
   const setState = (m: FlyStandInMachine, state: FlyMachineState) => {
     m.state = state;
     m.updated_at = new Date().toISOString();
+    if (state === "destroyed") m.destroyed_at = Date.now();
     notify();
   };
 
@@ -114,29 +221,47 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     events: [],
   });
 
+  /** Boots the machine from its image: a fresh backend session with the config's `files` written. */
   async function boot(m: FlyStandInMachine): Promise<void> {
     setState(m, "starting");
-    await new Promise((r) => setTimeout(r, options.startDelayMs ?? 150));
+    await sleep(options.startDelayMs ?? 150);
     if (m.state !== "starting") return;
     if (failNextStart) {
       failNextStart = false;
-      setState(m, "failed");
+      setState(m, "launch_failed");
       return;
     }
     try {
-      m.session = await options.backend.createSession(backendDestination(m.id));
+      const session = await options.backend.createSession(backendDestination(m.id));
+      if ((m.state as FlyMachineState) !== "starting") {
+        await session.close().catch(() => {});
+        return;
+      }
+      m.session = session;
       const files = (
         (m.config as { files?: Array<{ guest_path: string; raw_value?: string }> }).files ?? []
       ).filter((f) => f.raw_value !== undefined);
       for (const f of files)
-        await m.session.writeFile({
+        await session.writeFile({
           path: f.guest_path,
           contents: new Uint8Array(Buffer.from(f.raw_value!, "base64")),
         });
       if ((m.state as FlyMachineState) === "starting") setState(m, "started");
     } catch {
-      setState(m, "failed");
+      setState(m, "launch_failed");
     }
+  }
+
+  /** Stop: the VM halts; with `resetOnStop` its root filesystem and processes are gone (rebuilt at start). */
+  async function halt(m: FlyStandInMachine): Promise<void> {
+    setState(m, "stopping");
+    await sleep(transitionMs);
+    if (resetOnStop) {
+      const s = m.session;
+      m.session = undefined;
+      await s?.close().catch(() => {});
+    }
+    if (m.state === "stopping") setState(m, "stopped");
   }
 
   async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -151,20 +276,38 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     }
   }
 
-  const send = (res: ServerResponse, status: number, body?: unknown) => {
+  const send = (
+    res: ServerResponse,
+    status: number,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    if (res.headersSent || res.destroyed) return;
     if (body === undefined) {
-      res.writeHead(status).end();
+      res.writeHead(status, headers).end();
       return;
     }
     const text = JSON.stringify(body);
     res
-      .writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) })
+      .writeHead(status, {
+        ...headers,
+        "content-type": "application/json",
+        "content-length": String(Buffer.byteLength(text)),
+      })
       .end(text);
   };
 
-  const machine = (app: string, id: string) => {
+  /** A machine of the app; destroyed ones answer only `GET` (and `wait?state=destroyed`) while they linger. */
+  const machine = (app: string, id: string, lingering: boolean) => {
     const m = machines.get(id);
-    if (!m || m.app !== app || m.state === "destroyed") throw new ApiError(404, "machine not found");
+    if (!m || m.app !== app) throw new ApiError(404, "machine not found");
+    if (m.state === "destroyed") {
+      if (m.destroyed_at! + lingerMs < Date.now()) {
+        machines.delete(id);
+        throw new ApiError(404, "machine not found");
+      }
+      if (!lingering) throw new ApiError(404, "machine not found");
+    }
     return m;
   };
 
@@ -177,7 +320,8 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
 
   async function exec(m: FlyStandInMachine, body: Record<string, unknown>) {
     if (m.state !== "started" || !m.session)
-      throw new ApiError(412, `machine ${m.id} is not started (state ${m.state})`);
+      throw new ApiError(412, `failed_precondition: machine ${m.id} is not started (state ${m.state})`);
+    const session = m.session;
     const command = Array.isArray(body.command)
       ? (body.command as string[])
       : typeof body.cmd === "string"
@@ -191,37 +335,56 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     if (typeof body.stdin === "string" && body.stdin.length > 0) {
       // The backend's commands have no stdin: the bytes go to a file the command reads from.
       stdinFile = `.fly-exec-stdin-${randomBytes(6).toString("hex")}`;
-      await m.session.writeFile({ path: stdinFile, contents: new TextEncoder().encode(body.stdin) });
+      await session.writeFile({ path: stdinFile, contents: new TextEncoder().encode(body.stdin) });
       argv = [
         "/bin/sh",
         "-c",
         'f="$1"; shift; exec "$@" < "$f"',
         "sh",
-        `${(m.session.state().metadata as { workspace_root: string }).workspace_root}/${stdinFile}`,
+        `${(session.state().metadata as { workspace_root: string }).workspace_root}/${stdinFile}`,
         ...command,
       ];
     }
+    const run = (async () => {
+      try {
+        const r = await session.runCommand({
+          command_id: `exec-${randomBytes(6).toString("hex")}`,
+          program: argv[0]!,
+          args: argv.slice(1),
+          timeout_ms: timeoutS * 1000,
+        });
+        if (r.exit_code === null && /timed out/.test(r.stderr))
+          throw new ApiError(408, "deadline_exceeded: exec timed out");
+        // Fly omits exit_code when it is 0 (omitempty).
+        return {
+          ...(r.exit_code ? { exit_code: r.exit_code } : {}),
+          ...(r.exit_code === null ? { exit_signal: 9 } : {}),
+          stdout: r.stdout,
+          stderr: r.stderr,
+        };
+      } finally {
+        if (stdinFile)
+          await session
+            .runCommand({ command_id: "rm", program: "rm", args: ["-f", stdinFile] })
+            .catch(() => {});
+      }
+    })();
+    if (execLimitMs === false) return run;
+    // The API edge gives up on a request held too long; the command goes on in the machine.
+    run.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const r = await m.session.runCommand({
-        command_id: `exec-${randomBytes(6).toString("hex")}`,
-        program: argv[0]!,
-        args: argv.slice(1),
-        timeout_ms: timeoutS * 1000,
-      });
-      if (r.exit_code === null && /timed out/.test(r.stderr))
-        throw new ApiError(408, "deadline_exceeded: exec timed out");
-      // Fly omits exit_code when it is 0 (omitempty).
-      return {
-        ...(r.exit_code ? { exit_code: r.exit_code } : {}),
-        ...(r.exit_code === null ? { exit_signal: 9 } : {}),
-        stdout: r.stdout,
-        stderr: r.stderr,
-      };
+      return await Promise.race([
+        run,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => {
+            execTimeouts += 1;
+            reject(new ApiError(408, "deadline_exceeded: request timed out"));
+          }, execLimitMs);
+        }),
+      ]);
     } finally {
-      if (stdinFile)
-        await m.session
-          .runCommand({ command_id: "rm", program: "rm", args: ["-f", stdinFile] })
-          .catch(() => {});
+      clearTimeout(timer);
     }
   }
 
@@ -237,10 +400,13 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     const action = parts[5];
     if (!id) {
       if (method === "POST") {
+        takeToken(`app:${app}:create`);
         const body = await readJson(req);
         bodies.push({ path: url.pathname, body });
         const config = body.config as Record<string, unknown> | undefined;
         if (!config || typeof config.image !== "string") throw new ApiError(400, "config.image is required");
+        const problem = enforceGuest ? guestProblem(config.guest) : null;
+        if (problem) throw new ApiError(422, `invalid machine config: ${problem}`);
         const now = new Date().toISOString();
         const m: FlyStandInMachine = {
           id: randomBytes(7).toString("hex"),
@@ -258,42 +424,54 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
         return send(res, 200, view(m));
       }
       if (method === "GET") {
+        takeToken(`app:${app}:list`);
         const filters = [...url.searchParams]
           .filter(([k]) => k.startsWith("metadata."))
           .map(([k, v]) => [k.slice(9), v] as const);
+        const withDeleted = url.searchParams.get("include_deleted") === "true";
         const list = [...machines.values()].filter(
           (m) =>
             m.app === app &&
-            m.state !== "destroyed" &&
+            (withDeleted || m.state !== "destroyed") &&
             filters.every(([k, v]) => (m.config.metadata as Record<string, string> | undefined)?.[k] === v),
         );
         return send(res, 200, list.map(view));
       }
     }
     if (!id) throw new ApiError(404, "not found");
-    const m = machine(app, id);
+    const key = action ?? (method === "DELETE" ? "delete" : "get");
+    takeToken(`machine:${id}:${key}`);
+    const m = machine(app, id, (method === "GET" && !action) || action === "wait");
     if (!action) {
       if (method === "GET") return send(res, 200, view(m));
       if (method === "DELETE") {
         checkLease(req, m);
         if (m.state === "started" && url.searchParams.get("force") !== "true")
-          throw new ApiError(412, "machine is running: stop it first or pass force=true");
+          throw new ApiError(
+            412,
+            "failed_precondition: machine is running: stop it first or pass force=true",
+          );
         setState(m, "destroying");
-        await m.session?.close().catch(() => {});
+        const s = m.session;
         m.session = undefined;
+        await s?.close().catch(() => {});
+        await sleep(transitionMs);
         setState(m, "destroyed");
         return send(res, 200, { ok: true });
       }
     }
     if (action === "wait" && method === "GET") {
       const want = url.searchParams.get("state") ?? "started";
-      const timeout = Math.min(60, Number(url.searchParams.get("timeout") ?? "60")) * 1000;
-      const deadline = Date.now() + timeout;
+      const timeoutS = Number(url.searchParams.get("timeout") ?? "60");
+      if (!Number.isInteger(timeoutS) || timeoutS < 1 || timeoutS > 60)
+        throw new ApiError(400, "timeout must be a whole number of seconds between 1 and 60");
+      const deadline = Date.now() + timeoutS * 1000;
       while (m.state !== want) {
-        if (m.state === "failed" || (m.state === "destroyed" && want !== "destroyed"))
+        if (m.state === "launch_failed" || (m.state === "destroyed" && want !== "destroyed"))
           throw new ApiError(400, `machine ${m.id} is ${m.state}`);
         const left = deadline - Date.now();
-        if (left <= 0) throw new ApiError(408, `timeout waiting for machine to be ${want}`);
+        if (left <= 0)
+          throw new ApiError(408, `deadline_exceeded: timeout waiting for machine to be ${want}`);
         await new Promise<void>((r) => {
           const done = () => {
             clearTimeout(t);
@@ -319,24 +497,33 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     }
     if (action === "stop" && method === "POST") {
       checkLease(req, m);
-      if (m.state === "started" || m.state === "starting") {
-        setState(m, "stopping");
-        setState(m, "stopped");
-      }
+      if (m.state === "started" || m.state === "starting" || m.state === "suspended") await halt(m);
       return send(res, 200, { ok: true });
     }
     if (action === "suspend" && method === "POST") {
       checkLease(req, m);
-      if (m.state === "started") setState(m, "suspended");
+      const problem = enforceGuest ? suspendProblem(m.config) : null;
+      if (problem) throw new ApiError(412, `failed_precondition: ${problem}`);
+      if (m.state === "started") {
+        setState(m, "suspending");
+        await sleep(transitionMs);
+        if ((m.state as FlyMachineState) === "suspending") setState(m, "suspended");
+      }
       return send(res, 200, { ok: true });
     }
     if (action === "start" && method === "POST") {
       checkLease(req, m);
-      if (m.state === "stopped" || m.state === "suspended") {
+      const previous = m.state;
+      if (previous === "stopped" || previous === "suspended" || previous === "created") {
         if (m.session) setState(m, "started");
         else void boot(m);
-      }
-      return send(res, 200, { previous_state: m.state, migrated: false, new_host: "" });
+      } else if (previous !== "started" && previous !== "starting")
+        throw new ApiError(
+          412,
+          `failed_precondition: machine ${m.id} cannot be started from state ${previous}`,
+        );
+      // fly-go MachineStartResponse: {message, status, previous_state}.
+      return send(res, 200, { message: "", status: "success", previous_state: previous });
     }
     if (action === "lease") {
       if (method === "POST") {
@@ -385,12 +572,15 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
         await route(req, res);
       } catch (error) {
         req.resume();
+        // Fly's error body: {"error": message, "status": code string} (fly-go flaps/flaps_error.go).
         if (error instanceof ApiError)
-          send(res, error.status, {
-            error: error.message,
-            ...(error.status >= 400 ? { status: error.status } : {}),
-          });
-        else send(res, 500, { error: "internal error" });
+          send(
+            res,
+            error.status,
+            { error: error.message, status: error.code },
+            error.retryAfterS !== undefined ? { "retry-after": String(error.retryAfterS) } : {},
+          );
+        else send(res, 500, { error: "internal error", status: "unknown" });
       }
     })();
   });
@@ -408,6 +598,16 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     }),
     requests,
     bodies,
+    get rateLimited() {
+      return rateLimited;
+    },
+    get execTimeouts() {
+      return execTimeouts;
+    },
+    async stopMachine(id: string) {
+      const m = machines.get(id);
+      if (m && (m.state === "started" || m.state === "starting")) await halt(m);
+    },
     async stop() {
       for (const m of machines.values()) await m.session?.close().catch(() => {});
       server.closeAllConnections();
