@@ -368,12 +368,9 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
       // The runner's registry, not the state, says which workspace, mounts and sandbox the session has: a state
       // file is hostile until checked, and close() deletes and unmounts what the session holds.
       const hostRoot = meta.host_root ?? meta.workspace_root;
-      let entryDir = registryDir;
-      let entry = await registryEntry(registryDir, state.session_id);
-      if (!entry && meta.registry_dir !== registryDir) {
-        entryDir = meta.registry_dir;
-        entry = await registryEntry(meta.registry_dir, state.session_id);
-      }
+      // Only this provider's own registry counts (never a directory the state names).
+      const entryDir = registryDir;
+      const entry = await registryEntry(registryDir, state.session_id);
       if (!entry || entry.workspace_root !== hostRoot || !existsSync(hostRoot)) {
         throw new SessionNotFoundError({
           providerId: LOCAL_PROVIDER_ID,
