@@ -128,6 +128,54 @@ describe("unix-local bucket mounts (rclone + FUSE)", () => {
     expect(await status.Body!.transformToString()).toBe("done\n");
   });
 
+  for (const isolation of ["none", "bwrap"] as const)
+    it(`s3 read-write (isolation ${isolation}, host network): a command cannot drive rclone's remote control`, async () => {
+      const s = await provider().createSession({
+        ...dest(
+          [
+            {
+              name: "o",
+              path: "out",
+              read_only: false,
+              intent: { kind: "s3", uri: "s3://outputs/rc", credentials: { id: "data" } },
+            },
+          ],
+          isolation,
+        ),
+        config: { isolation, network: "host" },
+      });
+      try {
+        // The attacker is handed what it would otherwise scan for: the rc port of the session's own rclone.
+        const { readdirSync, readFileSync } = await import("node:fs");
+        const ws = (s.state().metadata as { host_root: string }).host_root;
+        const rc = readdirSync("/proc")
+          .filter((n) => /^\d+$/.test(n))
+          .map((n) => {
+            try {
+              return readFileSync(`/proc/${n}/cmdline`, "utf8").split("\0");
+            } catch {
+              return [];
+            }
+          })
+          .find((argv) => argv[0]?.endsWith("rclone") && argv.includes(`${ws}/out`));
+        const addr = rc?.[rc.indexOf("--rc-addr") + 1];
+        expect(addr).toMatch(/^127\.0\.0\.1:\d+$/);
+        const r = await s.runCommand({
+          command_id: "rc",
+          program: "sh",
+          args: [
+            "-c",
+            `for m in config/dump core/command operations/copyfile options/get core/pid; do printf '%s=' $m; curl -s -m 5 -X POST -H 'content-type: application/json' -d '{}' -w '%{http_code}' -o body.$$ http://${addr}/$m; echo; cat body.$$; echo; done; rm -f body.$$`,
+          ],
+        });
+        for (const m of ["config/dump", "core/command", "operations/copyfile", "options/get", "core/pid"])
+          expect(r.stdout, m).toMatch(new RegExp(`${m}=(401|403)`));
+        expect(r.stdout).not.toContain("S3RVER");
+      } finally {
+        await s.close();
+      }
+    });
+
   it("azure_blob: read-only and read-write mounts against Azurite", async () => {
     const s = await provider().createSession(
       dest([
