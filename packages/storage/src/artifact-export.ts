@@ -14,9 +14,13 @@ import {
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { z } from "zod";
+import { type MultipartUpload, orAbort } from "./artifact-multipart.js";
+import { beginAzureBlocks } from "./artifact-multipart-azure.js";
+import { beginS3Multipart } from "./artifact-multipart-s3.js";
 import type { ArtifactSource, PreparedArtifact } from "./artifact-source.js";
+import { uploadStreamParts } from "./artifact-stream-parts.js";
 import { resolveBucketCredentials } from "./credentials.js";
-import { loadAzure, loadGcs, loadS3, loadS3Presigner, loadS3Upload } from "./load-optional.js";
+import { loadAzure, loadGcs, loadS3, loadS3Presigner } from "./load-optional.js";
 
 /** The `artifacts` section of a destination config: where exports go. No secret: the credentials are a ref. */
 export const ArtifactTargetConfigSchema = z
@@ -44,6 +48,14 @@ export const ArtifactTargetConfigSchema = z
      * buckets, whose ETag is not the MD5.
      */
     verify: z.enum(["before", "after"]).default("before"),
+    /**
+     * Files larger than one part go up as a multipart upload (S3/R2/GCS XML multipart, Azure blocks): the
+     * direct path from the source with parallel curls, the stream path from the host. Each part carries its
+     * Content-MD5. S3, R2 and GCS need parts of at least 5 MiB.
+     */
+    part_size_mib: z.number().int().min(5).max(5120).default(16),
+    /** Part uploads in flight at once. */
+    parallelism: z.number().int().min(1).max(64).default(8),
   })
   .strict();
 export type ArtifactTargetConfig = z.infer<typeof ArtifactTargetConfigSchema>;
@@ -117,28 +129,38 @@ export interface ExportArgs {
  */
 export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactExportResult> {
   const target = parseMountUri(args.target.uri);
-  const willDirect = args.target.mode !== "stream" && args.source.uploadDirect !== undefined;
+  if (args.target.mode === "direct" && !args.source.uploadDirect)
+    throw new UnsupportedCapabilityError({
+      providerId: args.providerId,
+      capability: "artifact_export.direct",
+    });
+  const direct = args.target.mode !== "stream" && args.source.uploadDirect !== undefined;
+  // Hashes are deferred wherever they can be computed in the same read as the upload: the stream path, the
+  // direct path's parts, and verify "after". Single PUTs with verify "before" ask for them afterwards.
   const prepared = await args.source.prepare(args.path, args.request.recursive, {
     deferHashes:
-      willDirect && args.target.verify === "after" && (target.kind === "s3" || target.kind === "r2"),
+      !direct ||
+      args.source.uploadParts !== undefined ||
+      (args.target.verify === "after" && (target.kind === "s3" || target.kind === "r2")),
   });
   try {
     const id = `${new Date()
       .toISOString()
       .replace(/[-:]/g, "")
       .replace(/\.\d+Z$/, "Z")}-${randomBytes(4).toString("hex")}`;
-    const direct = args.target.mode !== "stream" && args.source.uploadDirect !== undefined;
-    if (args.target.mode === "direct" && !args.source.uploadDirect)
-      throw new UnsupportedCapabilityError({
-        providerId: args.providerId,
-        capability: "artifact_export.direct",
-      });
+    const partSize = args.target.part_size_mib * 1024 * 1024;
+    const plan: Plan = {
+      direct,
+      multipart: !direct || (args.source.uploadParts !== undefined && prepared.size > partSize),
+      partSize,
+    };
+    const prefix = (p: string | undefined) => (p ? `${p.replace(/\/?$/, "/")}` : "");
     let out: { uri: string; url: string; bucket: string; key: string };
     if (target.kind === "s3" || target.kind === "r2") {
-      const key = `${target.prefix ? `${target.prefix.replace(/\/?$/, "/")}` : ""}${id}/${prepared.name}`;
-      out = await exportS3({ ...args, bucket: target.bucket, key, kind: target.kind, prepared, direct });
+      const key = `${prefix(target.prefix)}${id}/${prepared.name}`;
+      out = await exportS3({ ...args, bucket: target.bucket, key, kind: target.kind, prepared, plan });
     } else if (target.kind === "azure_blob") {
-      const key = `${target.prefix ? `${target.prefix.replace(/\/?$/, "/")}` : ""}${id}/${prepared.name}`;
+      const key = `${prefix(target.prefix)}${id}/${prepared.name}`;
       out = await exportAzure({
         ...args,
         container: target.container,
@@ -146,11 +168,11 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
         endpoint: target.endpoint,
         key,
         prepared,
-        direct,
+        plan,
       });
     } else if (target.kind === "gcs") {
-      const key = `${target.prefix ? `${target.prefix.replace(/\/?$/, "/")}` : ""}${id}/${prepared.name}`;
-      out = await exportGcs({ ...args, bucket: target.bucket, key, prepared, direct });
+      const key = `${prefix(target.prefix)}${id}/${prepared.name}`;
+      out = await exportGcs({ ...args, bucket: target.bucket, key, prepared, plan });
     } else {
       throw new UnsupportedCapabilityError({
         providerId: args.providerId,
@@ -169,6 +191,7 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
         bucket: out.bucket,
         key: out.key,
         transfer: direct ? "direct" : "stream",
+        ...(plan.multipart ? { parts: Math.max(1, Math.ceil(prepared.size / partSize)) } : {}),
         url_expires_at: new Date(Date.now() + args.target.url_ttl_seconds * 1000).toISOString(),
       },
     };
@@ -177,17 +200,56 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
   }
 }
 
+/** How the bytes travel: from the source (direct) or through the host (stream); one PUT or parts. */
+interface Plan {
+  direct: boolean;
+  multipart: boolean;
+  partSize: number;
+}
+
+/** Fills in deferred hashes (a single PUT that signs its Content-MD5 needs them before it starts). */
+async function ensureHashes(p: PreparedArtifact): Promise<void> {
+  if (p.hashes && !p.sha256) Object.assign(p, await p.hashes());
+}
+
+/**
+ * Sends the parts of an opened multipart upload, from the source (PART_SCRIPT) or through the host, checks
+ * them and completes; any failure aborts the upload. Records the sha256 computed in the same read.
+ */
+async function sendParts(a: ExportArgs, upload: MultipartUpload, p: PreparedArtifact, plan: Plan) {
+  await orAbort(upload, async () => {
+    const job = {
+      size: p.size,
+      partSize: plan.partSize,
+      parallelism: a.target.parallelism,
+      urls: upload.partUrls,
+      headers: upload.partHeaders,
+    };
+    const result = plan.direct
+      ? await a.source.uploadParts!(p.file, job)
+      : await uploadStreamParts(await a.source.openStream(p.file), job, a.signal);
+    // A source that hashed beforehand: the bytes sent must be the bytes it hashed.
+    if (p.sha256 && result.sha256 !== p.sha256) throw mismatch("sha256", p.sha256, result.sha256);
+    await upload.complete(result);
+    p.sha256 = result.sha256;
+  });
+}
+
+const partCountOf = (p: PreparedArtifact, plan: Plan) => Math.max(1, Math.ceil(p.size / plan.partSize));
+
 async function exportS3(
   a: ExportArgs & {
     bucket: string;
     key: string;
     kind: "s3" | "r2";
     prepared: PreparedArtifact;
-    direct: boolean;
+    plan: Plan;
     /** Pre-resolved S3-style credentials (GCS HMAC keys through GCS's S3-compatible XML API). */
     creds?: Record<string, string | undefined>;
     /** The scheme of the returned URI (default: kind). */
     scheme?: string;
+    /** Whether a completed multipart object's ETag is S3's MD5-of-MD5s (not GCS's). */
+    compositeEtag?: boolean;
   },
 ) {
   const s3 = await loadS3();
@@ -218,8 +280,21 @@ async function exportS3(
     responseChecksumValidation: "WHEN_REQUIRED",
   });
   try {
-    const { bucket: Bucket, key: Key, prepared: p } = a;
-    if (a.direct && p.hashes) {
+    const { bucket: Bucket, key: Key, prepared: p, plan } = a;
+    if (plan.multipart) {
+      const upload = await beginS3Multipart({
+        client,
+        kind: a.kind,
+        bucket: Bucket,
+        key: Key,
+        contentType: p.contentType,
+        size: p.size,
+        partCount: partCountOf(p, plan),
+        urlSeconds: PART_URL_SECONDS,
+        compositeEtag: a.compositeEtag ?? true,
+      });
+      await sendParts(a, upload, p, plan);
+    } else if (a.target.verify === "after" && p.hashes) {
       // verify "after": upload and hash at once, then check size and ETag (a single PUT's ETag is its MD5).
       const { getSignedUrl } = await loadS3Presigner();
       const url = await getSignedUrl(
@@ -251,7 +326,8 @@ async function exportS3(
           ? mismatch("size", p.size, head.ContentLength)
           : mismatch("md5 (ETag)", md5hex, etag);
       }
-    } else if (a.direct) {
+    } else {
+      await ensureHashes(p);
       const { getSignedUrl } = await loadS3Presigner();
       const put = new s3.PutObjectCommand({
         Bucket,
@@ -270,35 +346,13 @@ async function exportS3(
         url,
         headers: { "Content-Type": p.contentType, "Content-MD5": p.md5Base64, "x-amz-meta-sha256": p.sha256 },
       });
-    } else {
-      const { Upload } = await loadS3Upload();
-      const body = hashed(await a.source.openStream(p.file));
-      const upload = new Upload({
-        client,
-        params: { Bucket, Key, Body: body, ContentType: p.contentType, Metadata: { sha256: p.sha256 } },
-        queueSize: 4,
-        partSize: 8 * 1024 * 1024,
-        leavePartsOnError: false,
-      });
-      const onAbort = () => void upload.abort();
-      a.signal?.addEventListener("abort", onAbort, { once: true });
-      try {
-        await upload.done();
-      } finally {
-        a.signal?.removeEventListener("abort", onAbort);
-      }
-      const streamed = body.digest();
-      if (streamed.sha256 !== p.sha256) {
+      const head = await client.send(new s3.HeadObjectCommand({ Bucket, Key }));
+      if (head.ContentLength !== p.size || head.Metadata?.sha256 !== p.sha256) {
         await client.send(new s3.DeleteObjectCommand({ Bucket, Key })).catch(() => {});
-        throw mismatch("sha256", p.sha256, streamed.sha256);
+        throw head.ContentLength !== p.size
+          ? mismatch("size", p.size, head.ContentLength)
+          : mismatch("sha256", p.sha256, head.Metadata?.sha256);
       }
-    }
-    const head = p.hashes ? null : await client.send(new s3.HeadObjectCommand({ Bucket, Key }));
-    if (head && (head.ContentLength !== p.size || head.Metadata?.sha256 !== p.sha256)) {
-      await client.send(new s3.DeleteObjectCommand({ Bucket, Key })).catch(() => {});
-      throw head.ContentLength !== p.size
-        ? mismatch("size", p.size, head.ContentLength)
-        : mismatch("sha256", p.sha256, head.Metadata?.sha256);
     }
     const { getSignedUrl } = await loadS3Presigner();
     const url = await getSignedUrl(client, new s3.GetObjectCommand({ Bucket, Key }), {
@@ -310,6 +364,9 @@ async function exportS3(
   }
 }
 
+/** Lifetime of the signed part URLs: long enough for a large upload at a slow rate. */
+const PART_URL_SECONDS = 3600;
+
 async function exportAzure(
   a: ExportArgs & {
     container: string;
@@ -317,7 +374,7 @@ async function exportAzure(
     endpoint?: string | undefined;
     key: string;
     prepared: PreparedArtifact;
-    direct: boolean;
+    plan: Plan;
   },
 ) {
   const az = await loadAzure();
@@ -363,7 +420,17 @@ async function exportAzure(
       )
       .toString();
   const p = a.prepared;
-  if (a.direct) {
+  if (a.plan.multipart) {
+    const upload = beginAzureBlocks({
+      blob,
+      sasQuery: sas("cw", PART_URL_SECONDS),
+      contentType: p.contentType,
+      size: p.size,
+      partCount: partCountOf(p, a.plan),
+    });
+    await sendParts(a, upload, p, a.plan);
+  } else {
+    await ensureHashes(p);
     await a.source.uploadDirect!(p.file, {
       url: `${blob.url}?${sas("cw", 900)}`,
       headers: {
@@ -373,18 +440,6 @@ async function exportAzure(
         "x-ms-meta-sha256": p.sha256,
       },
     });
-  } else {
-    const body = hashed(await a.source.openStream(p.file));
-    await blob.uploadStream(body, 4 * 1024 * 1024, 4, {
-      blobHTTPHeaders: { blobContentType: p.contentType },
-      metadata: { sha256: p.sha256 },
-      ...(a.signal ? { abortSignal: a.signal } : {}),
-    });
-    const streamed = body.digest();
-    if (streamed.sha256 !== p.sha256) {
-      await blob.deleteIfExists();
-      throw mismatch("sha256", p.sha256, streamed.sha256);
-    }
   }
   const props = await blob.getProperties();
   if (props.contentLength !== p.size || props.metadata?.sha256 !== p.sha256) {
@@ -402,7 +457,7 @@ async function exportAzure(
 }
 
 async function exportGcs(
-  a: ExportArgs & { bucket: string; key: string; prepared: PreparedArtifact; direct: boolean },
+  a: ExportArgs & { bucket: string; key: string; prepared: PreparedArtifact; plan: Plan },
 ) {
   const cred = resolveBucketCredentials("gcs", a.target.credentials, a.env).value as {
     service_account_json?: string;
@@ -415,6 +470,7 @@ async function exportGcs(
       ...a,
       kind: "s3",
       scheme: "gs",
+      compositeEtag: false,
       creds: {
         access_key_id: cred.hmac_access_id,
         secret_access_key: cred.hmac_secret,
@@ -443,9 +499,10 @@ async function exportGcs(
   });
   const file = storage.bucket(a.bucket).file(a.key);
   const p = a.prepared;
+  await ensureHashes(p);
   const sign = async (action: "read" | "write", seconds: number, extra: object = {}) =>
     (await file.getSignedUrl({ version: "v4", action, expires: Date.now() + seconds * 1000, ...extra }))[0];
-  if (a.direct) {
+  if (a.plan.direct) {
     const url = await sign("write", 900, {
       contentType: p.contentType,
       contentMd5: p.md5Base64,

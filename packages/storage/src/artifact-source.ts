@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import { type RemoteRunnerSession, RunnerError } from "@roder/runner-contract";
+import { type PartUploadJob, type PartUploadResult, uploadPartsWith } from "./artifact-parts.js";
 
 /** A file ready to upload, with the checksums computed where it lives. */
 export interface PreparedArtifact {
@@ -29,6 +30,12 @@ export interface ArtifactSource {
   prepare(path: string, recursive: boolean, opts?: { deferHashes?: boolean }): Promise<PreparedArtifact>;
   /** Direct path: the source uploads the bytes itself to a signed URL (never via the host). */
   uploadDirect?(file: string, upload: { url: string; headers: Record<string, string> }): Promise<void>;
+  /**
+   * Direct path for large files: the source reads the file once, hashing it (sha256 of the whole, MD5 of each
+   * part), and uploads the parts to their signed URLs in parallel with their Content-MD5 (see PART_SCRIPT).
+   * Sources without it use `uploadDirect` (one PUT) for every size.
+   */
+  uploadParts?(file: string, job: PartUploadJob): Promise<PartUploadResult>;
   /** Stream path: the bytes, read with bounded memory. */
   openStream(file: string): Promise<Readable>;
 }
@@ -144,6 +151,27 @@ export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource
           `direct upload failed (curl exit ${r.code}): ${r.stderr.replace(/https?:\/\/\S+/g, "<url>").trim()}`,
         );
     },
+    uploadParts(file, job) {
+      // The same script as in a sandbox, run by sh on this machine; the URLs are in its environment only.
+      return uploadPartsWith(
+        (argv, env) =>
+          new Promise((resolve, reject) => {
+            const p = spawn(argv[0]!, argv.slice(1), {
+              stdio: ["ignore", "pipe", "pipe"],
+              env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...Object.fromEntries(env) },
+            });
+            let stdout = "";
+            let stderr = "";
+            p.stdout.on("data", (b) => (stdout += b));
+            p.stderr.on("data", (b) => (stderr += b));
+            p.on("error", reject);
+            p.on("close", (code) => resolve({ code, stdout, stderr }));
+          }),
+        file,
+        job,
+        "on the host",
+      );
+    },
     async openStream(file) {
       return createReadStream(file, { highWaterMark: 1 << 20 });
     },
@@ -248,6 +276,22 @@ export function sessionArtifactSource(
           "upload_failed",
           `direct upload from the sandbox failed (exit ${r.exit_code}): ${r.stderr.replace(/https?:\/\/\S+/g, "<url>").trim()}`,
         );
+    },
+    uploadParts(file, job) {
+      return uploadPartsWith(
+        async (argv, env) => {
+          const r = await session.runCommand({
+            command_id: id(),
+            program: argv[0]!,
+            args: argv.slice(1),
+            env,
+          });
+          return { code: r.exit_code, stdout: r.stdout, stderr: r.stderr };
+        },
+        file,
+        job,
+        "from the sandbox",
+      );
     },
     async openStream(file) {
       if (opts.openStream) return opts.openStream(file);

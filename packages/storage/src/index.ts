@@ -5,6 +5,7 @@ export {
   exportArtifact,
   parseArtifactTarget,
 } from "./artifact-export.js";
+export type { PartUploadJob, PartUploadResult } from "./artifact-parts.js";
 export {
   type ArtifactSource,
   hostArtifactSource,

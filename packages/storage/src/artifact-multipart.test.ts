@@ -1,0 +1,236 @@
+import { spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { BlobServiceClient } from "@azure/storage-blob";
+import {
+  type RemoteRunnerSession,
+  type RunnerCommandRequestInput,
+  RunnerError,
+} from "@roder/runner-contract";
+import { type AzuriteEmulator, type S3Emulator, startAzurite, startS3Emulator } from "@roder/runner-testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FaultProxy, startFaultProxy } from "./__fixtures__/fault-proxy.js";
+import { ArtifactTargetConfigSchema, exportArtifact } from "./artifact-export.js";
+import { type ArtifactSource, hostArtifactSource, sessionArtifactSource } from "./artifact-source.js";
+
+// Multipart exports: parts of 5 MiB, a file of three parts. Each store sits behind a loopback proxy that
+// records the requests, follows the multipart uploads and injects faults.
+let s3: S3Emulator;
+let az: AzuriteEmulator;
+let s3proxy: FaultProxy;
+let azproxy: FaultProxy;
+const work = mkdtempSync(join(tmpdir(), "roder-mp-"));
+const file = join(work, "big.bin");
+const SIZE = 12 * 1024 * 1024 + 17;
+let expected = "";
+const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
+
+beforeAll(async () => {
+  [s3, az] = await Promise.all([startS3Emulator({ buckets: ["mpart"] }), startAzurite()]);
+  await BlobServiceClient.fromConnectionString(az.connectionString).getContainerClient("mpart").create();
+  [s3proxy, azproxy] = await Promise.all([startFaultProxy(s3.endpoint), startFaultProxy(az.endpoint)]);
+  const bytes = Buffer.alloc(SIZE);
+  for (let i = 0; i < SIZE; i++) bytes[i] = (i * 2654435761) >>> 24;
+  writeFileSync(file, bytes);
+  expected = sha(bytes);
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([s3proxy?.stop(), azproxy?.stop()]);
+  await Promise.all([s3?.stop(), az?.stop()]);
+});
+
+const env = () => ({
+  RODER_SECRET_S3_ACCESS_KEY_ID: "S3RVER",
+  RODER_SECRET_S3_SECRET_ACCESS_KEY: "S3RVER",
+  RODER_SECRET_R2_ACCOUNT_ID: "0123456789abcdef0123456789abcdef",
+  RODER_SECRET_R2_ACCESS_KEY_ID: "S3RVER",
+  RODER_SECRET_R2_SECRET_ACCESS_KEY: "S3RVER",
+  RODER_SECRET_AZ_CONNECTION_STRING: az.connectionString,
+});
+
+type Store = "s3" | "r2" | "azure";
+const targetOf = (store: Store, prefix: string, mode: "direct" | "stream") =>
+  ArtifactTargetConfigSchema.parse({
+    ...(store === "azure"
+      ? {
+          uri: `azure://devstoreaccount1/mpart/${prefix}`,
+          credentials: { id: "az" },
+          endpoint: `${azproxy.endpoint}/devstoreaccount1`,
+        }
+      : {
+          uri: `${store}://mpart/${prefix}`,
+          credentials: { id: store },
+          endpoint: s3proxy.endpoint,
+          force_path_style: true,
+        }),
+    mode,
+    part_size_mib: 5,
+    parallelism: 3,
+  });
+
+/** A session whose commands run as real processes on this machine (what a sandbox's runner does). */
+function hostRunSession(seen: RunnerCommandRequestInput[]): RemoteRunnerSession {
+  return {
+    runCommand: (req: RunnerCommandRequestInput) => {
+      seen.push(req);
+      return new Promise((resolve, reject) => {
+        const p = spawn(req.program, req.args ?? [], {
+          env: { PATH: process.env.PATH, ...Object.fromEntries(req.env ?? []) },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        p.stdout.on("data", (b) => (stdout += b));
+        p.stderr.on("data", (b) => (stderr += b));
+        p.on("error", reject);
+        p.on("close", (code) => resolve({ command_id: req.command_id, exit_code: code, stdout, stderr }));
+      });
+    },
+  } as unknown as RemoteRunnerSession;
+}
+
+/** What is under `prefix`, committed or not (S3: objects; Azure: blobs including uncommitted ones). */
+async function leftUnder(store: Store, prefix: string): Promise<string[]> {
+  if (store === "azure") {
+    const names: string[] = [];
+    const c = BlobServiceClient.fromConnectionString(az.connectionString).getContainerClient("mpart");
+    for await (const b of c.listBlobsFlat({ prefix, includeUncommitedBlobs: true })) names.push(b.name);
+    return names;
+  }
+  const client = new S3Client({
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+  });
+  const list = await client.send(new ListObjectsV2Command({ Bucket: "mpart", Prefix: prefix }));
+  client.destroy();
+  return (list.Contents ?? []).map((o) => o.Key!);
+}
+
+const run = (store: Store, prefix: string, mode: "direct" | "stream", source: ArtifactSource) =>
+  exportArtifact({
+    providerId: "test",
+    target: targetOf(store, prefix, mode),
+    env: env(),
+    source,
+    request: { path: "big.bin", recursive: false },
+    path: file,
+  });
+
+const partRequest = (store: Store) => (store === "azure" ? /^PUT .*comp=block&/ : /^PUT .*partNumber=/);
+
+describe.each(["s3", "r2", "azure"] as const)("multipart export to %s", (store) => {
+  const paths = [
+    ["direct from the host", "direct", () => hostArtifactSource()],
+    ["direct from a sandbox", "direct", () => sessionArtifactSource(hostRunSession([]), { tmpDir: work })],
+    ["stream", "stream", () => hostArtifactSource()],
+  ] as const;
+
+  for (const [name, mode, source] of paths) {
+    it(`${name}: three parts, each with its Content-MD5, the stored bytes' sha256 checked`, async () => {
+      const proxy = store === "azure" ? azproxy : s3proxy;
+      const before = proxy.seen.length;
+      const prefix = `ok-${mode}-${name.length}`;
+      const r = await run(store, prefix, mode, source());
+      expect(r.metadata).toMatchObject({ size: SIZE, sha256: expected, transfer: mode, parts: 3 });
+      const parts = proxy.seen.slice(before).filter((l) => partRequest(store).test(l));
+      expect(parts).toHaveLength(3);
+      const got = Buffer.from(await (await fetch(r.url!)).arrayBuffer());
+      expect(got.length).toBe(SIZE);
+      expect(sha(got)).toBe(expected);
+      expect(proxy.openUploads()).toEqual([]);
+    });
+  }
+
+  for (const [name, mode, source] of paths)
+    for (const fault of ["a part answered 500", "a connection reset mid-part"] as const) {
+      it(`${name}: ${fault} leaves no object and no open upload`, async () => {
+        const proxy = store === "azure" ? azproxy : s3proxy;
+        const prefix = `fail-${mode}-${name.length}-${fault.length}`;
+        // Every try of the second part fails (more than the retries), the others go through.
+        proxy.fail({
+          match: new RegExp(
+            `^PUT /[^?]*${prefix}.*${store === "azure" ? "blockid=cm9kZXItcGFydC0wMDAwMDI" : "partNumber=2&"}`,
+          ),
+          ...(fault === "a part answered 500" ? { status: 500 } : { reset: true }),
+          times: 10,
+        });
+        const e = await run(store, prefix, mode, source()).catch((x: unknown) => x);
+        expect(RunnerError.isInstance(e), String(e)).toBe(true);
+        expect((e as Error).message).not.toMatch(/X-Amz-Signature|sig=/);
+        expect(await leftUnder(store, `${prefix}/`)).toEqual([]);
+        expect(proxy.openUploads()).toEqual([]);
+        if (store !== "azure")
+          expect(
+            proxy.seen.some((l) => l.startsWith("DELETE") && l.includes(prefix) && l.includes("uploadId=")),
+          ).toBe(true);
+      });
+    }
+
+  it("a part answered 500 once is retried and the export completes", async () => {
+    const proxy = store === "azure" ? azproxy : s3proxy;
+    const prefix = "retry-once";
+    proxy.fail({
+      match: new RegExp(`^PUT /[^?]*${prefix}.*${store === "azure" ? "comp=block" : "partNumber=3&"}`),
+      status: 503,
+      times: 1,
+    });
+    const r = await run(store, prefix, "direct", sessionArtifactSource(hostRunSession([]), { tmpDir: work }));
+    const got = Buffer.from(await (await fetch(r.url!)).arrayBuffer());
+    expect(sha(got)).toBe(expected);
+    expect(proxy.openUploads()).toEqual([]);
+  });
+});
+
+describe("multipart export safety", () => {
+  it("signed part URLs reach the sandbox in the command's environment, never its argv", async () => {
+    const seen: RunnerCommandRequestInput[] = [];
+    await run("s3", "argv", "direct", sessionArtifactSource(hostRunSession(seen), { tmpDir: work }));
+    const upload = seen.find((r) => (r.env ?? []).some(([k]) => k.startsWith("RODER_PART_URL_")));
+    expect(upload).toBeDefined();
+    expect(upload!.env!.filter(([k]) => k.startsWith("RODER_PART_URL_"))).toHaveLength(3);
+    for (const r of seen) expect(JSON.stringify(r.args ?? [])).not.toMatch(/X-Amz-Signature|S3RVER/);
+    // No long-lived credential: the environment holds signed URLs only.
+    expect(JSON.stringify(upload!.env)).not.toContain('S3RVER"');
+  });
+
+  it("a part whose bytes differ from the MD5 the store answers is refused before anything is committed", async () => {
+    // A store that ignores Content-MD5 (s3rver): the host compares each part's ETag with the MD5 sent.
+    const honest = hostArtifactSource();
+    const lying: ArtifactSource = {
+      ...honest,
+      uploadParts: async (f, job) => {
+        const r = await honest.uploadParts!(f, job);
+        return {
+          ...r,
+          parts: r.parts.map((p, i) => (i === 1 ? { ...p, md5Base64: "AAAAAAAAAAAAAAAAAAAAAA==" } : p)),
+        };
+      },
+    };
+    const e = await run("s3", "etag-check", "direct", lying).catch((x: unknown) => x);
+    expect(RunnerError.isInstance(e) && e.code, String(e)).toBe("checksum_mismatch");
+    expect(await leftUnder("s3", "etag-check/")).toEqual([]);
+    expect(s3proxy.openUploads()).toEqual([]);
+  });
+
+  it("a file smaller than a part keeps the single PUT", async () => {
+    const small = join(work, "small.bin");
+    writeFileSync(small, Buffer.alloc(1024 * 1024, 7));
+    const before = s3proxy.seen.length;
+    const r = await exportArtifact({
+      providerId: "test",
+      target: targetOf("s3", "small", "direct"),
+      env: env(),
+      source: hostArtifactSource(),
+      request: { path: "small.bin", recursive: false },
+      path: small,
+    });
+    expect(r.metadata).not.toHaveProperty("parts");
+    expect(s3proxy.seen.slice(before).some((l) => l.includes("uploads"))).toBe(false);
+    expect(sha(Buffer.from(await (await fetch(r.url!)).arrayBuffer()))).toBe(sha(readFileSync(small)));
+  });
+});
