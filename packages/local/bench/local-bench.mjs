@@ -85,6 +85,89 @@ try {
     ratio: ourR / rawR,
   });
   await fs.rm(dir, { recursive: true, force: true });
+
+  // createSession + close of a bubblewrap sandbox with its own network (egress: slirp4netns), against a raw
+  // bubblewrap run of `true` with the same read-only system.
+  const rawBwrap = () =>
+    new Promise((resolve, reject) => {
+      const p = spawn(
+        "bwrap",
+        [
+          "--unshare-user",
+          "--unshare-pid",
+          "--unshare-net",
+          "--ro-bind",
+          "/",
+          "/",
+          "--dev",
+          "/dev",
+          "--proc",
+          "/proc",
+          "true",
+        ],
+        { stdio: ["ignore", "pipe", "pipe"] },
+      );
+      p.on("error", reject);
+      p.on("close", resolve);
+    });
+  const M = short ? 10 : 100;
+  const rawB = await time(rawBwrap, Math.min(M, 30));
+  const createTimes = [];
+  const closeTimes = [];
+  const ids = [];
+  for (let i = 0; i < M; i++) {
+    let t = performance.now();
+    const s = await provider.createSession({
+      id: `bench-create-${i}`,
+      provider_id: "unix-local",
+      config: { isolation: "bwrap", network: "egress" },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    createTimes.push(performance.now() - t);
+    ids.push(s.state().session_id);
+    t = performance.now();
+    await s.close();
+    closeTimes.push(performance.now() - t);
+  }
+  rows.push({
+    operation: "createSession under bwrap, network egress (p50)",
+    ours: median(createTimes),
+    baseline: rawB,
+    baseline_name: "raw bwrap (userns, pidns, netns) of `true`",
+    unit: "ms",
+    ratio: median(createTimes) / rawB,
+  });
+  rows.push({
+    operation: "close of a bwrap + egress session (p50)",
+    ours: median(closeTimes),
+    baseline: rawB,
+    baseline_name: "raw bwrap (userns, pidns, netns) of `true`",
+    unit: "ms",
+    ratio: median(closeTimes) / rawB,
+  });
+  // What the sessions left: processes naming them, mounts under their workspaces, side dirs, cgroups.
+  await new Promise((r) => setTimeout(r, 200));
+  const { readdirSync, readFileSync, existsSync } = await import("node:fs");
+  let leftProcs = 0;
+  for (const n of readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+    try {
+      const cmd = readFileSync(`/proc/${n}/cmdline`, "utf8");
+      if (ids.some((id) => cmd.includes(id))) leftProcs++;
+    } catch {}
+  }
+  const mounts = readFileSync("/proc/self/mountinfo", "utf8");
+  const leftMounts = ids.filter((id) => mounts.includes(id)).length;
+  const leftSide = ids.filter((id) =>
+    existsSync(join(tmpdir(), "roder-local-sessions", `${id}.sandbox`)),
+  ).length;
+  rows.push({
+    operation: `${M} bwrap sessions created and closed: processes (slirp4netns included), mounts, side dirs left`,
+    ours: leftProcs + leftMounts + leftSide,
+    baseline: 0,
+    baseline_name: "nothing left",
+    unit: "count",
+    ratio: leftProcs + leftMounts + leftSide === 0 ? 1 : Number.POSITIVE_INFINITY,
+  });
 } finally {
   await session.close();
   await bw.close();
