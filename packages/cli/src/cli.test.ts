@@ -59,7 +59,9 @@ describe("roder-runner (built binary)", () => {
     usage(["cp", "-d", "local", "a", "b"]);
     usage(["serve", "--port", "99999"]);
     usage(["serve", "--session-ttl", "soon"]);
-    usage(["serve", "--session-ttl", "0"]);
+    usage(["serve", "--session-ttl", "-1"]);
+    usage(["serve", "--isolation", "docker"]);
+    usage(["serve", "--max-output-bytes", "lots"]);
     const unknownProvider = cli(["serve", "--provider", "nope"], {
       RODER_RUNNER_SERVER_TOKEN: "t".repeat(24),
     });

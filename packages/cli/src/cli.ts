@@ -1,4 +1,5 @@
-import { readFileSync, writeFileSync } from "node:fs";
+import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
+import { delimiter, join } from "node:path";
 import { parseArgs } from "node:util";
 import {
   codecs,
@@ -12,6 +13,13 @@ import {
 } from "@roder/runner-contract";
 import { parse as parseToml } from "smol-toml";
 import { loadProviders } from "./providers.js";
+import {
+  checkHttpState,
+  checkLocalState,
+  StateGoneError,
+  StateRefusedError,
+  writePrivateFile,
+} from "./state-check.js";
 
 export const VERSION = "0.1.0";
 
@@ -79,8 +87,21 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
   close: "Usage: roder-runner close --session S",
   sweep:
     "Usage: roder-runner sweep --provider fly|e2b|local|http --owner OWNER [--app APP] [--root DIR] [--url URL] [--dry-run] [--json]\n  Lists the sessions tagged with owner OWNER and removes those past their expiry.\n  fly: in app APP (needs --app); e2b: E2B_API_KEY; local: workspaces under DIR (default the provider's root);\n  http: the server at URL (or RODER_RUNNER_HTTP_URL), token RODER_RUNNER_HTTP_TOKEN.",
-  serve:
-    "Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1] [--allow-host-paths] [--session-ttl S]\n  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM. --allow-host-paths lets clients name\n  paths of this host (manifest entry sources, provider_native mounts, workspace_dir/snapshot_dir/read_roots).\n  --session-ttl S closes sessions S seconds after creation when the client set no ttl_seconds.",
+  serve: `Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1] [options]
+  Token from RODER_RUNNER_SERVER_TOKEN. Stops on SIGINT/SIGTERM. What weakens isolation is this operator's
+  choice, never a client's (clients asking for it get 403 config_refused):
+  --isolation bwrap|none      every session under bubblewrap (default where bwrap is installed, local
+                              provider); 'none' runs commands as this user on this host (a warning is printed)
+  --allow-host-network        clients may ask for network "host"
+  --allow-keep-workspaces     clients may ask for delete_on_close false
+  --max-output-bytes N        cap on a client's output_limit_bytes (default 16 MiB)
+  --allow-endpoint URL        a bucket endpoint clients may name for the server's secrets (repeatable)
+  --allow-host-paths          clients may name paths of this host (manifest entry sources, provider_native
+                              mounts, workspace_dir/snapshot_dir/read_roots)
+  --strict-config             refuse config keys the backend does not know (default: ignored and listed)
+  --session-ttl S             sessions created without ttl_seconds close after S idle seconds (default 3600;
+                              0 = never)
+  --public-url URL            the URL clients reach this server by (port previews are handed out under it)`,
 };
 
 const BUILTIN: Record<string, RunnerDestination> = {
@@ -233,6 +254,13 @@ async function run(argv: string[], io: Io): Promise<number> {
         host: { type: "string" },
         "allow-host-paths": { type: "boolean" },
         "session-ttl": { type: "string" },
+        isolation: { type: "string" },
+        "allow-host-network": { type: "boolean" },
+        "allow-keep-workspaces": { type: "boolean" },
+        "max-output-bytes": { type: "string" },
+        "allow-endpoint": { type: "string", multiple: true },
+        "strict-config": { type: "boolean" },
+        "public-url": { type: "string" },
       },
     });
   } catch (error) {
@@ -283,26 +311,47 @@ async function run(argv: string[], io: Io): Promise<number> {
     if (!Number.isInteger(port) || port < 0 || port > 65535)
       throw new CliError(`--port takes 0-65535, got '${v.port}'`, EXIT.usage, "--port 0 picks a free port");
     const ttl = v["session-ttl"] === undefined ? undefined : Number(v["session-ttl"]);
-    if (ttl !== undefined && (!Number.isInteger(ttl) || ttl <= 0))
+    if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 0 || ttl > 365 * 24 * 3600))
       throw new CliError(
-        `--session-ttl takes a positive number of seconds, got '${v["session-ttl"]}'`,
+        `--session-ttl takes whole seconds from 0 (never) to 31536000, got '${v["session-ttl"]}'`,
         EXIT.usage,
-        "--session-ttl 86400 closes sessions a day after they were created",
+        "--session-ttl 3600 closes a session an hour after its last request",
       );
-    const provider = registry.get(id === "local" ? "unix-local" : id);
+    const maxOut = v["max-output-bytes"] === undefined ? undefined : Number(v["max-output-bytes"]);
+    if (maxOut !== undefined && (!Number.isInteger(maxOut) || maxOut <= 0))
+      throw new CliError(
+        `--max-output-bytes takes a positive number of bytes, got '${v["max-output-bytes"]}'`,
+        EXIT.usage,
+      );
+    const endpoints = (v["allow-endpoint"] as string[] | undefined) ?? [];
+    for (const e of endpoints)
+      if (!/^https?:\/\/[^/]/.test(e))
+        throw new CliError(`--allow-endpoint takes an http(s) URL, got '${e}'`, EXIT.usage);
+    const providerId = id === "local" ? "unix-local" : id;
+    const provider = registry.get(providerId);
+    const isolation = serveIsolation(v.isolation as string | undefined, providerId, io);
+    const backendConfigKeys = providerId === "unix-local" ? await localConfigKeys() : undefined;
     const server = await serveRunner({
       provider,
       env: io.env,
       port,
       host: (v.host as string | undefined) ?? "127.0.0.1",
       allowHostPaths: v["allow-host-paths"] === true,
+      allowHostNetwork: v["allow-host-network"] === true,
+      allowKeepWorkspaces: v["allow-keep-workspaces"] === true,
+      strictConfig: v["strict-config"] === true,
+      ...(endpoints.length ? { allowedEndpoints: endpoints } : {}),
+      ...(maxOut !== undefined ? { maxOutputLimitBytes: maxOut } : {}),
+      ...(isolation ? { isolation } : {}),
+      ...(backendConfigKeys ? { backendConfigKeys } : {}),
+      ...(typeof v["public-url"] === "string" ? { publicUrl: v["public-url"] } : {}),
       ...(ttl !== undefined ? { defaultTtlSeconds: ttl } : {}),
     }).catch((error) => {
       throw RunnerError.isInstance(error) && error.code === "missing_secret"
         ? new CliError(error.message, EXIT.config, "export RODER_RUNNER_SERVER_TOKEN=$(openssl rand -hex 24)")
         : error;
     });
-    io.stdout(`serving ${provider.id} on ${server.url}\n`);
+    io.stdout(`serving ${provider.id} on ${server.url}${isolation ? ` (isolation ${isolation})` : ""}\n`);
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once("SIGINT", stop);
@@ -326,10 +375,23 @@ async function run(argv: string[], io: Io): Promise<number> {
           "write one with 'roder-runner exec --keep --state-out FILE'",
         );
       }
-      return {
-        session: await registry.resumeSession(codecs.RunnerSessionState.decode(text.trim())),
-        resumed: true,
-      };
+      const state = codecs.RunnerSessionState.decode(text.trim());
+      // A state file is data, not authority: what it names must be the runner's own before anything runs,
+      // and above all before `close` deletes or unmounts anything.
+      try {
+        if (state.provider_id === "unix-local") checkLocalState(state);
+        if (state.provider_id === "http") checkHttpState(state, io.env.RODER_RUNNER_HTTP_URL);
+      } catch (error) {
+        if (error instanceof StateGoneError) throw new CliError(error.message, EXIT.provider);
+        if (error instanceof StateRefusedError)
+          throw new CliError(
+            `refusing the session state in ${v.session === "-" ? "stdin" : v.session}: ${error.message}; nothing was touched`,
+            EXIT.config,
+            "use a state file written by 'roder-runner exec --keep --state-out FILE' on this machine",
+          );
+        throw error;
+      }
+      return { session: await registry.resumeSession(state), resumed: true };
     }
     if (typeof v.destination !== "string")
       throw new CliError(
@@ -361,8 +423,15 @@ async function run(argv: string[], io: Io): Promise<number> {
     if (v.keep) {
       const state = `${codecs.RunnerSessionState.encode(session.state())}\n`;
       if (v["state-out"] === "-") io.stdout(state);
-      else if (typeof v["state-out"] === "string") writeFileSync(v["state-out"], state, { mode: 0o600 });
-      else io.stderr(`session state: ${state}`);
+      else if (typeof v["state-out"] === "string") {
+        try {
+          writePrivateFile(v["state-out"], state);
+        } catch (error) {
+          if (error instanceof StateRefusedError)
+            throw new CliError(`--state-out: ${error.message}`, EXIT.config, "pass a path of your own");
+          throw error;
+        }
+      } else io.stderr(`session state: ${state}`);
     } else if (!resumed || command === "close") await session.close();
   };
 
@@ -492,4 +561,56 @@ async function run(argv: string[], io: Io): Promise<number> {
     return EXIT.ok;
   }
   throw new CliError(`unknown command '${command}'`, EXIT.usage);
+}
+
+/** Path of an executable on PATH, or null. */
+function onPath(program: string, env: Record<string, string | undefined>): string | null {
+  for (const dir of (env.PATH ?? "/usr/bin:/bin").split(delimiter)) {
+    try {
+      accessSync(join(dir, program), constants.X_OK);
+      return join(dir, program);
+    } catch {
+      // not in this directory
+    }
+  }
+  return null;
+}
+
+/**
+ * `serve --isolation`: bubblewrap by default for the local provider where it is installed; `none` only when
+ * the operator says so (with a warning); refused when asked for and missing. Other backends isolate on their
+ * own (undefined: the flag does not apply).
+ */
+function serveIsolation(flag: string | undefined, providerId: string, io: Io): "bwrap" | "none" | undefined {
+  if (flag !== undefined && flag !== "bwrap" && flag !== "none")
+    throw new CliError(`--isolation takes bwrap or none, got '${flag}'`, EXIT.usage);
+  if (providerId !== "unix-local") {
+    if (flag !== undefined)
+      throw new CliError(`--isolation applies to the local provider, not '${providerId}'`, EXIT.usage);
+    return undefined;
+  }
+  const bwrap = onPath("bwrap", io.env) !== null;
+  if (flag === "none") {
+    io.stderr(
+      "roder-runner: warning: --isolation none: clients' commands run as this user on this host, with its files, processes and network\n",
+    );
+    return "none";
+  }
+  if (!bwrap)
+    throw new CliError(
+      "bubblewrap (bwrap) is not installed, and serve isolates sessions with it by default",
+      EXIT.config,
+      "apt-get install bubblewrap, or pass --isolation none to serve without isolation",
+    );
+  return "bwrap";
+}
+
+/** The local provider's config keys (so vendor keys of other services are ignored by name, not by guess). */
+async function localConfigKeys(): Promise<string[] | undefined> {
+  try {
+    const { LocalDestinationConfigSchema } = await import("@roder/runner-local");
+    return Object.keys(LocalDestinationConfigSchema.shape);
+  } catch {
+    return undefined;
+  }
 }
