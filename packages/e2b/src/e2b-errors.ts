@@ -80,7 +80,7 @@ export function mapE2bError(
       {
         providerId: "e2b",
         sessionId: id,
-        message: `${ctx.operation}: sandbox ${id} is gone (E2B killed it: its timeout passed — ttl_seconds after its last use — or it was killed)`,
+        message: `${ctx.operation}: sandbox ${id} is gone (E2B killed it: its timeout passed — ttl_seconds after its last use, or the plan's maximum sandbox length after its start — or it was killed)`,
       },
       { cause: error },
     );

@@ -121,6 +121,39 @@ describe("e2b liveness: ttl_seconds is idle time", () => {
   }, 60_000);
 });
 
+describe("e2b liveness: the plan's maximum length", () => {
+  it("a busy session still goes at the plan's maximum length after its start, with SessionNotFoundError", async () => {
+    const maxHours = 8 / 3600; // an 8 s plan, so that the check is short
+    await withStandIn({ maxTimeoutHours: maxHours }, async (s) => {
+      const session = await provider({ planMaxTimeoutHours: maxHours }, s).createSession(
+        destination({ ttl_seconds: 2 }),
+      );
+      const id = session.state().session_id;
+      let ok = 0;
+      let failure: unknown;
+      // Used every 0.3 s: the ttl alone would never end it; the plan's length does.
+      for (let i = 0; i < 100 && failure === undefined; i++) {
+        await session.runCommand({ command_id: `b${i}`, program: "true" }).then(
+          () => ok++,
+          (e: unknown) => {
+            failure = e;
+          },
+        );
+        await pause(300);
+      }
+      expect(SessionNotFoundError.isInstance(failure), String(failure)).toBe(true);
+      expect((failure as Error).message).toContain("maximum sandbox length");
+      expect(s.timedOut).toContain(id);
+      // It outlived its 2 s ttl first (7 pauses of 0.3 s alone are longer): E2B capped the extensions at start + 8 s.
+      const extensions = s.requests.filter((r) => r.path === `/sandboxes/${id}/timeout`);
+      expect(extensions.length).toBeGreaterThan(0);
+      expect(ok).toBeGreaterThanOrEqual(7);
+      await session.close();
+      expect(s.sandboxes()).toHaveLength(0);
+    });
+  }, 60_000);
+});
+
 describe("e2b error mapping by status and body", () => {
   it("an unknown template is an invalid destination naming it and leaves nothing; a gone snapshot is not_found", async () => {
     const e = await caught(provider().createSession(destination({ template: "no-such-tpl" })));
