@@ -71,6 +71,8 @@ const MetadataSchema = z.object({
   mounts: z.array(z.any()).default(() => []),
   snapshot_dir: z.string(),
   registry_dir: z.string(),
+  process_tracking: z.enum(["sandbox", "cgroup", "marker"]).optional(),
+  sandbox_restarts: z.number().int().nonnegative().optional(),
 });
 
 /** The `unix-local` provider: its sessions are `LocalSession`s. */

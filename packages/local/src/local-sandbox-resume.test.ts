@@ -50,6 +50,10 @@ describe.each(["bwrap", "none"] as const)(
       });
       expect(run.code, run.stderr).toBe(0);
       const state = JSON.parse(run.stdout) as RunnerSessionState;
+      // As root here, a session without isolation gets a cgroup of its own.
+      expect((state.metadata as Record<string, unknown>).process_tracking).toBe(
+        isolation === "bwrap" ? "sandbox" : "cgroup",
+      );
       // The maker is gone; its sandbox and background process are not.
       expect(processesOf(state.session_id).length).toBeGreaterThan(0);
       const session = await createLocalProvider({ registryDir }).resumeSession(state);

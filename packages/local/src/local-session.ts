@@ -240,6 +240,8 @@ export class LocalSession implements RemoteRunnerSession {
         mounts: this.info.mounts,
         snapshot_dir: this.info.snapshotDir,
         registry_dir: this.info.registryDir,
+        process_tracking:
+          this.info.sandbox?.kind === "bwrap" ? "sandbox" : (this.info.sandbox?.kind ?? "marker"),
         ...(this.restarts > 0 ? { sandbox_restarts: this.restarts } : {}),
       },
     };
