@@ -25,7 +25,7 @@ export interface GcsStandIn {
   objectNames(): string[];
   /** Puts an object directly (test setup). */
   putObject(bucket: string, name: string, data: Buffer | string, contentType?: string): void;
-  /** Names of unfinished resumable uploads (leak counting). */
+  /** Names of unfinished resumable and XML multipart uploads (leak counting). */
   pendingUploads(): string[];
   faults: FaultSwitch;
   stop(): Promise<void>;
@@ -39,6 +39,17 @@ interface GcsObject {
   metadata: Record<string, string>;
   generation: string;
   updated: string;
+  /** Assembled by an XML multipart upload: a CRC32C but no MD5, and an ETag not based on one. */
+  composite?: boolean;
+}
+
+/** An XML API multipart upload in progress (docs: cloud.google.com/storage/docs/multipart-uploads). */
+interface XmlMultipartUpload {
+  bucket: string;
+  name: string;
+  contentType: string;
+  metadata: Record<string, string>;
+  parts: Map<number, { data: Buffer; etag: string }>;
 }
 
 class GcsError extends Error {
@@ -82,6 +93,7 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
       size: number;
     }
   >();
+  const multipart = new Map<string, XmlMultipartUpload>();
   const faults = createFaultSwitch((status) =>
     JSON.stringify({
       error: {
@@ -109,9 +121,9 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
       contentType: o.contentType,
       storageClass: "STANDARD",
       size: String(o.data.length),
-      md5Hash: md5,
+      ...(o.composite ? {} : { md5Hash: md5 }),
       crc32c: crc32cBase64(o.data),
-      etag: md5,
+      etag: o.composite ? `C${o.generation}` : md5,
       timeCreated: o.updated,
       updated: o.updated,
       ...(Object.keys(o.metadata).length ? { metadata: o.metadata } : {}),
@@ -165,10 +177,12 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
     const md5 = createHash("md5").update(o.data).digest("base64");
     const headers: Record<string, string> = {
       "content-type": o.contentType,
-      "x-goog-hash": `crc32c=${crc32cBase64(o.data)},md5=${md5}`,
+      "x-goog-hash": o.composite
+        ? `crc32c=${crc32cBase64(o.data)}`
+        : `crc32c=${crc32cBase64(o.data)},md5=${md5}`,
       "x-goog-generation": o.generation,
       "x-goog-stored-content-length": String(o.data.length),
-      etag: md5,
+      etag: o.composite ? `"C${o.generation}"` : md5,
       "accept-ranges": "bytes",
     };
     const range = /^bytes=(\d*)-(\d*)$/.exec(String(req.headers.range ?? ""));
@@ -334,6 +348,127 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
     }
     throw new GcsError(400, `unsupported uploadType ${type}`);
   }
+  function xml(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}) {
+    const text = `<?xml version='1.0' encoding='UTF-8'?>${body}`;
+    res
+      .writeHead(status, {
+        "content-type": "application/xml; charset=UTF-8",
+        "content-length": Buffer.byteLength(text),
+        ...headers,
+      })
+      .end(text);
+  }
+  const xmlError = (res: ServerResponse, status: number, code: string, message: string) =>
+    xml(res, status, `<Error><Code>${code}</Code><Message>${message}</Message></Error>`);
+
+  /**
+   * XML API multipart uploads (signed requests): `POST ?uploads` initiates (metadata and content type are set
+   * here), `PUT ?partNumber=&uploadId=` stores a part (Content-MD5 checked, ETag = the part's MD5),
+   * `POST ?uploadId=` completes with the listed parts in ascending order (each but the last at least 5 MiB),
+   * `DELETE ?uploadId=` aborts (204). After completion or abort the upload and its parts are gone.
+   */
+  async function xmlMultipart(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    bucket: string,
+    name: string,
+  ): Promise<void> {
+    const method = req.method ?? "GET";
+    bucketOf(bucket);
+    if (url.searchParams.has("uploads") && method === "POST") {
+      await body(req);
+      const id = randomBytes(24).toString("base64url");
+      multipart.set(id, {
+        bucket,
+        name,
+        contentType: String(req.headers["content-type"] ?? "application/octet-stream"),
+        metadata: Object.fromEntries(
+          Object.entries(req.headers)
+            .filter(([k]) => k.startsWith("x-goog-meta-"))
+            .map(([k, v]) => [k.slice(12), String(v)]),
+        ),
+        parts: new Map(),
+      });
+      return xml(
+        res,
+        200,
+        `<InitiateMultipartUploadResult xmlns='http://s3.amazonaws.com/doc/2006-03-01/'><Bucket>${bucket}</Bucket><Key>${name}</Key><UploadId>${id}</UploadId></InitiateMultipartUploadResult>`,
+      );
+    }
+    const id = url.searchParams.get("uploadId") ?? "";
+    const u = multipart.get(id);
+    if (!u || u.bucket !== bucket || u.name !== name) {
+      await body(req);
+      return xmlError(res, 404, "NoSuchUpload", "The requested upload was not found.");
+    }
+    if (method === "PUT") {
+      const n = Number(url.searchParams.get("partNumber"));
+      const data = await body(req);
+      if (!Number.isInteger(n) || n < 1 || n > 10000)
+        return xmlError(res, 400, "InvalidArgument", "partNumber must be an integer between 1 and 10000");
+      const md5 = createHash("md5").update(data);
+      const digest = md5.digest();
+      const sent = req.headers["content-md5"];
+      if (sent && sent !== digest.toString("base64"))
+        return xmlError(
+          res,
+          400,
+          "BadDigest",
+          "The Content-MD5 you specified did not match what was received.",
+        );
+      const etag = `"${digest.toString("hex")}"`;
+      u.parts.set(n, { data, etag });
+      res.writeHead(200, { etag, "content-length": "0" }).end();
+      return;
+    }
+    if (method === "DELETE") {
+      await body(req);
+      multipart.delete(id);
+      res.writeHead(204).end();
+      return;
+    }
+    if (method === "POST") {
+      const text = (await body(req)).toString("utf8");
+      const listed = [
+        ...text.matchAll(/<Part>\s*<PartNumber>(\d+)<\/PartNumber>\s*<ETag>([^<]*)<\/ETag>\s*<\/Part>/g),
+      ].map((m) => ({ n: Number(m[1]), etag: m[2]!.replace(/&quot;/g, '"') }));
+      if (listed.length === 0)
+        return xmlError(res, 400, "MalformedXML", "The XML you provided was not well-formed.");
+      for (let i = 0; i < listed.length; i++) {
+        const l = listed[i]!;
+        if (i > 0 && l.n <= listed[i - 1]!.n)
+          return xmlError(res, 400, "InvalidPartOrder", "The list of parts was not in ascending order.");
+        const part = u.parts.get(l.n);
+        if (!part || part.etag.replace(/"/g, "") !== l.etag.replace(/"/g, ""))
+          return xmlError(res, 400, "InvalidPart", `Part ${l.n} was not found or its ETag does not match.`);
+        if (i < listed.length - 1 && part.data.length < 5 * 1024 * 1024)
+          return xmlError(res, 400, "EntityTooSmall", `Part ${l.n} is smaller than the minimum of 5 MiB.`);
+      }
+      multipart.delete(id);
+      const o = store(
+        u.bucket,
+        u.name,
+        Buffer.concat(listed.map((l) => u.parts.get(l.n)!.data)),
+        u.contentType,
+        u.metadata,
+      );
+      o.composite = true;
+      return xml(
+        res,
+        200,
+        `<CompleteMultipartUploadResult xmlns='http://s3.amazonaws.com/doc/2006-03-01/'><Location>${endpoint}/${bucket}/${encodeURIComponent(name)}</Location><Bucket>${bucket}</Bucket><Key>${name}</Key><ETag>"C${o.generation}"</ETag></CompleteMultipartUploadResult>`,
+      );
+    }
+    await body(req);
+    return xmlError(
+      res,
+      405,
+      "MethodNotAllowed",
+      "The specified method is not allowed against this resource.",
+    );
+  }
+
   function incomplete(req: IncomingMessage, res: ServerResponse, size: number) {
     const headers: Record<string, string> = size > 0 ? { range: `bytes=0-${size - 1}` } : {};
     if (req.headers["x-guploader-no-308"] === "yes")
@@ -358,6 +493,8 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
       verifySigned(req, url);
       const [, bucket, ...rest] = path.split("/");
       const name = decodeURIComponent(rest.join("/"));
+      if (url.searchParams.has("uploads") || url.searchParams.has("uploadId"))
+        return xmlMultipart(req, res, url, bucket!, name);
       if (method === "PUT") {
         const data = await body(req);
         const md5 = req.headers["content-md5"];
@@ -528,7 +665,7 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
       if (!buckets.has(bucket)) buckets.set(bucket, new Map());
       store(bucket, name, Buffer.from(data), contentType, {});
     },
-    pendingUploads: () => [...uploads.values()].map((u) => `${u.bucket}/${u.name}`),
+    pendingUploads: () => [...uploads.values(), ...multipart.values()].map((u) => `${u.bucket}/${u.name}`),
     faults,
     async stop() {
       server.closeAllConnections();
