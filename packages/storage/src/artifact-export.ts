@@ -1,6 +1,4 @@
-import { createHash, randomBytes } from "node:crypto";
-import { type Readable, Transform } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { randomBytes } from "node:crypto";
 import {
   type EnvSource,
   InvalidDestinationConfigError,
@@ -16,6 +14,7 @@ import {
 import { z } from "zod";
 import { type MultipartUpload, orAbort } from "./artifact-multipart.js";
 import { beginAzureBlocks } from "./artifact-multipart-azure.js";
+import { beginGcsMultipart } from "./artifact-multipart-gcs.js";
 import { beginS3Multipart } from "./artifact-multipart-s3.js";
 import type { ArtifactSource, PreparedArtifact } from "./artifact-source.js";
 import { uploadStreamParts } from "./artifact-stream-parts.js";
@@ -79,28 +78,6 @@ export function parseArtifactTarget(providerId: string, config: unknown): Artifa
       message: `artifacts: verify "after" checks the ETag of a single S3/R2 PUT; ${kind} supports "before" only`,
     });
   return r.data;
-}
-
-/** Hashes bytes as they pass (stream path): the checksum is verified without buffering. */
-function hashing(): Transform & { digest(): { sha256: string; size: number } } {
-  const h = createHash("sha256");
-  let size = 0;
-  const t = new Transform({
-    transform(chunk, _enc, cb) {
-      h.update(chunk);
-      size += chunk.length;
-      cb(null, chunk);
-    },
-  }) as Transform & { digest(): { sha256: string; size: number } };
-  t.digest = () => ({ sha256: h.digest("hex"), size });
-  return t;
-}
-
-/** `src` through a hashing transform; a source error fails the upload (plain `pipe` would leave it hanging). */
-function hashed(src: Readable): ReturnType<typeof hashing> {
-  const t = hashing();
-  src.on("error", (e) => t.destroy(e));
-  return src.pipe(t);
 }
 
 function mismatch(what: string, expected: string | number, got: string | number | undefined): RunnerError {
@@ -499,10 +476,28 @@ async function exportGcs(
   });
   const file = storage.bucket(a.bucket).file(a.key);
   const p = a.prepared;
-  await ensureHashes(p);
   const sign = async (action: "read" | "write", seconds: number, extra: object = {}) =>
     (await file.getSignedUrl({ version: "v4", action, expires: Date.now() + seconds * 1000, ...extra }))[0];
-  if (a.plan.direct) {
+  if (a.plan.multipart) {
+    const upload = await beginGcsMultipart({
+      origin: a.target.endpoint ?? "https://storage.googleapis.com",
+      bucket: a.bucket,
+      key: a.key,
+      contentType: p.contentType,
+      size: p.size,
+      partCount: partCountOf(p, a.plan),
+      urlSeconds: PART_URL_SECONDS,
+      email: sa.client_email,
+      privateKey: sa.private_key,
+    });
+    await sendParts(a, upload, p, a.plan);
+    // Metadata is mutable in GCS: the sha256 computed in the same read is recorded on the object.
+    await file.setMetadata({ metadata: { sha256: p.sha256 } }).catch(async (e: unknown) => {
+      await file.delete({ ignoreNotFound: true }).catch(() => {});
+      throw e;
+    });
+  } else {
+    await ensureHashes(p);
     const url = await sign("write", 900, {
       contentType: p.contentType,
       contentMd5: p.md5Base64,
@@ -512,23 +507,6 @@ async function exportGcs(
       url,
       headers: { "Content-Type": p.contentType, "Content-MD5": p.md5Base64, "x-goog-meta-sha256": p.sha256 },
     });
-  } else {
-    const body = hashed(await a.source.openStream(p.file));
-    // Resumable upload, streamed (no chunk buffering): the object appears only when the upload finalises.
-    await pipeline(
-      body,
-      file.createWriteStream({
-        resumable: true,
-        validation: false,
-        metadata: { contentType: p.contentType, metadata: { sha256: p.sha256 } },
-      }),
-      ...(a.signal ? [{ signal: a.signal }] : []),
-    );
-    const streamed = body.digest();
-    if (streamed.sha256 !== p.sha256) {
-      await file.delete({ ignoreNotFound: true }).catch(() => {});
-      throw mismatch("sha256", p.sha256, streamed.sha256);
-    }
   }
   const [md] = await file.getMetadata();
   const size = md.size === undefined ? undefined : Number(md.size);

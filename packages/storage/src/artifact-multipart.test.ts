@@ -10,10 +10,18 @@ import {
   type RunnerCommandRequestInput,
   RunnerError,
 } from "@roder/runner-contract";
-import { type AzuriteEmulator, type S3Emulator, startAzurite, startS3Emulator } from "@roder/runner-testkit";
+import {
+  type AzuriteEmulator,
+  type GcsStandIn,
+  type S3Emulator,
+  startAzurite,
+  startGcsStandIn,
+  startS3Emulator,
+} from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FaultProxy, startFaultProxy } from "./__fixtures__/fault-proxy.js";
 import { ArtifactTargetConfigSchema, exportArtifact } from "./artifact-export.js";
+import { gcsSignedUrl } from "./artifact-multipart-gcs.js";
 import { type ArtifactSource, hostArtifactSource, sessionArtifactSource } from "./artifact-source.js";
 
 // Multipart exports: parts of 5 MiB, a file of three parts. Each store sits behind a loopback proxy that
@@ -22,6 +30,8 @@ let s3: S3Emulator;
 let az: AzuriteEmulator;
 let s3proxy: FaultProxy;
 let azproxy: FaultProxy;
+let gcs: GcsStandIn;
+let gcsproxy: FaultProxy;
 const work = mkdtempSync(join(tmpdir(), "roder-mp-"));
 const file = join(work, "big.bin");
 const SIZE = 12 * 1024 * 1024 + 17;
@@ -29,17 +39,26 @@ let expected = "";
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 beforeAll(async () => {
-  [s3, az] = await Promise.all([startS3Emulator({ buckets: ["mpart"] }), startAzurite()]);
+  [s3, az, gcs] = await Promise.all([
+    startS3Emulator({ buckets: ["mpart"] }),
+    startAzurite(),
+    startGcsStandIn(),
+  ]);
+  gcs.createBucket("mpart");
   await BlobServiceClient.fromConnectionString(az.connectionString).getContainerClient("mpart").create();
-  [s3proxy, azproxy] = await Promise.all([startFaultProxy(s3.endpoint), startFaultProxy(az.endpoint)]);
+  [s3proxy, azproxy, gcsproxy] = await Promise.all([
+    startFaultProxy(s3.endpoint),
+    startFaultProxy(az.endpoint),
+    startFaultProxy(gcs.endpoint),
+  ]);
   const bytes = Buffer.alloc(SIZE);
   for (let i = 0; i < SIZE; i++) bytes[i] = (i * 2654435761) >>> 24;
   writeFileSync(file, bytes);
   expected = sha(bytes);
 }, 60_000);
 afterAll(async () => {
-  await Promise.all([s3proxy?.stop(), azproxy?.stop()]);
-  await Promise.all([s3?.stop(), az?.stop()]);
+  await Promise.all([s3proxy?.stop(), azproxy?.stop(), gcsproxy?.stop()]);
+  await Promise.all([s3?.stop(), az?.stop(), gcs?.stop()]);
 });
 
 const env = () => ({
@@ -49,23 +68,27 @@ const env = () => ({
   RODER_SECRET_R2_ACCESS_KEY_ID: "S3RVER",
   RODER_SECRET_R2_SECRET_ACCESS_KEY: "S3RVER",
   RODER_SECRET_AZ_CONNECTION_STRING: az.connectionString,
+  RODER_SECRET_GCS_SERVICE_ACCOUNT_JSON: JSON.stringify(gcs.serviceAccountKey),
 });
 
-type Store = "s3" | "r2" | "azure";
+type Store = "s3" | "r2" | "azure" | "gcs";
+const proxyOf = (store: Store) => (store === "azure" ? azproxy : store === "gcs" ? gcsproxy : s3proxy);
 const targetOf = (store: Store, prefix: string, mode: "direct" | "stream") =>
   ArtifactTargetConfigSchema.parse({
-    ...(store === "azure"
-      ? {
-          uri: `azure://devstoreaccount1/mpart/${prefix}`,
-          credentials: { id: "az" },
-          endpoint: `${azproxy.endpoint}/devstoreaccount1`,
-        }
-      : {
-          uri: `${store}://mpart/${prefix}`,
-          credentials: { id: store },
-          endpoint: s3proxy.endpoint,
-          force_path_style: true,
-        }),
+    ...(store === "gcs"
+      ? { uri: `gs://mpart/${prefix}`, credentials: { id: "gcs" }, endpoint: gcsproxy.endpoint }
+      : store === "azure"
+        ? {
+            uri: `azure://devstoreaccount1/mpart/${prefix}`,
+            credentials: { id: "az" },
+            endpoint: `${azproxy.endpoint}/devstoreaccount1`,
+          }
+        : {
+            uri: `${store}://mpart/${prefix}`,
+            credentials: { id: store },
+            endpoint: s3proxy.endpoint,
+            force_path_style: true,
+          }),
     mode,
     part_size_mib: 5,
     parallelism: 3,
@@ -94,6 +117,8 @@ function hostRunSession(seen: RunnerCommandRequestInput[]): RemoteRunnerSession 
 
 /** What is under `prefix`, committed or not (S3: objects; Azure: blobs including uncommitted ones). */
 async function leftUnder(store: Store, prefix: string): Promise<string[]> {
+  if (store === "gcs")
+    return [...gcs.objectNames(), ...gcs.pendingUploads()].filter((n) => n.startsWith(`mpart/${prefix}`));
   if (store === "azure") {
     const names: string[] = [];
     const c = BlobServiceClient.fromConnectionString(az.connectionString).getContainerClient("mpart");
@@ -123,7 +148,7 @@ const run = (store: Store, prefix: string, mode: "direct" | "stream", source: Ar
 
 const partRequest = (store: Store) => (store === "azure" ? /^PUT .*comp=block&/ : /^PUT .*partNumber=/);
 
-describe.each(["s3", "r2", "azure"] as const)("multipart export to %s", (store) => {
+describe.each(["s3", "r2", "azure", "gcs"] as const)("multipart export to %s", (store) => {
   const paths = [
     ["direct from the host", "direct", () => hostArtifactSource()],
     ["direct from a sandbox", "direct", () => sessionArtifactSource(hostRunSession([]), { tmpDir: work })],
@@ -132,7 +157,7 @@ describe.each(["s3", "r2", "azure"] as const)("multipart export to %s", (store) 
 
   for (const [name, mode, source] of paths) {
     it(`${name}: three parts, each with its Content-MD5, the stored bytes' sha256 checked`, async () => {
-      const proxy = store === "azure" ? azproxy : s3proxy;
+      const proxy = proxyOf(store);
       const before = proxy.seen.length;
       const prefix = `ok-${mode}-${name.length}`;
       const r = await run(store, prefix, mode, source());
@@ -149,7 +174,7 @@ describe.each(["s3", "r2", "azure"] as const)("multipart export to %s", (store) 
   for (const [name, mode, source] of paths)
     for (const fault of ["a part answered 500", "a connection reset mid-part"] as const) {
       it(`${name}: ${fault} leaves no object and no open upload`, async () => {
-        const proxy = store === "azure" ? azproxy : s3proxy;
+        const proxy = proxyOf(store);
         const prefix = `fail-${mode}-${name.length}-${fault.length}`;
         // Every try of the second part fails (more than the retries), the others go through.
         proxy.fail({
@@ -172,7 +197,7 @@ describe.each(["s3", "r2", "azure"] as const)("multipart export to %s", (store) 
     }
 
   it("a part answered 500 once is retried and the export completes", async () => {
-    const proxy = store === "azure" ? azproxy : s3proxy;
+    const proxy = proxyOf(store);
     const prefix = "retry-once";
     proxy.fail({
       match: new RegExp(`^PUT /[^?]*${prefix}.*${store === "azure" ? "comp=block" : "partNumber=3&"}`),
@@ -232,5 +257,60 @@ describe("multipart export safety", () => {
     expect(r.metadata).not.toHaveProperty("parts");
     expect(s3proxy.seen.slice(before).some((l) => l.includes("uploads"))).toBe(false);
     expect(sha(Buffer.from(await (await fetch(r.url!)).arrayBuffer()))).toBe(sha(readFileSync(small)));
+  });
+});
+
+describe("GCS XML multipart through signed URLs (the stand-in as GCS documents it)", () => {
+  const signer = (method: string, key: string, query: Record<string, string>) =>
+    gcsSignedUrl({
+      method,
+      origin: gcs.endpoint,
+      bucket: "mpart",
+      key,
+      query,
+      seconds: 600,
+      email: gcs.serviceAccountKey.client_email!,
+      privateKey: gcs.serviceAccountKey.private_key!,
+    });
+  const initiate = async (key: string) => {
+    const r = await fetch(signer("POST", key, { uploads: "" }), { method: "POST" });
+    return /<UploadId>([^<]+)<\/UploadId>/.exec(await r.text())![1]!;
+  };
+  const md5 = (b: Buffer) => createHash("md5").update(b).digest();
+
+  it("refuses a part whose Content-MD5 differs, a small part that is not the last, and an unsigned change", async () => {
+    const id = await initiate("rules/x");
+    const small = Buffer.alloc(1024, 1);
+    const put = (n: number, body: Buffer, contentMd5: string) =>
+      fetch(signer("PUT", "rules/x", { partNumber: String(n), uploadId: id }), {
+        method: "PUT",
+        body,
+        headers: { "content-md5": contentMd5 },
+      });
+    const bad = await put(1, small, md5(Buffer.alloc(1024, 2)).toString("base64"));
+    expect(bad.status).toBe(400);
+    expect(await bad.text()).toContain("<Code>BadDigest</Code>");
+    for (const n of [1, 2]) {
+      const ok = await put(n, small, md5(small).toString("base64"));
+      expect(ok.headers.get("etag")).toBe(`"${md5(small).toString("hex")}"`);
+    }
+    const parts = [1, 2]
+      .map((n) => `<Part><PartNumber>${n}</PartNumber><ETag>"${md5(small).toString("hex")}"</ETag></Part>`)
+      .join("");
+    const complete = await fetch(signer("POST", "rules/x", { uploadId: id }), {
+      method: "POST",
+      body: `<CompleteMultipartUpload>${parts}</CompleteMultipartUpload>`,
+    });
+    expect(complete.status).toBe(400);
+    expect(await complete.text()).toContain("<Code>EntityTooSmall</Code>");
+    // A signature for another upload id does not open this one.
+    const forged = new URL(signer("DELETE", "rules/x", { uploadId: "other" }));
+    forged.searchParams.set("uploadId", id);
+    expect((await fetch(forged, { method: "DELETE" })).status).toBe(403);
+    expect((await fetch(signer("DELETE", "rules/x", { uploadId: id }), { method: "DELETE" })).status).toBe(
+      204,
+    );
+    expect(gcs.pendingUploads()).not.toContain("mpart/rules/x");
+    expect(gcs.objectNames()).not.toContain("mpart/rules/x");
   });
 });
