@@ -194,7 +194,9 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     ((id: string) => ({
       id: `e2b-${id}`,
       provider_id: options.backend.id,
-      config: { isolation: "bwrap", workspace_path: "/home/user" },
+      // One sandbox per machine (its /tmp and processes shared by every command), on this host's network: the
+      // stand-in models the internet as this host's loopback, where the tests' S3/GCS/Azure stand-ins listen.
+      config: { isolation: "bwrap", workspace_path: "/home/user", network: "host" },
       default_manifest: { entries: [], mounts: [] },
     }));
 

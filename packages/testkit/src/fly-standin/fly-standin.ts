@@ -169,7 +169,9 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     ((id: string) => ({
       id: `fly-${id}`,
       provider_id: options.backend.id,
-      config: { isolation: "bwrap", workspace_path: "/workspace", bwrap_unshare_pid: false },
+      // One sandbox per machine (its /tmp and processes shared by every command), on this host's network: the
+      // stand-in models the internet as this host's loopback, where the tests' S3/GCS/Azure stand-ins listen.
+      config: { isolation: "bwrap", workspace_path: "/workspace", network: "host" },
       default_manifest: { entries: [], mounts: [] },
     }));
 
