@@ -1,9 +1,11 @@
 import { existsSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { RunnerError } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpRunnerProvider } from "./http-provider.js";
 import { createRunnerServer, type RunnerServer, type RunnerServerOptions } from "./http-server.js";
+import { scrubHostPaths } from "./http-server-scrub.js";
 
 // Red-team cases of issue 14 (item 6) and 15: what a token holder may not ask of the operator's server.
 const TOKEN = "policy-token-5b1e";
@@ -139,13 +141,23 @@ describe("keys that weaken isolation or retention are the operator's", () => {
     };
     expect(body.pinned_config_keys).toEqual(["workspace_path"]);
     expect(body.workspace_root).toBe("/workspace");
-    // Error bodies show the runner path, never the host workspace path or the backend's session id.
-    const outside = await fetch(`${pinned.url}/sessions/${body.session_id}/files?path=../../etc/passwd`, {
-      headers: auth,
-    });
-    const text = await outside.text();
-    expect(outside.status).toBe(400);
-    expect(text).not.toMatch(/roder-local-|local-[0-9a-f]{8}-/);
+    // Error bodies show runner paths, never the host workspace path or the backend's session id.
+    for (const [method, path] of [
+      ["GET", "missing/file.txt"],
+      ["GET", "."],
+      ["GET", "/workspace/../proc/self/root/etc/shadow"],
+    ] as const) {
+      const r = await fetch(
+        `${pinned.url}/sessions/${body.session_id}/files?path=${encodeURIComponent(path)}`,
+        {
+          method,
+          headers: auth,
+        },
+      );
+      const text = await r.text();
+      expect(r.status, `${path}: ${text}`).toBeGreaterThanOrEqual(400);
+      expect(text).not.toMatch(/roder-local-|local-[0-9a-f]{8}-/);
+    }
     await del(pinned.url, body.session_id);
   });
 });
@@ -307,5 +319,48 @@ describe("the client's bearer credential goes only to the server it was configur
     } finally {
       evil.close();
     }
+  });
+});
+
+describe("limits a client cannot get past", () => {
+  it("refuses timeout_ms past what a timer can hold (it would fire after 1 ms)", async () => {
+    const res = await create(plain.url, {});
+    const { session_id } = (await res.json()) as { session_id: string };
+    const run = await fetch(`${plain.url}/sessions/${session_id}/commands`, {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ command_id: "t", program: "true", timeout_ms: 2 ** 31 }),
+    });
+    expect(await refusal(run)).toMatchObject({ status: 400, code: "invalid_request" });
+    await del(plain.url, session_id);
+  });
+
+  it("closes connections whose headers never finish, and answers others meanwhile", async () => {
+    const { connect } = await import("node:net");
+    const slow = await start({ headersTimeoutMs: 1000 });
+    const port = Number(new URL(slow.url).port);
+    const sockets = Array.from({ length: 50 }, () => {
+      const s = connect(port, "127.0.0.1");
+      s.on("error", () => {});
+      s.resume();
+      s.write("GET /capabilities HTTP/1.1\r\nHost: x\r\nx-slow: ");
+      return new Promise<void>((r) => s.on("close", () => r()));
+    });
+    expect((await fetch(`${slow.url}/capabilities`, { headers: auth })).status).toBe(200);
+    // Every half-open connection is closed by the server (the test would time out otherwise).
+    await Promise.all(sockets);
+  });
+});
+
+describe("scrubHostPaths", () => {
+  it("replaces a session's host root and backend id, and backend paths under the server's temp dir", () => {
+    const host = `${tmpdir()}/roder-local-0/local-1111aaaa-2222-3333-4444-555566667777`;
+    const msg = `no such file ${host}/a.txt in local-1111aaaa-2222-3333-4444-555566667777; snapshot at ${tmpdir()}/roder-local-snapshots/s.tgz`;
+    expect(
+      scrubHostPaths(msg, [
+        [host, "/workspace"],
+        ["local-1111aaaa-2222-3333-4444-555566667777", "ses_x"],
+      ]),
+    ).toBe("no such file /workspace/a.txt in ses_x; snapshot at <server path>");
   });
 });

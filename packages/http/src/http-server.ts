@@ -159,8 +159,11 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
   const body = JSON.stringify({
     error: { code: "invalid_request", message: `malformed HTTP request (${text})` },
   });
-  socket.end(
+  // Answered, then destroyed: a broken or slow connection never lingers (and never holds a descriptor).
+  // (`end(data, cb)` on a socket the parser gave up on never finishes here: write, then destroy.)
+  socket.write(
     `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 }
 
@@ -180,6 +183,20 @@ interface Entry {
   hostPaths: Array<[string, string]>;
   /** Port → preview id. */
   previews: Map<number, string>;
+}
+
+/** Node's timers hold at most 2^31−1 ms; a longer timeout would fire after 1 ms. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function commandRequest(text: string) {
+  const request = codecs.RunnerCommandRequest.decode(text);
+  if (request.timeout_ms !== undefined && request.timeout_ms !== null && request.timeout_ms > MAX_TIMER_MS)
+    throw new HttpError(
+      400,
+      "invalid_request",
+      `timeout_ms: at most ${MAX_TIMER_MS} (about 24.8 days), got ${request.timeout_ms}`,
+    );
+  return request;
 }
 
 type Line = (obj: unknown) => Promise<void>;
@@ -538,7 +555,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   }
 
   async function streamCommand(req: IncomingMessage, res: ServerResponse, e: Entry): Promise<void> {
-    const request = codecs.RunnerCommandRequest.decode(await readJson(req));
+    const request = commandRequest(await readJson(req));
     const line = lineWriter(res);
     // With a backend that can attach, a command outlives its client's connection (bounded by its timeout
     // and the session) so the client can attach again; otherwise a lost connection cancels it.
@@ -768,7 +785,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     }
     if (sub === "commands") {
       if (parts.length === 3 && m === "POST") {
-        const request = codecs.RunnerCommandRequest.decode(await readJson(req));
+        const request = commandRequest(await readJson(req));
         const ac = new AbortController();
         const onClose = () => {
           if (!res.writableFinished) ac.abort();
