@@ -41,7 +41,7 @@ export interface FlyProviderSettings {
   onRetry?: (operation: string, attempt: number, error: unknown) => void;
   /**
    * Client-side pacing per machine and action, under Fly's documented 1 request/s (burst 3): default
-   * `{ perSecond: 0.9, burst: 3 }`, shared by every provider instance of this process for the same API URL.
+   * `{ perSecond: 0.9, burst: 2 }`, shared by every provider instance of this process for the same API URL.
    * `false` turns it off (429s are still absorbed, honouring `Retry-After`).
    */
   rateLimit?: FlyRateLimit | false;

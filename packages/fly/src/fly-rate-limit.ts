@@ -6,8 +6,12 @@ export interface FlyRateLimit {
   burst: number;
 }
 
-/** Under Fly's documented limit (1/s, burst 3) with room for network jitter between client and API. */
-export const DEFAULT_FLY_RATE_LIMIT: FlyRateLimit = { perSecond: 0.9, burst: 3 };
+/**
+ * Under Fly's documented limit (1/s, burst 3): in any window of t seconds the client sends at most 2 + 0.9·t
+ * requests of a key where Fly allows 3 + t, so a whole request of margin (about a second of network jitter
+ * between the client's clock and the API's) is always left.
+ */
+export const DEFAULT_FLY_RATE_LIMIT: FlyRateLimit = { perSecond: 0.9, burst: 2 };
 
 /**
  * A client-side limiter per key (machine + action): a generic cell rate algorithm, so each caller reserves

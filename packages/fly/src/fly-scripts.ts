@@ -63,7 +63,8 @@ export const START = [
   // Finished commands' files are kept 10 minutes (a late follower can still read them), then removed.
   '(find "$(dirname -- "$d")" -mindepth 2 -maxdepth 2 -name exit -mmin +10 2>/dev/null | while read -r f; do rm -rf -- "${f%/exit}"; done) > /dev/null 2>&1 &',
   // The runner: timeout makes its own process group (the pid file names it) and signals all of it at the limit.
-  "setsid sh -c '" +
+  // When it cannot even start (E2BIG: an env value or argument over Linux's 128 KiB), the failure is its result.
+  "{ setsid sh -c '" +
     [
       'd="$1"; cwd="$2"; t="$3"; i=0; set --',
       'while [ "$i" -lt "$RODER_ARGC" ]; do eval "set -- \\"\\$@\\" \\"\\$RODER_ARG_$i\\""; unset "RODER_ARG_$i"; i=$((i+1)); done',
@@ -79,7 +80,7 @@ export const START = [
       'date +%s%N > "$d/t1"',
       'printf %s "$code" > "$d/exit.tmp" && mv -f -- "$d/exit.tmp" "$d/exit"',
     ].join("\n") +
-    '\' roder-cmd "$d" "$cwd" "$t" < /dev/null > /dev/null 2>&1 &',
+    '\' roder-cmd "$d" "$cwd" "$t" || { c=$?; [ -e "$d/exit" ] || { echo "roder: the command could not start (exit $c): an argument or environment value too large?" >> "$d/err"; printf 126 > "$d/exit"; }; }; } < /dev/null > /dev/null 2>&1 &',
   'poll "$d" 0 0 "$n" "$max" "$mode" "$launch"',
 ].join("\n");
 

@@ -157,11 +157,14 @@ export class FlySession implements RemoteRunnerSession {
     },
   ): Promise<ExecResult> {
     return this.api.call<ExecResult>("POST", `${this.path}/exec`, {
+      /** A 408 goes back to the caller (which holds shorter) instead of being retried as it was. */
+      retry408?: boolean;
       body: { command, timeout: o.timeoutS, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) },
       idempotent: o.idempotent ?? false,
       operation: o.operation,
       signal: o.signal,
       machineId: this.info.machineId,
+      ...(o.retry408 === false ? { retry408: false } : {}),
     });
   }
 
@@ -237,6 +240,7 @@ export class FlySession implements RemoteRunnerSession {
           },
         );
         if ((r.exit_code ?? 0) === EXIT.missing)
+            retry408: false,
           throw new CommandNotFoundError({
             providerId: "fly",
             commandId: o.commandId,
