@@ -21,6 +21,13 @@ export const RunnerLimitsSchema = z.object({
   cancellation: z.enum(["native", "emulated", "none"]),
   /** `session.pause()`: `keeps-memory` (files, processes and memory kept; resumeSession resumes) or `none`. */
   pause: z.enum(["keeps-memory", "none"]),
+  /**
+   * What the session's file API and a command's `cwd` address: `workspace` (the workspace and read roots),
+   * `sandbox` (the sandbox's own view: absolute paths as the sandbox sees them), or `destination` (`sandbox` for
+   * an isolated destination, `workspace` otherwise — the local runner's `isolation`, the HTTP server's backend).
+   * `RemoteWorkspace` gives a host the narrow scope on any provider.
+   */
+  file_scope: z.enum(["workspace", "sandbox", "destination"]).optional(),
   notes: z.string(),
 });
 export type RunnerLimits = z.infer<typeof RunnerLimitsSchema>;
@@ -36,6 +43,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach_replay: "retained",
     cancellation: "native",
     pause: "none",
+    file_scope: "destination",
     notes:
       "a session is one sandbox: under bwrap one bubblewrap per session (user, PID, mount, network namespaces; no capabilities) that every command enters; without isolation a cgroup v2 per session, or where none can be made an environment marker and a /proc scan at close (best effort) — state().metadata.process_tracking says which (sandbox | cgroup | marker); close ends every process the session started; output capped per stream by output_limit_bytes (default 16 MiB); commands belong to the host process, so they are attachable from any session object of that process (the last 16 MiB of output replayed), not after it exits",
   },
@@ -49,6 +57,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach_replay: "retained",
     cancellation: "native",
     pause: "none",
+    file_scope: "destination",
     notes:
       "NDJSON stream endpoint; a streaming command outlives its client's connection (bounded by timeout_ms and the session) and GET /sessions/{id}/commands/{cid}/stream reattaches, replaying what the backend retained; file limit is the server's maxFileBytes (default 512 MiB); GET /capabilities reports the server's",
   },
@@ -62,6 +71,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach_replay: null,
     cancellation: "emulated",
     pause: "keeps-memory",
+    file_scope: "workspace",
     notes:
       "exec answers once the command ends; files travel base64 in one exec body (bounded by the API's body size, not measured here); cancel kills the process group through a second exec",
   },
@@ -75,6 +85,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach_replay: "live",
     cancellation: "native",
     pause: "keeps-memory",
+    file_scope: "workspace",
     notes:
       "envd process stream; commands outlive the client and are reattached through envd Connect (found by their RODER_COMMAND_ID env), output from the moment of attaching; ttl_seconds is idle time (the provider moves the sandbox's timeout while the session is used, commands included); the plan's maximum sandbox length (1 h base, 24 h Pro) bounds every command",
   },

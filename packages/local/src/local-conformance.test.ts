@@ -13,6 +13,7 @@ for (const isolation of ["none", "bwrap"] as const) {
     createProvider: () => createLocalProvider({ env, owner: `conformance-local-${isolation}` }),
     planMounts: (d) => planMountsFor("unix-local", d),
     secretValues: [SECRET],
+    fileScope: isolation === "bwrap" ? "sandbox" : "workspace",
     sweeper: { owner: `conformance-local-${isolation}`, create: () => createLocalSweeper() },
     destination: {
       id: `local-${isolation}`,
@@ -28,6 +29,7 @@ describeRunnerConformance({
   name: "unix-local (bwrap, workspace_path /workspace)",
   createProvider: () => createLocalProvider(),
   planMounts: (d) => planMountsFor("unix-local", d),
+  fileScope: "sandbox",
   destination: {
     id: "local-fixed-path",
     provider_id: "unix-local",

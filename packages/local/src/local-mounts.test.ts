@@ -280,6 +280,38 @@ describe("unix-local bucket mounts (rclone + FUSE)", () => {
     }
   });
 
+  it("bwrap: exports a file and a directory of the sandbox's own /tmp (copied out through the sandbox)", async () => {
+    const s = await provider().createSession({
+      id: "a",
+      provider_id: "unix-local",
+      config: {
+        isolation: "bwrap",
+        network: "host",
+        artifacts: { uri: "s3://outputs/sandbox-tmp", credentials: { id: "data" }, endpoint: s3.endpoint },
+      },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    try {
+      await s.writeFile({ path: "/tmp/out/app.bin", contents: new Uint8Array([1, 2, 3, 250]) });
+      await s.runCommand({ command_id: "mk", program: "sh", args: ["-c", "echo two > /tmp/out/b.txt"] });
+      const file = await s.exportArtifact({ path: "/tmp/out/app.bin", recursive: false });
+      expect([...new Uint8Array(await (await fetch(file.url!)).arrayBuffer())]).toEqual([1, 2, 3, 250]);
+      expect(file.artifact_id).toMatch(/\/app\.bin$/);
+      const dir = await s.exportArtifact({ path: "/tmp/out", recursive: true });
+      expect(dir.artifact_id).toMatch(/\/out\.tar\.gz$/);
+      const tgz = Buffer.from(await (await fetch(dir.url!)).arrayBuffer());
+      const { execFileSync } = await import("node:child_process");
+      const listing = execFileSync("tar", ["-tz"], { input: tgz }).toString();
+      expect(listing).toMatch(/app\.bin/);
+      expect(listing).toMatch(/b\.txt/);
+      await expect(s.exportArtifact({ path: "/tmp/nothing-here", recursive: false })).rejects.toThrow(
+        /no such file/,
+      );
+    } finally {
+      await s.close();
+    }
+  });
+
   it("exports to r2, gcs and azure_blob from a session through both paths", async () => {
     await BlobServiceClient.fromConnectionString(az.connectionString).getContainerClient("arts").create();
     const targets = {

@@ -142,7 +142,7 @@ describe("unix-local specifics", () => {
     expect(readFileSync(join(host, "data.txt"), "utf8")).toBe("native");
   });
 
-  it("runs a command with its cwd in a read root (none and bwrap), and refuses one elsewhere", async () => {
+  it("runs a command with its cwd in a read root (none and bwrap); elsewhere refused on the host, the sandbox's own under bwrap", async () => {
     const ro = mkdtempSync(join(tmpdir(), "roder-readroot-"));
     writeFileSync(join(ro, "here.txt"), "x");
     for (const isolation of ["none", "bwrap"] as const) {
@@ -150,8 +150,18 @@ describe("unix-local specifics", () => {
       const r = await s.runCommand({ command_id: `ls-${isolation}`, program: "ls", cwd: ro });
       expect(r.exit_code, r.stderr).toBe(0);
       expect(r.stdout).toBe("here.txt\n");
-      const e = await caught(s.runCommand({ command_id: `no-${isolation}`, program: "ls", cwd: "/etc" }));
-      expect(RunnerError.isInstance(e) && e.code === "path_outside_workspace", String(e)).toBe(true);
+      if (isolation === "none") {
+        // On the host, a cwd stays in the workspace and the read roots.
+        const e = await caught(s.runCommand({ command_id: `no-${isolation}`, program: "ls", cwd: "/etc" }));
+        expect(RunnerError.isInstance(e) && e.code === "path_outside_workspace", String(e)).toBe(true);
+      } else {
+        // In a sandbox, a cwd is any directory of the sandbox's own view; one that does not exist there fails
+        // the command, not the host.
+        const etc = await s.runCommand({ command_id: "etc", program: "pwd", cwd: "/etc" });
+        expect(etc.stdout).toBe("/etc\n");
+        const missing = await s.runCommand({ command_id: "missing", program: "pwd", cwd: "/root/nowhere" });
+        expect(missing.exit_code).not.toBe(0);
+      }
     }
   });
 

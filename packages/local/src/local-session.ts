@@ -1,7 +1,7 @@
 import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { promises as fs } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, join, posix } from "node:path";
 import { promisify } from "node:util";
 import {
   CancelledError,
@@ -10,20 +10,23 @@ import {
   type EnvSource,
   isWithin,
   PathOutsideWorkspaceError,
+  parseArtifactExportInput,
+  parseCommandInput,
+  parseFileWriteInput,
+  parsePortInput,
   type RemoteRunnerSession,
-  type RunnerArtifactExportRequest,
+  type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
   type RunnerCommandHandle,
   type RunnerCommandRequestInput,
-  RunnerCommandRequestSchema,
   type RunnerCommandResult,
   RunnerError,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
-  type RunnerFileWriteRequest,
+  type RunnerFileWriteInput,
   type RunnerMount,
-  type RunnerPortRequest,
+  type RunnerPortRequestInput,
   type RunnerPortResult,
   type RunnerSessionState,
   type RunnerSnapshotRef,
@@ -52,6 +55,13 @@ import {
   sandboxCommand,
   startBwrapSandbox,
 } from "./local-sandbox.js";
+import {
+  type SandboxFiles,
+  sandboxCopyOut,
+  sandboxPathOf,
+  sandboxRead,
+  sandboxWrite,
+} from "./local-sandbox-files.js";
 import { tagPathFor, updateTag } from "./local-tags.js";
 
 const run = promisify(execFile);
@@ -272,18 +282,22 @@ export class LocalSession implements RemoteRunnerSession {
   ): Promise<LocalCommandHandle> {
     this.ensureOpen();
     checkAborted(options?.signal, "runCommand");
-    const request = RunnerCommandRequestSchema.parse(input);
+    const request = parseCommandInput(input);
     if (this.running.has(request.command_id)) {
       throw new RunnerError(
         "invalid_request",
         `command id '${request.command_id}' is already running in this session`,
       );
     }
-    const cwd = await resolveRunnerPath(this.confinement, request.cwd ?? this.runnerRoot, "cwd");
+    // Under bwrap a cwd outside the workspace is a path of the sandbox's own view (checked there by `env -C`).
+    const outsideCwd = request.cwd ? this.outsidePath(request.cwd) : null;
+    const cwd =
+      outsideCwd ?? (await resolveRunnerPath(this.confinement, request.cwd ?? this.runnerRoot, "cwd"));
     // A cwd in a read root is at the same path for commands (bound there read-only under bwrap).
-    const runnerCwd = isWithin(cwd, this.info.workspaceRoot)
-      ? this.runnerRoot + cwd.slice(this.info.workspaceRoot.length)
-      : cwd;
+    const runnerCwd =
+      !outsideCwd && isWithin(cwd, this.info.workspaceRoot)
+        ? this.runnerRoot + cwd.slice(this.info.workspaceRoot.length)
+        : cwd;
     const env = this.baseEnv();
     for (const [k, v] of request.env) {
       if (k === "" || k.includes("=") || k.includes("\u0000") || v.includes("\u0000")) {
@@ -363,37 +377,87 @@ export class LocalSession implements RemoteRunnerSession {
     return killed;
   }
 
+  /**
+   * Under bwrap, the file API addresses the sandbox's whole view: a path outside the workspace (and the read
+   * roots), or one whose symlinks lead out of it, is served inside the sandbox by its user. Null: serve it on
+   * the host, confined to the workspace (the fast path, and the only one without isolation).
+   */
+  private outsidePath(path: string): string | null {
+    if (this.info.config.isolation !== "bwrap") return null;
+    const abs = sandboxPathOf(path, this.runnerRoot);
+    if (isWithin(abs, this.runnerRoot) || this.info.config.read_roots.some((r) => isWithin(abs, r)))
+      return null;
+    return abs;
+  }
+
+  /** Runs `inSandbox` for an isolated session when the host path refuses `path` as leading outside. */
+  private async hostOrSandbox<T>(
+    path: string,
+    onHost: () => Promise<T>,
+    inSandbox: (sandboxPath: string) => Promise<T>,
+  ): Promise<T> {
+    const outside = this.outsidePath(path);
+    if (outside) return inSandbox(outside);
+    try {
+      return await onHost();
+    } catch (error) {
+      if (this.info.config.isolation === "bwrap" && PathOutsideWorkspaceError.isInstance(error))
+        return inSandbox(sandboxPathOf(path, this.runnerRoot));
+      throw error;
+    }
+  }
+
+  private async sandboxFiles(): Promise<SandboxFiles> {
+    const record = await this.liveSandbox();
+    if (record?.kind !== "bwrap") throw new RunnerError("sandbox_failed", "the session has no sandbox");
+    return {
+      tools: { setpriv: this.runtime.setpriv!, nsenter: this.runtime.nsenter! },
+      record,
+      home: this.runnerRoot,
+    };
+  }
+
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen();
     checkAborted(options?.signal, "readFile");
-    const path = await resolveRunnerPath(this.confinement, request.path, "read");
-    try {
-      const contents = await confinedRead(this.confinement, path, request.path, options?.signal);
-      return { path: request.path, contents };
-    } catch (error) {
-      mapFsError(error, request.path);
-    }
+    const contents = await this.hostOrSandbox(
+      request.path,
+      async () => {
+        const path = await resolveRunnerPath(this.confinement, request.path, "read");
+        try {
+          return await confinedRead(this.confinement, path, request.path, options?.signal);
+        } catch (error) {
+          mapFsError(error, request.path);
+        }
+      },
+      async (p) => sandboxRead(await this.sandboxFiles(), p, options?.signal),
+    );
+    return { path: request.path, contents };
   }
 
-  async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
+  async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen();
+    const request = parseFileWriteInput(input);
     checkAborted(options?.signal, "writeFile");
-    const path = await resolveRunnerPath(this.confinement, request.path, "write");
-    if (path === this.info.workspaceRoot)
-      throw new PathOutsideWorkspaceError({
-        path: request.path,
-        root: this.info.workspaceRoot,
-        reason: "cannot write over the workspace root",
-      });
-    try {
-      await confinedWrite(this.confinement, path, request.path, request.contents, options?.signal);
-    } catch (error) {
-      mapFsError(error, request.path);
-    }
+    await this.hostOrSandbox(
+      request.path,
+      async () => {
+        const path = await resolveRunnerPath(this.confinement, request.path, "write");
+        if (path === this.info.workspaceRoot)
+          throw new RunnerError("is_a_directory", `cannot write over the workspace root: ${request.path}`);
+        try {
+          await confinedWrite(this.confinement, path, request.path, request.contents, options?.signal);
+        } catch (error) {
+          mapFsError(error, request.path);
+        }
+      },
+      async (p) => sandboxWrite(await this.sandboxFiles(), p, request.contents, options?.signal),
+    );
   }
 
-  async exposePort(request: RunnerPortRequest): Promise<RunnerPortResult> {
+  async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
     this.ensureOpen();
+    const request = parsePortInput(input);
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535) {
       throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
     }
@@ -406,22 +470,37 @@ export class LocalSession implements RemoteRunnerSession {
   }
 
   async exportArtifact(
-    request: RunnerArtifactExportRequest,
+    input: RunnerArtifactExportRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen();
-    const hostPath = await resolveRunnerPath(this.confinement, request.path, "read");
-    return exportLocalArtifact({
-      pin: () =>
-        pinForExport(this.confinement, hostPath, request.path).catch((error) =>
-          mapFsError(error, request.path),
-        ),
-      name: basename(hostPath),
+    const request = parseArtifactExportInput(input);
+    const common = {
       request,
       config: this.info.config.artifacts,
       env: this.runtime.env,
       ...(options?.signal ? { signal: options.signal } : {}),
-    });
+    };
+    return this.hostOrSandbox(
+      request.path,
+      async () => {
+        const hostPath = await resolveRunnerPath(this.confinement, request.path, "read");
+        return exportLocalArtifact({
+          ...common,
+          pin: () =>
+            pinForExport(this.confinement, hostPath, request.path).catch((error) =>
+              mapFsError(error, request.path),
+            ),
+          name: basename(hostPath),
+        });
+      },
+      async (p) =>
+        exportLocalArtifact({
+          ...common,
+          pin: async () => sandboxCopyOut(await this.sandboxFiles(), p, request.recursive ?? false),
+          name: posix.basename(p) || "root",
+        }),
+    );
   }
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {

@@ -42,6 +42,12 @@ export interface RunnerConformanceOptions {
   teardown?: () => Promise<void>;
   /** Names of checks to skip (reported as skipped), for a backend that documents why. */
   skip?: string[];
+  /**
+   * What the session's file API and a command's `cwd` address: `workspace` (default) — confined to the
+   * workspace and read roots, as `RemoteWorkspace` has it; `sandbox` — the sandbox's own view (absolute paths as
+   * the sandbox sees them, relative ones against the workspace), on an isolated provider.
+   */
+  fileScope?: "workspace" | "sandbox";
   /** The provider's published limits (default: `describeProviderLimits(provider.id)`). */
   limits?: RunnerLimits;
   /**
@@ -259,29 +265,78 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
       );
     });
 
-    check("refuses paths outside the workspace before touching the runner", async () => {
-      for (const path of ["../outside.txt", "a/../../outside.txt", "/etc/passwd-roder-test", "a\u0000b"]) {
-        const e = await thrown(() => session.writeFile({ path, contents: new Uint8Array([1]) }));
-        expect(PathOutsideWorkspaceError.isInstance(e), `${JSON.stringify(path)}: ${e}`).toBe(true);
-      }
-      const r = await thrown(() => session.readFile({ path: "../../../../etc/hostname" }));
-      expect(PathOutsideWorkspaceError.isInstance(r)).toBe(true);
-      const c = await thrown(() => session.runCommand({ command_id: id(), program: "true", cwd: "/" }));
-      expect(PathOutsideWorkspaceError.isInstance(c)).toBe(true);
-    });
+    if ((options.fileScope ?? "workspace") === "workspace") {
+      check("refuses paths outside the workspace before touching the runner", async () => {
+        for (const path of ["../outside.txt", "a/../../outside.txt", "/etc/passwd-roder-test", "a\u0000b"]) {
+          const e = await thrown(() => session.writeFile({ path, contents: new Uint8Array([1]) }));
+          expect(PathOutsideWorkspaceError.isInstance(e), `${JSON.stringify(path)}: ${e}`).toBe(true);
+        }
+        const r = await thrown(() => session.readFile({ path: "../../../../etc/hostname" }));
+        expect(PathOutsideWorkspaceError.isInstance(r)).toBe(true);
+        const c = await thrown(() => session.runCommand({ command_id: id(), program: "true", cwd: "/" }));
+        expect(PathOutsideWorkspaceError.isInstance(c)).toBe(true);
+      });
 
-    check("refuses symlinks that lead outside", async () => {
-      const made = await sh("ln -s /etc escape-link && ln -s /etc/hostname escape-file && echo ok");
-      expect(made.stdout.trim()).toBe("ok");
-      const e1 = await thrown(() => session.readFile({ path: "escape-file" }));
-      expect(PathOutsideWorkspaceError.isInstance(e1), String(e1)).toBe(true);
-      const e2 = await thrown(() =>
-        session.writeFile({ path: "escape-link/roder-pwned", contents: new Uint8Array([1]) }),
-      );
-      expect(PathOutsideWorkspaceError.isInstance(e2), String(e2)).toBe(true);
-      const e3 = await thrown(() => session.readFile({ path: "escape-link/hostname" }));
-      expect(PathOutsideWorkspaceError.isInstance(e3)).toBe(true);
-    });
+      check("refuses symlinks that lead outside", async () => {
+        const made = await sh("ln -s /etc escape-link && ln -s /etc/hostname escape-file && echo ok");
+        expect(made.stdout.trim()).toBe("ok");
+        const e1 = await thrown(() => session.readFile({ path: "escape-file" }));
+        expect(PathOutsideWorkspaceError.isInstance(e1), String(e1)).toBe(true);
+        const e2 = await thrown(() =>
+          session.writeFile({ path: "escape-link/roder-pwned", contents: new Uint8Array([1]) }),
+        );
+        expect(PathOutsideWorkspaceError.isInstance(e2), String(e2)).toBe(true);
+        const e3 = await thrown(() => session.readFile({ path: "escape-link/hostname" }));
+        expect(PathOutsideWorkspaceError.isInstance(e3)).toBe(true);
+      });
+    } else {
+      check("the file API addresses the sandbox's own view, and nothing outside it", async () => {
+        const token = randomUUID();
+        // A file in the sandbox's /tmp, through the file API, read by a command, and back.
+        await session.writeFile({
+          path: `/tmp/roder-scope-${token}`,
+          contents: new TextEncoder().encode(token),
+        });
+        const seen = await sh(
+          `cat /tmp/roder-scope-${token}; printf ' %s' ${token} > /tmp/roder-scope-${token}.b`,
+        );
+        expect(seen.stdout).toBe(token);
+        const back = await session.readFile({ path: `/tmp/roder-scope-${token}.b` });
+        expect(new TextDecoder().decode(back.contents)).toBe(` ${token}`);
+        // A system file, and a command whose cwd is /tmp.
+        const hostname = await session.readFile({ path: "/etc/hostname" });
+        expect(hostname.contents.length).toBeGreaterThan(0);
+        const cwd = await session.runCommand({ command_id: id(), program: "pwd", cwd: "/tmp" });
+        expect(cwd.stdout.trim()).toBe("/tmp");
+        // Relative paths are the workspace's; `..` stays in the sandbox's own tree.
+        await session.writeFile({ path: "scope.txt", contents: new Uint8Array([7]) });
+        expect((await sh("od -An -tu1 scope.txt")).stdout.trim()).toBe("7");
+        // The system is read-only; a symlink out of the workspace reads the sandbox's own file, and writes
+        // through it fail there: the host's /etc is untouched.
+        const ro = await thrown(() =>
+          session.writeFile({ path: `/etc/roder-scope-${token}`, contents: new Uint8Array([1]) }),
+        );
+        expect(RunnerError.isInstance(ro), String(ro)).toBe(true);
+        const made = await sh("ln -sfn /etc scope-etc && ln -sfn /etc/hostname scope-host && echo ok");
+        expect(made.stdout.trim()).toBe("ok");
+        const viaLink = await session.readFile({ path: "scope-host" });
+        expect(viaLink.contents).toEqual(hostname.contents);
+        const w = await thrown(() =>
+          session.writeFile({ path: `scope-etc/roder-scope-${token}`, contents: new Uint8Array([1]) }),
+        );
+        expect(RunnerError.isInstance(w), String(w)).toBe(true);
+        const { existsSync } = await import("node:fs");
+        expect(existsSync(`/etc/roder-scope-${token}`)).toBe(false);
+        // NUL bytes are refused before anything runs.
+        const nul = await thrown(() =>
+          session.writeFile({ path: "a\u0000b", contents: new Uint8Array([1]) }),
+        );
+        expect(RunnerError.isInstance(nul)).toBe(true);
+        await sh(
+          `rm -f /tmp/roder-scope-${token} /tmp/roder-scope-${token}.b scope.txt scope-etc scope-host`,
+        );
+      });
+    }
 
     check(
       "kills a command at timeout_ms and says so",
