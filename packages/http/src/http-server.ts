@@ -239,6 +239,8 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   const snapshots = new Map<string, { state: RunnerSessionState; snapshot: RunnerSnapshotRef }>();
   /** Ids closed or expired, oldest first (a Set keeps insertion order), so a second DELETE is a 204. */
   const closedIds = new Set<string>();
+  /** The session a request is for (kept after the session is closed: its error is scrubbed all the same). */
+  const entryOf = new WeakMap<IncomingMessage, Entry>();
   /** Preview URLs handed out: unguessable id → the session and port they reach (gone with the session). */
   const previews = new Map<string, { sessionId: string; port: number }>();
   const forget = (id: string) => {
@@ -733,6 +735,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       }
     }
     const e = entry(id);
+    entryOf.set(req, e);
     e.active++;
     try {
       return await sessionRoute(req, res, url, parts, e, id);
@@ -879,8 +882,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     route(req, res).catch((error) => {
       // Drain what the client still sends so it sees the answer.
       req.resume();
-      const id = /\/sessions\/(ses_[0-9a-f]{32})/.exec(req.url ?? "")?.[1];
-      sendError(res, error, id ? sessions.get(id) : undefined);
+      sendError(res, error, entryOf.get(req));
     });
   };
 
