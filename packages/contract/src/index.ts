@@ -2,6 +2,7 @@ export * from "./codecs.js";
 export * from "./command-outcome.js";
 export * from "./errors/index.js";
 export * from "./limits.js";
+export * from "./method-inputs.js";
 export * from "./mount-uri.js";
 export * from "./observer.js";
 export * from "./operation-context.js";

@@ -1,14 +1,18 @@
 import { UnknownProviderError } from "./errors/unknown-provider-error.js";
+import type { RunnerDestinationInput } from "./method-inputs.js";
 import type { RemoteRunnerProvider, RemoteRunnerSession, RunnerCallOptions } from "./runner-interfaces.js";
-import type { RunnerCapabilities, RunnerDestination, RunnerSessionState } from "./schemas.js";
+import type { RunnerCapabilities, RunnerSessionState } from "./schemas.js";
 
 export interface RunnerRegistry {
   /** The provider with this id, or `UnknownProviderError` listing the known ids. */
   get(providerId: string): RemoteRunnerProvider;
   has(providerId: string): boolean;
   list(): Array<{ id: string; capabilities: RunnerCapabilities; setupHint: string | null }>;
-  /** Validates the destination with its provider, then creates a session. */
-  createSession(destination: RunnerDestination, options?: RunnerCallOptions): Promise<RemoteRunnerSession>;
+  /** Validates the destination with its provider (named by `provider_id`), then creates a session. */
+  createSession(
+    destination: RunnerDestinationInput & { provider_id: string },
+    options?: RunnerCallOptions,
+  ): Promise<RemoteRunnerSession>;
   /** Resumes with the provider named by `state.provider_id`. */
   resumeSession(state: RunnerSessionState, options?: RunnerCallOptions): Promise<RemoteRunnerSession>;
 }

@@ -1,18 +1,60 @@
 import type {
-  RunnerArtifactExportRequest,
+  RunnerArtifactExportRequestInput,
+  RunnerDestinationInput,
+  RunnerFileWriteInput,
+  RunnerPortRequestInput,
+} from "./method-inputs.js";
+import type {
   RunnerArtifactExportResult,
   RunnerCapabilities,
   RunnerCommandRequestInput,
   RunnerCommandResult,
-  RunnerDestination,
   RunnerFileReadRequest,
   RunnerFileReadResult,
-  RunnerFileWriteRequest,
-  RunnerPortRequest,
   RunnerPortResult,
   RunnerSessionState,
   RunnerSnapshotRef,
 } from "./schemas.js";
+
+/** A signal name, as Node's `NodeJS.Signals` (declared here so the public types need no `@types/node`). */
+export type RunnerSignal =
+  | "SIGABRT"
+  | "SIGALRM"
+  | "SIGBUS"
+  | "SIGCHLD"
+  | "SIGCONT"
+  | "SIGFPE"
+  | "SIGHUP"
+  | "SIGILL"
+  | "SIGINT"
+  | "SIGIO"
+  | "SIGIOT"
+  | "SIGKILL"
+  | "SIGPIPE"
+  | "SIGPOLL"
+  | "SIGPROF"
+  | "SIGPWR"
+  | "SIGQUIT"
+  | "SIGSEGV"
+  | "SIGSTKFLT"
+  | "SIGSTOP"
+  | "SIGSYS"
+  | "SIGTERM"
+  | "SIGTRAP"
+  | "SIGTSTP"
+  | "SIGTTIN"
+  | "SIGTTOU"
+  | "SIGUNUSED"
+  | "SIGURG"
+  | "SIGUSR1"
+  | "SIGUSR2"
+  | "SIGVTALRM"
+  | "SIGWINCH"
+  | "SIGXCPU"
+  | "SIGXFSZ"
+  | "SIGBREAK"
+  | "SIGLOST"
+  | "SIGINFO";
 
 /** Per-call options. Every provider honours `signal` (aborting rejects with `CancelledError`). */
 export interface RunnerCallOptions {
@@ -33,7 +75,7 @@ export interface RunnerCommandHandle {
   /** Resolves with the same result `runCommand` would have returned. */
   wait(): Promise<RunnerCommandResult>;
   /** Sends a signal to the command's process group (default SIGKILL). Resolves `true` if it was running. */
-  kill(signal?: NodeJS.Signals): Promise<boolean>;
+  kill(signal?: RunnerSignal): Promise<boolean>;
   /**
    * Stops following the command without killing it: `output` ends and `wait()` still resolves. Where the
    * provider can reattach (`describeProviderLimits(id).attach`), `attachCommand(commandId)` follows it again.
@@ -56,9 +98,16 @@ export interface RemoteRunnerProvider {
   capabilities(): RunnerCapabilities;
   /** Setup guidance when the provider is installed but not yet usable; names env variables, never values. */
   setupHint(): string | null;
-  createSession(destination: RunnerDestination, options?: RunnerCallOptions): Promise<RemoteRunnerSession>;
+  /**
+   * Creates a session. Only `config` is needed: `id` is generated, `provider_id` defaults to this provider's
+   * id (another provider's id is refused) and `default_manifest` to an empty one.
+   */
+  createSession(
+    destination: RunnerDestinationInput,
+    options?: RunnerCallOptions,
+  ): Promise<RemoteRunnerSession>;
   /** Fails with a typed error when the destination cannot work with this provider; resolves otherwise. */
-  validateDestination(destination: RunnerDestination, options?: RunnerCallOptions): Promise<void>;
+  validateDestination(destination: RunnerDestinationInput, options?: RunnerCallOptions): Promise<void>;
   resumeSession(state: RunnerSessionState, options?: RunnerCallOptions): Promise<RemoteRunnerSession>;
 }
 
@@ -73,11 +122,12 @@ export interface RemoteRunnerSession {
   /** `true` when the command was running and has been killed; `false` for an unknown or finished id. */
   cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean>;
   readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult>;
-  writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void>;
-  exposePort(request: RunnerPortRequest, options?: RunnerCallOptions): Promise<RunnerPortResult>;
+  /** `contents` is text (written as UTF-8) or bytes. */
+  writeFile(request: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void>;
+  exposePort(request: RunnerPortRequestInput, options?: RunnerCallOptions): Promise<RunnerPortResult>;
   /** Fails with `UnsupportedCapabilityError` where the provider has no artifact support (Rust's default). */
   exportArtifact(
-    request: RunnerArtifactExportRequest,
+    request: RunnerArtifactExportRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult>;
   snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef | null>;
@@ -102,4 +152,27 @@ export interface RemoteRunnerSession {
    * `session_paused` RunnerError; `provider.resumeSession(state())` resumes it, from any process.
    */
   pause?(options?: RunnerCallOptions): Promise<void>;
+}
+
+/** The optional methods of `RemoteRunnerSession`. */
+export type RunnerSessionOptionalMethod = "startCommand" | "attachCommand" | "pause";
+
+/** A session type whose optional methods `K` are present (what a provider that implements them returns). */
+export type RemoteRunnerSessionWith<K extends RunnerSessionOptionalMethod> = RemoteRunnerSession &
+  Required<Pick<RemoteRunnerSession, K>>;
+
+/** A provider whose sessions are `S` (each factory returns its own: `createLocalProvider()` gives `LocalSession`s). */
+export interface RemoteRunnerProviderOf<S extends RemoteRunnerSession> extends RemoteRunnerProvider {
+  createSession(destination: RunnerDestinationInput, options?: RunnerCallOptions): Promise<S>;
+  resumeSession(state: RunnerSessionState, options?: RunnerCallOptions): Promise<S>;
+}
+
+/** Reads a file as text (UTF-8; invalid sequences become U+FFFD). */
+export async function readText(
+  session: Pick<RemoteRunnerSession, "readFile">,
+  path: string,
+  options?: RunnerCallOptions,
+): Promise<string> {
+  const { contents } = await session.readFile({ path }, options);
+  return new TextDecoder().decode(contents);
 }

@@ -150,8 +150,13 @@ export const RunnerCommandRequestSchema = z.object({
   timeout_ms: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
 });
 export type RunnerCommandRequest = z.infer<typeof RunnerCommandRequestSchema>;
-/** What callers pass: defaults may be left out. */
-export type RunnerCommandRequestInput = z.input<typeof RunnerCommandRequestSchema>;
+/**
+ * What `runCommand` / `startCommand` take: `command_id` is generated when left out (see `parseCommandInput`),
+ * `args`, `cwd` and `env` default. The wire type (`RunnerCommandRequest`) still requires `command_id`.
+ */
+export type RunnerCommandRequestInput = Omit<z.input<typeof RunnerCommandRequestSchema>, "command_id"> & {
+  command_id?: string;
+};
 
 export const RunnerCommandResultSchema = z.object({
   command_id: z.string(),

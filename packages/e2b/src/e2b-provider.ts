@@ -6,10 +6,11 @@ import {
   type EnvSource,
   InvalidDestinationConfigError,
   ProviderApiError,
-  type RemoteRunnerProvider,
+  parseDestinationInput,
+  type RemoteRunnerProviderOf,
   type RunnerCallOptions,
   type RunnerCapabilities,
-  type RunnerDestination,
+  type RunnerDestinationInput,
   RunnerDestinationSchema,
   RunnerError,
   type RunnerMount,
@@ -97,7 +98,10 @@ const CAPABILITIES: RunnerCapabilities = {
   mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: false },
 };
 
-export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRunnerProvider {
+/** The E2B provider: its sessions are `E2bSession`s (with `startCommand`, `attachCommand` and `pause`). */
+export type E2bRunnerProvider = RemoteRunnerProviderOf<E2bSession>;
+
+export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunnerProvider {
   const apiKeyEnv = settings.apiKeyEnv ?? "E2B_API_KEY";
   const env = () => settings.env ?? process.env;
   const owner = settings.owner ?? "roder-runners";
@@ -151,8 +155,8 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): RemoteRun
       },
     );
 
-  const validate = (destination: RunnerDestination) => {
-    const d = RunnerDestinationSchema.parse(destination);
+  const validate = (destination: RunnerDestinationInput) => {
+    const d = parseDestinationInput(destination, "e2b");
     if (d.provider_id !== "e2b")
       throw new InvalidDestinationConfigError({
         providerId: "e2b",

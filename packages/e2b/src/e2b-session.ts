@@ -8,20 +8,23 @@ import {
   isWithin,
   OutputQueue,
   PathOutsideWorkspaceError,
+  parseArtifactExportInput,
+  parseCommandInput,
+  parseFileWriteInput,
+  parsePortInput,
   type RemoteRunnerSession,
-  type RunnerArtifactExportRequest,
+  type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
   type RunnerCommandHandle,
   type RunnerCommandRequestInput,
-  RunnerCommandRequestSchema,
   type RunnerCommandResult,
   RunnerError,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
-  type RunnerFileWriteRequest,
+  type RunnerFileWriteInput,
   type RunnerMount,
-  type RunnerPortRequest,
+  type RunnerPortRequestInput,
   type RunnerPortResult,
   type RunnerSessionState,
   type RunnerSnapshotRef,
@@ -180,7 +183,7 @@ export class E2bSession implements RemoteRunnerSession {
   ): Promise<RunnerCommandHandle> {
     this.ensureOpen();
     if (options?.signal?.aborted) throw new CancelledError({ operation: "runCommand" });
-    const request = RunnerCommandRequestSchema.parse(input);
+    const request = parseCommandInput(input);
     await this.touch();
     const cwd = confinePath(request.cwd ?? this.root, { root: this.root, access: "cwd" });
     const envs: Record<string, string> = {};
@@ -395,8 +398,9 @@ export class E2bSession implements RemoteRunnerSession {
     }
   }
 
-  async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
+  async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen(options, "writeFile");
+    const request = parseFileWriteInput(input);
     await this.touch();
     const p = await this.realConfined(request.path, "write");
     if (p === this.root)
@@ -421,18 +425,20 @@ export class E2bSession implements RemoteRunnerSession {
     }
   }
 
-  async exposePort(request: RunnerPortRequest): Promise<RunnerPortResult> {
+  async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
     this.ensureOpen();
+    const request = parsePortInput(input);
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535)
       throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
     return { port: request.port, url: `https://${this.sandbox.getHost(request.port)}` };
   }
 
   async exportArtifact(
-    request: RunnerArtifactExportRequest,
+    input: RunnerArtifactExportRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen(options, "exportArtifact");
+    const request = parseArtifactExportInput(input);
     await this.touch();
     if (this.info.config.artifacts === undefined)
       throw new UnsupportedCapabilityError({

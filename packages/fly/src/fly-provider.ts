@@ -6,11 +6,11 @@ import {
   type EnvSource,
   InvalidDestinationConfigError,
   ProviderApiError,
-  type RemoteRunnerProvider,
+  parseDestinationInput,
+  type RemoteRunnerProviderOf,
   type RunnerCallOptions,
   type RunnerCapabilities,
-  type RunnerDestination,
-  RunnerDestinationSchema,
+  type RunnerDestinationInput,
   RunnerError,
   type RunnerSessionState,
   SessionNotFoundError,
@@ -88,7 +88,10 @@ export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
   });
 }
 
-export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRunnerProvider {
+/** The Fly provider: its sessions are `FlySession`s (with `pause`). */
+export type FlyRunnerProvider = RemoteRunnerProviderOf<FlySession>;
+
+export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunnerProvider {
   const env = () => settings.env ?? process.env;
   const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
   const owner = settings.owner ?? "roder-runners";
@@ -97,8 +100,8 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): RemoteRun
   if (!Number.isInteger(tuning.chunkBytes) || tuning.chunkBytes < 1024)
     throw new RangeError("fly: chunkBytes must be a whole number of bytes, at least 1024");
 
-  const validate = (destination: RunnerDestination) => {
-    const d = RunnerDestinationSchema.parse(destination);
+  const validate = (destination: RunnerDestinationInput) => {
+    const d = parseDestinationInput(destination, "fly");
     if (d.provider_id !== "fly")
       throw new InvalidDestinationConfigError({
         providerId: "fly",

@@ -6,18 +6,21 @@ import {
   confinePath,
   PathOutsideWorkspaceError,
   ProviderApiError,
+  parseArtifactExportInput,
+  parseCommandInput,
+  parseFileWriteInput,
+  parsePortInput,
   type RemoteRunnerSession,
-  type RunnerArtifactExportRequest,
+  type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
   type RunnerCommandRequestInput,
-  RunnerCommandRequestSchema,
   type RunnerCommandResult,
   RunnerError,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
-  type RunnerFileWriteRequest,
-  type RunnerPortRequest,
+  type RunnerFileWriteInput,
+  type RunnerPortRequestInput,
   type RunnerPortResult,
   type RunnerSessionState,
   type RunnerSnapshotRef,
@@ -262,7 +265,7 @@ export class FlySession implements RemoteRunnerSession {
   }
 
   private validateCommand(input: RunnerCommandRequestInput) {
-    const request = RunnerCommandRequestSchema.parse(input);
+    const request = parseCommandInput(input);
     const cwd = confinePath(request.cwd ?? this.root, { root: this.root, access: "cwd" });
     for (const [k, v] of request.env) {
       if (!ENV_NAME.test(k))
@@ -480,7 +483,8 @@ export class FlySession implements RemoteRunnerSession {
   }
 
   /** Writes in parts of at most `chunkBytes` to a temp file beside the target, renamed over it at the end. */
-  async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
+  async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
+    const request = parseFileWriteInput(input);
     this.ensureOpen();
     const p = confinePath(request.path, { root: this.root, access: "write" });
     if (p === this.root)
@@ -537,7 +541,8 @@ export class FlySession implements RemoteRunnerSession {
     );
   }
 
-  async exposePort(request: RunnerPortRequest): Promise<RunnerPortResult> {
+  async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
+    const request = parsePortInput(input);
     this.ensureOpen();
     if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535)
       throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
@@ -553,9 +558,10 @@ export class FlySession implements RemoteRunnerSession {
    * with curl to a signed URL that reaches curl through its environment, never argv.
    */
   async exportArtifact(
-    request: RunnerArtifactExportRequest,
+    input: RunnerArtifactExportRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
+    const request = parseArtifactExportInput(input);
     this.ensureOpen();
     if (this.info.config.artifacts === undefined) {
       throw new UnsupportedCapabilityError({

@@ -1,5 +1,12 @@
+// The short path's helper, so a provider package alone is enough to read text files.
+export { readText } from "@roder/runner-contract";
 export type { ExecResult, FlyMachine } from "./fly-api.js";
 export { type FlyDestinationConfig, FlyDestinationConfigSchema, parseFlyConfig } from "./fly-config.js";
-export { createFlyProvider, type FlyProviderSettings, flyProvider } from "./fly-provider.js";
+export {
+  createFlyProvider,
+  type FlyProviderSettings,
+  type FlyRunnerProvider,
+  flyProvider,
+} from "./fly-provider.js";
 export { FlySession } from "./fly-session.js";
 export { createFlySweeper } from "./fly-sweeper.js";

@@ -4,12 +4,12 @@ import {
   type EnvSource,
   InvalidDestinationConfigError,
   ProviderApiError,
-  type RemoteRunnerProvider,
+  parseDestinationInput,
+  type RemoteRunnerProviderOf,
   type RunnerCallOptions,
   type RunnerCapabilities,
   RunnerCapabilitiesSchema,
-  type RunnerDestination,
-  RunnerDestinationSchema,
+  type RunnerDestinationInput,
   type RunnerSessionState,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
@@ -51,7 +51,10 @@ const ALL: RunnerCapabilities = {
   mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: true },
 };
 
-export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = {}): RemoteRunnerProvider {
+/** The HTTP provider: its sessions are `HttpRunnerSession`s (with `startCommand` and `attachCommand`). */
+export type HttpRunnerProvider = RemoteRunnerProviderOf<HttpRunnerSession>;
+
+export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = {}): HttpRunnerProvider {
   const id = settings.id ?? "http";
   const tokenEnv = settings.tokenEnv ?? "RODER_RUNNER_HTTP_TOKEN";
   const baseUrlEnv = settings.baseUrlEnv ?? "RODER_RUNNER_HTTP_URL";
@@ -135,8 +138,8 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
     });
   };
 
-  const validate = (destination: RunnerDestination) => {
-    const d = RunnerDestinationSchema.parse(destination);
+  const validate = (destination: RunnerDestinationInput) => {
+    const d = parseDestinationInput(destination, id);
     const config = parseHttpConfig(id, d.config, tokenEnv);
     const caps = settings.capabilities ?? ALL;
     for (const m of d.default_manifest.mounts) {

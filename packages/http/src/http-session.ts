@@ -4,19 +4,22 @@ import {
   confinePath,
   OutputQueue,
   ProviderApiError,
+  parseArtifactExportInput,
+  parseCommandInput,
+  parseFileWriteInput,
+  parsePortInput,
   type RemoteRunnerSession,
-  type RunnerArtifactExportRequest,
+  type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
   type RunnerCommandHandle,
   type RunnerCommandRequestInput,
-  RunnerCommandRequestSchema,
   type RunnerCommandResult,
   RunnerError,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
-  type RunnerFileWriteRequest,
-  type RunnerPortRequest,
+  type RunnerFileWriteInput,
+  type RunnerPortRequestInput,
   type RunnerPortResult,
   type RunnerSessionState,
   type RunnerSnapshotRef,
@@ -78,7 +81,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandResult> {
     this.ensureOpen();
-    const request = RunnerCommandRequestSchema.parse(input);
+    const request = parseCommandInput(input);
     if (request.cwd !== null) this.confine(request.cwd, "cwd");
     // Never retried: a command may have run even when the answer was lost.
     const res = await this.t.request("POST", `${this.path}/commands`, {
@@ -97,7 +100,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandHandle> {
     this.ensureOpen();
-    const request = RunnerCommandRequestSchema.parse(input);
+    const request = parseCommandInput(input);
     if (request.cwd !== null) this.confine(request.cwd, "cwd");
     if (options?.signal?.aborted) throw new CancelledError({ operation: "start command" });
     return this.follow(request.command_id, options?.signal, (signal) =>
@@ -330,8 +333,9 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     return { path: request.path, contents: new Uint8Array(await res.arrayBuffer()) };
   }
 
-  async writeFile(request: RunnerFileWriteRequest, options?: RunnerCallOptions): Promise<void> {
+  async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen();
+    const request = parseFileWriteInput(input);
     this.confine(request.path, "write");
     await this.t.request("PUT", `${this.path}/files?path=${encodeURIComponent(request.path)}`, {
       body: request.contents,
@@ -342,8 +346,9 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     });
   }
 
-  async exposePort(request: RunnerPortRequest, options?: RunnerCallOptions): Promise<RunnerPortResult> {
+  async exposePort(input: RunnerPortRequestInput, options?: RunnerCallOptions): Promise<RunnerPortResult> {
     this.ensureOpen();
+    const request = parsePortInput(input);
     const res = await this.t.request("POST", `${this.path}/ports`, {
       json: codecs.RunnerPortRequest.encode(request),
       signal: options?.signal,
@@ -356,10 +361,11 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   }
 
   async exportArtifact(
-    request: RunnerArtifactExportRequest,
+    input: RunnerArtifactExportRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen();
+    const request = parseArtifactExportInput(input);
     const res = await this.t.request("POST", `${this.path}/artifacts`, {
       json: codecs.RunnerArtifactExportRequest.encode(request),
       signal: options?.signal,

@@ -1,8 +1,11 @@
+// The short path's helper, so a provider package alone is enough to read text files.
+export { readText } from "@roder/runner-contract";
 export { type HttpDestinationConfig, HttpDestinationConfigSchema } from "./http-config.js";
 export { parseRetryAfter, statusForError, type WireErrorBody } from "./http-errors.js";
 export {
   createHttpRunnerProvider,
   fetchRunnerServerInfo,
+  type HttpRunnerProvider,
   type HttpRunnerProviderSettings,
   httpRunnerProvider,
 } from "./http-provider.js";

@@ -8,16 +8,18 @@ import {
   confinePath,
   type EnvSource,
   InvalidDestinationConfigError,
+  parseDestinationInput,
   parseMountUri,
   type RemoteRunnerProvider,
   type RunnerCallOptions,
   type RunnerCapabilities,
   type RunnerDestination,
-  RunnerDestinationSchema,
+  type RunnerDestinationInput,
   RunnerError,
   type RunnerMount,
   type RunnerSessionState,
   SessionNotFoundError,
+  UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { resolveBucketCredentials } from "@roder/runner-storage";
 import { z } from "zod";
@@ -77,7 +79,7 @@ const MetadataSchema = z.object({
 
 /** The `unix-local` provider: its sessions are `LocalSession`s. */
 export interface LocalRunnerProvider extends RemoteRunnerProvider {
-  createSession(destination: RunnerDestination, options?: RunnerCallOptions): Promise<LocalSession>;
+  createSession(destination: RunnerDestinationInput, options?: RunnerCallOptions): Promise<LocalSession>;
   resumeSession(state: RunnerSessionState, options?: RunnerCallOptions): Promise<LocalSession>;
 }
 
@@ -150,8 +152,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
     void config;
   }
 
-  async function validate(destination: RunnerDestination): Promise<LocalDestinationConfig> {
-    const d = RunnerDestinationSchema.parse(destination);
+  async function validate(d: RunnerDestination): Promise<LocalDestinationConfig> {
     if (d.provider_id !== LOCAL_PROVIDER_ID)
       throw new InvalidDestinationConfigError({
         providerId: LOCAL_PROVIDER_ID,
@@ -165,6 +166,15 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
           "missing_dependency",
           "isolation 'bwrap' needs bubblewrap, which is not installed: apt-get install bubblewrap",
         );
+      // Commands enter the session's sandbox through its namespaces. Unprivileged, bubblewrap locks them behind a
+      // nested user namespace that nothing outside can enter: one sandbox per session needs a root runner.
+      if (process.getuid?.() !== 0)
+        throw new UnsupportedCapabilityError({
+          providerId: LOCAL_PROVIDER_ID,
+          capability: "isolation 'bwrap'",
+          message:
+            "isolation 'bwrap' needs the runner to run as root on unix-local (commands enter the session's one sandbox; unprivileged, bubblewrap locks its namespaces behind a nested user namespace): run the runner as root, or use isolation 'none'",
+        });
       if (!rt.setpriv || !rt.nsenter)
         throw new RunnerError(
           "missing_dependency",
@@ -266,12 +276,12 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
       return missing.length ? `optional tools missing: ${missing.join("; ")}` : null;
     },
     async validateDestination(destination) {
-      await validate(destination);
+      await validate(parseDestinationInput(destination, LOCAL_PROVIDER_ID));
     },
     async createSession(destination, options) {
       checkAborted(options?.signal, "createSession");
-      const config = await validate(destination);
-      const d = RunnerDestinationSchema.parse(destination);
+      const d = parseDestinationInput(destination, LOCAL_PROVIDER_ID);
+      const config = await validate(d);
       const sessionId = `local-${randomUUID()}`;
       const workspaceRoot = await newWorkspace(config, sessionId);
       const info: LocalSessionInfo = {
