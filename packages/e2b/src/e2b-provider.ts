@@ -34,7 +34,12 @@ type E2bModule = typeof import("e2b");
 export interface E2bProviderSettings {
   /** The `e2b` module (injectable for tests and unusual runtimes); default `await import("e2b")`. */
   sdk?: E2bModule;
-  /** Env variable of the API key (default `E2B_API_KEY`). Never from config. */
+  /**
+   * The E2B API key, for an app that holds one per tenant; default the `apiKeyEnv` variable. Kept in memory
+   * only: never in a destination config, a session state or an error. Never from config.
+   */
+  apiKey?: string;
+  /** Env variable of the API key when `apiKey` is not given (default `E2B_API_KEY`). */
   apiKeyEnv?: string;
   /** Control-plane URL (default the SDK's, or `E2B_API_URL`). */
   apiUrl?: string;
@@ -102,17 +107,19 @@ const CAPABILITIES: RunnerCapabilities = {
 export type E2bRunnerProvider = RemoteRunnerProviderOf<E2bSession>;
 
 export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunnerProvider {
-  const apiKeyEnv = settings.apiKeyEnv ?? "E2B_API_KEY";
+  const envName = settings.apiKeyEnv ?? "E2B_API_KEY";
+  /** Where the key comes from, as errors name it (never the key). */
+  const apiKeyEnv = settings.apiKey !== undefined ? "the apiKey option" : envName;
   const env = () => settings.env ?? process.env;
   const owner = settings.owner ?? "roder-runners";
   const sdk = async (): Promise<E2bModule> => settings.sdk ?? ((await import("e2b")) as unknown as E2bModule);
   const conn = (signal?: AbortSignal) => {
-    const apiKey = env()[apiKeyEnv];
+    const apiKey = settings.apiKey ?? env()[envName];
     if (!apiKey)
       throw new ProviderApiError({
         providerId: "e2b",
         isRetryable: false,
-        message: `the E2B API key is missing: set ${apiKeyEnv}`,
+        message: `the E2B API key is missing: pass it with the 'apiKey' option or set ${envName}`,
       });
     const e = env();
     return {
@@ -299,7 +306,8 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
   return {
     id: "e2b",
     capabilities: () => CAPABILITIES,
-    setupHint: () => (env()[apiKeyEnv] ? null : `set ${apiKeyEnv} (your E2B API key)`),
+    setupHint: () =>
+      settings.apiKey || env()[envName] ? null : `set ${envName} or pass apiKey (your E2B API key)`,
     async validateDestination(destination) {
       validate(destination);
     },

@@ -4,10 +4,11 @@ import type { E2bProviderSettings } from "./e2b-provider.js";
 
 /** Lists and kills the sandboxes tagged with `roder_owner` (metadata written at creation). */
 export function createE2bSweeper(settings: E2bProviderSettings = {}): SweepableProvider {
-  const apiKeyEnv = settings.apiKeyEnv ?? "E2B_API_KEY";
+  const envName = settings.apiKeyEnv ?? "E2B_API_KEY";
+  const apiKeyEnv = settings.apiKey !== undefined ? "the apiKey option" : envName;
   const env = settings.env ?? process.env;
   const opts = () => ({
-    apiKey: env[apiKeyEnv],
+    apiKey: settings.apiKey ?? env[envName],
     ...((settings.apiUrl ?? env.E2B_API_URL) ? { apiUrl: settings.apiUrl ?? env.E2B_API_URL } : {}),
     ...((settings.domain ?? env.E2B_DOMAIN) ? { domain: settings.domain ?? env.E2B_DOMAIN } : {}),
   });

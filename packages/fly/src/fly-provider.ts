@@ -31,7 +31,12 @@ import { FlyWorkspaceLostError } from "./fly-workspace-lost-error.js";
 export interface FlyProviderSettings {
   /** Machines API base URL; default `FLY_API_URL`, else `https://api.machines.dev/v1`. */
   baseUrl?: string;
-  /** Env variable holding the API token (default `FLY_API_TOKEN`). */
+  /**
+   * The Fly API token, for an app that holds one per tenant; default the `tokenEnv` variable. Kept in memory
+   * only: never in a destination config, a session state or an error.
+   */
+  token?: string;
+  /** Env variable holding the API token when `token` is not given (default `FLY_API_TOKEN`). */
   tokenEnv?: string;
   fetch?: typeof globalThis.fetch;
   env?: EnvSource;
@@ -69,12 +74,12 @@ export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
   return new FlyApi({
     baseUrl,
     token: () => {
-      const t = env[tokenEnv];
+      const t = settings.token ?? env[tokenEnv];
       if (!t)
         throw new ProviderApiError({
           providerId: "fly",
           isRetryable: false,
-          message: `the Fly API token is missing: set ${tokenEnv}`,
+          message: `the Fly API token is missing: pass it with the 'token' option or set ${tokenEnv}`,
         });
       return t;
     },
@@ -175,7 +180,9 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
     id: "fly",
     capabilities: () => CAPABILITIES,
     setupHint: () =>
-      env()[tokenEnv] ? null : `set ${tokenEnv} (a Fly API token: fly tokens create deploy -a <app>)`,
+      settings.token || env()[tokenEnv]
+        ? null
+        : `set ${tokenEnv} or pass token (a Fly API token: fly tokens create deploy -a <app>)`,
     async validateDestination(destination) {
       validate(destination);
     },

@@ -28,7 +28,12 @@ export interface HttpRunnerProviderSettings {
    */
   baseUrl?: string;
   baseUrlEnv?: string;
-  /** Environment variable holding the bearer token (default `RODER_RUNNER_HTTP_TOKEN`). */
+  /**
+   * The bearer token, for an app that holds one per tenant or server; default the `tokenEnv` variable. Kept in
+   * memory only: never in a destination config, a session state or an error.
+   */
+  token?: string;
+  /** Environment variable holding the bearer token when `token` is not given (default `RODER_RUNNER_HTTP_TOKEN`). */
   tokenEnv?: string;
   fetch?: typeof globalThis.fetch;
   env?: EnvSource;
@@ -62,12 +67,12 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
   const retry = { ...DEFAULT_RETRY, ...settings.retry };
   const owner = settings.owner ?? "roder-runners";
   const token = () => {
-    const t = env()[tokenEnv];
+    const t = settings.token ?? env()[tokenEnv];
     if (!t)
       throw new ProviderApiError({
         providerId: id,
         isRetryable: false,
-        message: `the ${id} runner needs a bearer token: set ${tokenEnv}`,
+        message: `the ${id} runner needs a bearer token: pass it with the 'token' option or set ${tokenEnv}`,
       });
     return t;
   };
@@ -97,7 +102,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
       providerId: id,
       baseUrl,
       token,
-      tokenEnv,
+      tokenEnv: settings.token !== undefined ? "the token option" : tokenEnv,
       fetch: settings.fetch ?? globalThis.fetch,
       retry,
       ...(settings.onRetry ? { onRetry: settings.onRetry } : {}),
@@ -159,7 +164,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
     capabilities: () => settings.capabilities ?? ALL,
     setupHint() {
       const missing = [
-        env()[tokenEnv] ? null : tokenEnv,
+        settings.token || env()[tokenEnv] ? null : `${tokenEnv} (or the token option)`,
         settings.baseUrl || env()[baseUrlEnv] ? null : `${baseUrlEnv} (or config.base_url)`,
       ].filter(Boolean);
       return missing.length ? `set ${missing.join(" and ")}` : null;
