@@ -87,7 +87,27 @@ export interface RunnerCommandHandle {
    * skips `N - offset` of the replay to continue exactly where it was.
    */
   readonly replayOffset?: { stdout: number; stderr: number };
+  /**
+   * Writes to the command's stdin (started with `stdin: true` or `pty`): text as UTF-8, or bytes. Resolves once
+   * the runner has taken the bytes; rejects if the command has ended or its stdin is closed.
+   */
+  write?(data: string | Uint8Array): Promise<void>;
+  /** Closes the command's stdin (`cat` then ends); on a terminal, sends end-of-file. */
+  closeStdin?(): Promise<void>;
+  /** Resizes the command's terminal (started with `pty`); the program gets SIGWINCH. */
+  resize?(cols: number, rows: number): Promise<void>;
 }
+
+/**
+ * `startCommand` input: a command request (the wire type), and how it is attached. `stdin: true` keeps its stdin
+ * open for `handle.write()` / `handle.closeStdin()`; `pty` runs it on a terminal of that size (`test -t 1` holds;
+ * stdout and stderr both arrive as `stdout`, as from a terminal) with `handle.resize()`. Where a provider cannot,
+ * `startCommand` rejects with `UnsupportedCapabilityError` (capability `stdin` or `pty`).
+ */
+export type RunnerStartCommandInput = RunnerCommandRequestInput & {
+  stdin?: boolean;
+  pty?: { cols: number; rows: number };
+};
 
 /**
  * A provider of remote runner sessions (`RemoteRunnerProvider` in Rust). Methods are camelCase; all values
@@ -134,10 +154,7 @@ export interface RemoteRunnerSession {
   /** Idempotent. */
   close(options?: RunnerCallOptions): Promise<void>;
   /** Streaming command handle (optional capability; see the provider's limits). */
-  startCommand?(
-    request: RunnerCommandRequestInput,
-    options?: RunnerCallOptions,
-  ): Promise<RunnerCommandHandle>;
+  startCommand?(request: RunnerStartCommandInput, options?: RunnerCallOptions): Promise<RunnerCommandHandle>;
   /**
    * Follows a command started with `startCommand` again: from another session object resumed from `state()`,
    * after `detach()`, or (where limits say `attach: "any-client"`) from another process after this one

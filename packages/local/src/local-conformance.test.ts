@@ -14,6 +14,7 @@ for (const isolation of ["none", "bwrap"] as const) {
     planMounts: (d) => planMountsFor("unix-local", d),
     secretValues: [SECRET],
     fileScope: isolation === "bwrap" ? "sandbox" : "workspace",
+    interactive: ["stdin", "pty"],
     sweeper: { owner: `conformance-local-${isolation}`, create: () => createLocalSweeper() },
     destination: {
       id: `local-${isolation}`,
@@ -30,6 +31,7 @@ describeRunnerConformance({
   createProvider: () => createLocalProvider(),
   planMounts: (d) => planMountsFor("unix-local", d),
   fileScope: "sandbox",
+  interactive: ["stdin", "pty"],
   destination: {
     id: "local-fixed-path",
     provider_id: "unix-local",

@@ -4,6 +4,7 @@ import {
   OutputLog,
   type RunnerCommandHandle,
   type RunnerCommandResult,
+  RunnerError,
   timeoutMarker,
   truncationMarker,
 } from "@roder/runner-contract";
@@ -17,6 +18,10 @@ export interface SpawnSpec {
   outputLimitBytes: number;
   signal?: AbortSignal | undefined;
   stdin?: Uint8Array | undefined;
+  /** Keep stdin open for `write()` / `closeStdin()` (an interactive command). */
+  interactive?: boolean;
+  /** Resizes the command's terminal (a command started on a PTY). */
+  resize?: (pid: number, cols: number, rows: number) => Promise<void>;
 }
 
 /** Bounded collector for one stream: keeps the first `limit` bytes, counts the rest. */
@@ -87,7 +92,7 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
       cwd: spec.cwd,
       env: spec.env,
       detached: true,
-      stdio: [spec.stdin ? "pipe" : "ignore", "pipe", "pipe"],
+      stdio: [spec.stdin || spec.interactive ? "pipe" : "ignore", "pipe", "pipe"],
     });
   } catch (error) {
     spawnError = error as Error;
@@ -143,7 +148,8 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
       if (exited) return;
       exited = true;
       exitCode = error.code === "ENOENT" ? 127 : error.code === "EACCES" ? 126 : 1;
-      stderr.push(
+      // The message goes to the stream too, so a streaming caller sees why nothing ran.
+      onData("stderr")(
         Buffer.from(`${program}: ${error.code === "ENOENT" ? "command not found" : error.message}\n`),
       );
       finish();
@@ -158,7 +164,7 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
     if (spec.stdin && child.stdin) {
       child.stdin.on("error", () => {});
       child.stdin.end(Buffer.from(spec.stdin));
-    }
+    } else if (spec.interactive && child.stdin) child.stdin.on("error", () => {});
     const timer =
       spec.timeoutMs !== undefined && spec.timeoutMs > 0
         ? setTimeout(() => {
@@ -180,6 +186,41 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
     if (signal === "SIGKILL" || signal === "SIGTERM") cancelled = true;
     return killGroup(child, signal);
   };
+  const stdinClosed = () =>
+    new RunnerError(
+      "stdin_closed",
+      `the stdin of command '${spec.commandId}' is closed or was not kept open`,
+    );
+  const write = (data: string | Uint8Array): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const stdin = child?.stdin;
+      if (!spec.interactive || !stdin || stdin.writableEnded || stdin.destroyed || finished)
+        return reject(stdinClosed());
+      const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : Buffer.from(data);
+      stdin.write(bytes, (error) => (error ? reject(stdinClosed()) : resolve()));
+    });
+  const closeStdin = async (): Promise<void> => {
+    const stdin = child?.stdin;
+    if (spec.interactive && stdin && !stdin.writableEnded) stdin.end();
+  };
+  const resize = async (cols: number, rows: number): Promise<void> => {
+    if (!spec.resize)
+      throw new RunnerError("invalid_request", `command '${spec.commandId}' was not started on a terminal`);
+    if (
+      !Number.isInteger(cols) ||
+      !Number.isInteger(rows) ||
+      cols < 1 ||
+      rows < 1 ||
+      cols > 65535 ||
+      rows > 65535
+    )
+      throw new RunnerError(
+        "invalid_request",
+        `terminal size must be whole numbers 1..65535, got ${cols}x${rows}`,
+      );
+    if (finished || child?.pid === undefined) return;
+    await spec.resize(child.pid, cols, rows);
+  };
   const follower = (): RunnerCommandHandle => {
     const f = queue.follow();
     return {
@@ -189,6 +230,8 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
       kill,
       detach: async () => f.stop(),
       replayOffset: f.offset,
+      ...(spec.interactive ? { write, closeStdin } : {}),
+      ...(spec.resize ? { resize } : {}),
     };
   };
   const first = follower();

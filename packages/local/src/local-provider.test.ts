@@ -165,6 +165,21 @@ describe("unix-local specifics", () => {
     }
   });
 
+  it("a streamed command whose program does not exist says so on its stderr stream (none and bwrap)", async () => {
+    for (const isolation of ["none", "bwrap"] as const) {
+      const s = await open(dest({ isolation }));
+      const h = await s.startCommand({
+        command_id: `missing-${isolation}`,
+        program: "no-such-program-roder",
+      });
+      let streamed = "";
+      for await (const c of h.output) if (c.stream === "stderr") streamed += new TextDecoder().decode(c.data);
+      const r = await h.wait();
+      expect(r.exit_code).toBe(127);
+      expect(streamed).toContain("no-such-program-roder");
+    }
+  });
+
   it("caps output and marks the cut", async () => {
     const s = await open(dest({ output_limit_bytes: 1000 }));
     const r = await s.runCommand({

@@ -1,9 +1,10 @@
 import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { promises as fs } from "node:fs";
+import { promises as fs, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { basename, join, posix } from "node:path";
 import { promisify } from "node:util";
 import {
+  argvToShell,
   CancelledError,
   CommandNotFoundError,
   confinePath,
@@ -30,6 +31,7 @@ import {
   type RunnerPortResult,
   type RunnerSessionState,
   type RunnerSnapshotRef,
+  type RunnerStartCommandInput,
   SessionNotFoundError,
 } from "@roder/runner-contract";
 import { exportLocalArtifact } from "./local-artifacts.js";
@@ -66,6 +68,47 @@ import { tagPathFor, updateTag } from "./local-tags.js";
 
 const run = promisify(execFile);
 export const LOCAL_PROVIDER_ID = "unix-local";
+
+function isTerminalSize(p: unknown): p is { cols: number; rows: number } {
+  const { cols, rows } = (p ?? {}) as { cols?: unknown; rows?: unknown };
+  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  return ok(cols) && ok(rows);
+}
+
+/** Descendants of `pid` (itself first), from /proc's children lists. */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length && out.length < 256) {
+    const p = queue.shift()!;
+    out.push(p);
+    try {
+      for (const tid of readdirSync(`/proc/${p}/task`))
+        for (const c of readFileSync(`/proc/${p}/task/${tid}/children`, "utf8").trim().split(/\s+/))
+          if (c) queue.push(Number(c));
+    } catch {}
+  }
+  return out;
+}
+
+/**
+ * Resizes the terminal of a command started on a PTY: the first process below it whose stdin is a terminal
+ * holds the PTY's slave; `stty` sets its size through that descriptor (the kernel sends SIGWINCH).
+ */
+async function resizeTerminal(pid: number, cols: number, rows: number): Promise<void> {
+  for (const p of descendants(pid)) {
+    let link = "";
+    try {
+      link = readlinkSync(`/proc/${p}/fd/0`);
+    } catch {
+      continue;
+    }
+    if (!/\/pts\/\d+$/.test(link)) continue;
+    await run("stty", ["-F", `/proc/${p}/fd/0`, "cols", String(cols), "rows", String(rows)]);
+    return;
+  }
+  throw new RunnerError("io_error", "the command's terminal is gone");
+}
 
 /** What a session needs to live and to be resumed: all of it goes into `state().metadata`; no secrets. */
 export interface LocalSessionInfo {
@@ -277,12 +320,18 @@ export class LocalSession implements RemoteRunnerSession {
   }
 
   async startCommand(
-    input: RunnerCommandRequestInput,
+    input: RunnerStartCommandInput,
     options?: RunnerCallOptions,
   ): Promise<LocalCommandHandle> {
     this.ensureOpen();
     checkAborted(options?.signal, "runCommand");
-    const request = parseCommandInput(input);
+    const { stdin: interactive, pty, ...wire } = (input ?? {}) as RunnerStartCommandInput;
+    const request = parseCommandInput(wire);
+    if (pty !== undefined && !isTerminalSize(pty))
+      throw new RunnerError(
+        "invalid_request",
+        `pty must be { cols, rows } with whole numbers 1..65535, got ${JSON.stringify(pty)}`,
+      );
     if (this.running.has(request.command_id)) {
       throw new RunnerError(
         "invalid_request",
@@ -311,6 +360,16 @@ export class LocalSession implements RemoteRunnerSession {
     let argv = [request.program, ...request.args];
     if (argv.some((a) => a.includes("\u0000")))
       throw new RunnerError("invalid_request", "argv entries cannot contain NUL bytes");
+    if (pty) {
+      // On a terminal: util-linux `script` makes a PTY, sizes it and runs the argv on it (quoted, byte for byte).
+      env.TERM ??= "xterm-256color";
+      argv = [
+        "script",
+        "-qefc",
+        `stty cols ${pty.cols} rows ${pty.rows} 2>/dev/null; exec ${argvToShell(argv)}`,
+        "/dev/null",
+      ];
+    }
     let spawnCwd = cwd;
     const sandbox = await this.liveSandbox();
     if (sandbox?.kind === "bwrap") {
@@ -334,6 +393,8 @@ export class LocalSession implements RemoteRunnerSession {
       timeoutMs: request.timeout_ms,
       outputLimitBytes: this.info.config.output_limit_bytes,
       signal: options?.signal,
+      interactive: interactive === true || pty !== undefined,
+      ...(pty ? { resize: resizeTerminal } : {}),
     });
     const commands = commandsOf(this.info.sessionId);
     commands.running.set(request.command_id, handle);
