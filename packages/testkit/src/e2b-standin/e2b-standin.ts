@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { posix } from "node:path";
+import { gunzipSync, gzipSync } from "node:zlib";
 import {
   OutputLog,
   type RemoteRunnerProvider,
@@ -10,6 +12,12 @@ import {
 } from "@roder/runner-contract";
 import { createFaultSwitch, type FaultSwitch } from "../fault/faults.js";
 import { END_STREAM, envelope, readFirstEnvelope } from "./connect-envelope.js";
+import { EnvdFsError, fsOp, startWatch, watchEvent } from "./envd-fs.js";
+import { ENVD_USERS, type EnvdUser, lookupUser, resolvePath, rpcUser } from "./envd-paths.js";
+import { checkFileAccess, fileSignature, signatureMatches } from "./envd-signature.js";
+import { type ProcessInput, prepareInput } from "./envd-stdin.js";
+import { proxyToPort } from "./port-proxy.js";
+import { type SandboxMetricSample, sandboxMetrics } from "./sandbox-metrics.js";
 
 /**
  * A local stand-in of E2B: the REST control plane (X-API-KEY) and the in-sandbox daemon "envd" (Connect RPC
@@ -46,6 +54,8 @@ export interface E2bStandInOptions {
    * made by this stand-in always exist. `"any"` accepts every name.
    */
   templates?: readonly string[] | "any";
+  /** How often a running sandbox's resources are sampled for `GET /sandboxes/{id}/metrics` (default 5000, E2B's; 0: never). */
+  metricsIntervalMs?: number;
 }
 
 export interface E2bStandInSandbox {
@@ -64,6 +74,10 @@ export interface E2bStandInSandbox {
   /** envd responses in flight: a killed sandbox drops their connections. */
   connections: Set<ServerResponse>;
   timer?: ReturnType<typeof setTimeout>;
+  /** Resource samples, one per collection interval while running (`GET /sandboxes/{id}/metrics`). */
+  metrics: Array<SandboxMetricSample & { timestampUnix: number }>;
+  cpuTicks?: [number, number];
+  metricsTimer?: ReturnType<typeof setInterval>;
 }
 
 /** A process envd runs: its output log outlives any client stream (Start or Connect), as in envd. */
@@ -74,6 +88,8 @@ export interface StandInProcess {
   args: string[];
   envs: Record<string, string>;
   cwd?: string;
+  /** Its stdin or terminal, when it has one (`stdin: true` or `pty`). */
+  input?: ProcessInput;
 }
 
 export interface E2bStandIn {
@@ -118,13 +134,23 @@ function sandboxNotFound(sandboxId: string): ApiError {
 const notFoundMsg = (id: string) =>
   `Sandbox ${JSON.stringify(id)} doesn't exist or you don't have access to it`;
 
+/** The team's namespace in snapshot names (`<team>/<name>`). */
+const TEAM = "standin";
+
 /** Seconds a create without `timeout` gets (infra sandboxtypes.SandboxTimeoutDefault); the SDK always sends one. */
 const CREATE_DEFAULT_TIMEOUT_S = 15;
 /** Seconds a `connect` without `timeout` gets. */
 const CONNECT_DEFAULT_TIMEOUT_S = 300;
 
+/** envd's port: requests routed to any other port go to the sandbox's own servers (`getHost`). */
+const ENVD_PORT = 49983;
+
 const CONNECT_STATUS: Record<string, number> = {
   not_found: 404,
+  already_exists: 409,
+  failed_precondition: 400,
+  unimplemented: 501,
+  unknown: 500,
   invalid_argument: 400,
   unauthenticated: 401,
   unavailable: 503,
@@ -132,6 +158,42 @@ const CONNECT_STATUS: Record<string, number> = {
   internal: 500,
   permission_denied: 403,
 };
+
+/** Whether `Accept-Encoding` asks for gzip (with a non-zero quality), as envd's download negotiates. */
+function acceptsGzip(header: string | string[] | undefined): boolean {
+  return String(header ?? "")
+    .split(",")
+    .some((part) => {
+      const [name, ...params] = part.split(";").map((x) => x.trim().toLowerCase());
+      const q = params.find((x) => x.startsWith("q="));
+      return name === "gzip" && (q === undefined || Number(q.slice(2)) > 0);
+    });
+}
+
+/**
+ * `X-Metadata-<key>: <value>` headers of an upload, keys lower-cased, checked as envd does: printable US-ASCII,
+ * keys at most 246 bytes, all of it (with the `user.e2b.` prefix per key) at most 4096 bytes.
+ */
+function metadataHeaders(req: IncomingMessage): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i]!;
+    if (!/^x-metadata-/i.test(name)) continue;
+    const key = name.slice("x-metadata-".length).toLowerCase();
+    if (key in out) continue;
+    out[key] = req.rawHeaders[i + 1]!;
+  }
+  let total = 0;
+  for (const [k, v] of Object.entries(out)) {
+    if (!k) throw new ApiError(400, "metadata key must not be empty");
+    if (!/^[\x20-\x7e]*$/.test(k) || !/^[\x20-\x7e]*$/.test(v))
+      throw new ApiError(400, `metadata key ${JSON.stringify(k)} or its value is not printable US-ASCII`);
+    if (k.length > 246) throw new ApiError(400, `metadata key ${JSON.stringify(k)} is longer than 246 bytes`);
+    total += "user.e2b.".length + k.length + v.length;
+  }
+  if (total > 4096) throw new ApiError(400, "metadata is larger than 4096 bytes");
+  return out;
+}
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -174,14 +236,31 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
   const timedOut: string[] = [];
   const domain = "e2b.local";
   const sandboxes = new Map<string, E2bStandInSandbox>();
-  /** Snapshots: id → the backend session state and snapshot to restore from. */
+  /** Snapshot templates: raw template id → what to restore from, and E2B's ids and names of it. */
   const snapshots = new Map<
     string,
     {
       state: import("@roder/runner-contract").RunnerSessionState;
       snapshot: import("@roder/runner-contract").RunnerSnapshotRef;
+      snapshotID: string;
+      names: string[];
+      sandboxID: string;
     }
   >();
+  /** A snapshot by any of its references: its template id (with or without a tag), its id or a name. */
+  const findSnapshot = (ref: string) => {
+    const bare = ref.replace(/:default$/, "");
+    for (const [raw, snap] of snapshots)
+      if (
+        raw === bare ||
+        snap.snapshotID === ref ||
+        snap.names.includes(bare) ||
+        snap.names.includes(`${TEAM}/${bare}`)
+      )
+        return { raw, snap };
+    return undefined;
+  };
+  const metricsIntervalMs = options.metricsIntervalMs ?? 5000;
   const requests: E2bStandIn["requests"] = [];
   const faults = createFaultSwitch((status) =>
     JSON.stringify({
@@ -237,14 +316,39 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
   async function destroy(s: E2bStandInSandbox): Promise<void> {
     sandboxes.delete(s.sandboxID);
     if (s.timer) clearTimeout(s.timer);
+    if (s.metricsTimer) clearInterval(s.metricsTimer);
     for (const res of s.connections) res.destroy();
     s.connections.clear();
     for (const p of s.processes.values()) await p.handle.kill("SIGKILL").catch(() => false);
     await s.session.close().catch(() => {});
   }
 
+  /** Collects a resource sample every interval while the sandbox runs (E2B aligns them to 5 s buckets). */
+  function collectMetrics(s: E2bStandInSandbox): void {
+    if (s.metricsTimer) clearInterval(s.metricsTimer);
+    s.metricsTimer = undefined;
+    if (s.state !== "running" || !(metricsIntervalMs > 0)) return;
+    let busy = false;
+    s.metricsTimer = setInterval(() => {
+      if (busy || sandboxes.get(s.sandboxID) !== s) return;
+      busy = true;
+      sandboxMetrics(s.session, ENVD_USERS.user!.home, s.cpuTicks)
+        .then((m) => {
+          s.cpuTicks = m.cpuTicks;
+          s.metrics.push({ ...m, timestampUnix: Math.floor(Date.now() / 1000) });
+          if (s.metrics.length > 720) s.metrics.shift();
+        })
+        .catch(() => {})
+        .finally(() => {
+          busy = false;
+        });
+    }, metricsIntervalMs);
+    s.metricsTimer.unref();
+  }
+
   /** Arms the kill at `endAt` (running sandboxes only: a paused one keeps no timer). */
   function schedule(s: E2bStandInSandbox): void {
+    collectMetrics(s);
     if (s.timer) clearTimeout(s.timer);
     s.timer = undefined;
     if (!killOnTimeout || s.state !== "running") return;
@@ -293,6 +397,21 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     const method = req.method ?? "GET";
     const v2 = parts[0] === "v2";
     const p = v2 ? parts.slice(1) : parts;
+    if (parts[0] === "snapshots" && parts.length === 1 && method === "GET") {
+      const bySandbox = url.searchParams.get("sandboxID");
+      const name = url.searchParams.get("name");
+      const list = [...snapshots.entries()]
+        .filter(([, snap]) => !bySandbox || snap.sandboxID === bySandbox)
+        .filter(([raw]) => !name || findSnapshot(name)?.raw === raw)
+        .map(([, snap]) => ({ snapshotID: snap.snapshotID, names: snap.names }));
+      return json(res, 200, list);
+    }
+    if (parts[0] === "templates" && parts.length === 2 && method === "DELETE") {
+      const found = findSnapshot(decodeURIComponent(parts[1]!));
+      if (!found) throw new ApiError(404, `template '${decodeURIComponent(parts[1]!)}' not found`);
+      snapshots.delete(found.raw);
+      return json(res, 204);
+    }
     if (p[0] !== "sandboxes") throw new ApiError(404, "not found");
     if (p.length === 1 && method === "POST") {
       const body = JSON.parse((await readBody(req)).toString() || "{}") as {
@@ -303,7 +422,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       };
       if (!body.templateID) throw new ApiError(400, "templateID is required");
       // A template id that names a snapshot restores it (Sandbox.create(snapshotId)).
-      const snap = snapshots.get(body.templateID);
+      const snap = findSnapshot(body.templateID)?.snap;
       if (!snap && templates !== "any" && !templates.includes(body.templateID))
         throw new ApiError(404, `template '${body.templateID}' not found`);
       const timeout = checkTimeout(body.timeout, CREATE_DEFAULT_TIMEOUT_S);
@@ -326,6 +445,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         processes: new Map(),
         nextPid: 100,
         connections: new Set(),
+        metrics: [],
       };
       sandboxes.set(id, s);
       schedule(s);
@@ -359,12 +479,41 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       return json(res, 204);
     }
     if (p[2] === "snapshots" && method === "POST") {
-      await readBody(req);
+      const body = JSON.parse((await readBody(req)).toString() || "{}") as { name?: string };
+      const name = body.name?.replace(/:default$/, "");
+      if (name !== undefined && !/^[a-z0-9][a-z0-9._-]*$/i.test(name))
+        throw new ApiError(400, `Invalid name: ${JSON.stringify(body.name)}`);
       const snapshot = await s.session.snapshot();
       if (!snapshot) throw new ApiError(500, "the backend made no snapshot");
-      const snapshotID = `snap_${randomBytes(8).toString("hex")}`;
-      snapshots.set(snapshotID, { state: s.session.state(), snapshot });
-      return json(res, 201, { snapshotID, names: [`${s.templateID}-${snapshotID}`] });
+      // A name is a template alias in the team's namespace; a second snapshot of one name replaces it.
+      const named = name ? findSnapshot(`${TEAM}/${name}`) : undefined;
+      if (named) snapshots.delete(named.raw);
+      const raw = named?.raw ?? `snap_${randomBytes(8).toString("hex")}`;
+      const names = name ? [`${TEAM}/${name}`] : [];
+      const snapshotID = name ? `${TEAM}/${name}:default` : `${raw}:default`;
+      snapshots.set(raw, { state: s.session.state(), snapshot, snapshotID, names, sandboxID: s.sandboxID });
+      return json(res, 201, { snapshotID, names });
+    }
+    if (p[2] === "metrics" && method === "GET") {
+      const start = Number(url.searchParams.get("start") ?? Math.floor(Date.parse(s.startedAt) / 1000));
+      const end = Number(url.searchParams.get("end") ?? Math.ceil(Date.now() / 1000));
+      return json(
+        res,
+        200,
+        s.metrics
+          .filter((m) => m.timestampUnix >= start && m.timestampUnix <= end)
+          .map((m) => ({
+            timestamp: new Date(m.timestampUnix * 1000).toISOString(),
+            timestampUnix: m.timestampUnix,
+            cpuCount: m.cpuCount,
+            cpuUsedPct: m.cpuUsedPct,
+            memUsed: m.memUsed,
+            memTotal: m.memTotal,
+            memCache: m.memCache,
+            diskUsed: m.diskUsed,
+            diskTotal: m.diskTotal,
+          })),
+      );
     }
     if (p[2] === "pause" && method === "POST") {
       if (s.state === "paused") throw new ApiError(409, `sandbox ${s.sandboxID} is already paused`);
@@ -394,14 +543,41 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
   }
 
   // ---- envd ----
-  function sandboxFor(req: IncomingMessage): E2bStandInSandbox {
-    const id = String(req.headers["e2b-sandbox-id"] ?? "");
+  /** The sandbox a request is for: E2B's edge routes only to running sandboxes (else 502, /health included). */
+  function runningSandbox(id: string): E2bStandInSandbox {
     const s = sandboxes.get(id);
-    // E2B's edge routes only to running sandboxes: gone, killed at timeout or paused, it answers 502.
     if (s?.state !== "running") throw sandboxNotFound(id);
-    if (req.headers["x-access-token"] !== s.envdAccessToken)
-      throw new ApiError(401, "invalid access token", "unauthenticated");
     return s;
+  }
+
+  /** envd's access check for everything but `/health` and `/files` (which take a token or a signature). */
+  function checkToken(req: IncomingMessage, s: E2bStandInSandbox): void {
+    if (req.headers["x-access-token"] !== s.envdAccessToken) {
+      const message =
+        "unauthorized access, please provide a valid access token or method signing if supported";
+      throw new ApiError(401, message, "unauthenticated", { code: 401, message });
+    }
+  }
+
+  /** The user an RPC acts as; an unknown one is envd's 401. */
+  function userOf(req: IncomingMessage): EnvdUser {
+    try {
+      return rpcUser(req.headers.authorization);
+    } catch (e) {
+      throw new ApiError(401, (e as Error).message, "unauthenticated");
+    }
+  }
+
+  const pidOf = (sel: unknown): number => {
+    const p = sel as { pid?: number; selector?: { pid?: number } } | undefined;
+    return Number(p?.pid ?? p?.selector?.pid);
+  };
+
+  function processFor(s: E2bStandInSandbox, sel: unknown): [number, StandInProcess] {
+    const pid = pidOf(sel);
+    const p = s.processes.get(pid);
+    if (!p) throw new ApiError(404, `process with pid ${pid} not found`, "not_found");
+    return [pid, p];
   }
 
   async function stream(
@@ -418,6 +594,8 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         cwd?: string;
         selector?: { pid?: number };
       };
+      pty?: { size?: { cols?: number; rows?: number } };
+      stdin?: boolean;
     };
     const timeoutMs = Number(req.headers["connect-timeout-ms"] ?? "0");
     let pid: number;
@@ -425,14 +603,33 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     if (rpc === "Start") {
       const p = msg.process ?? {};
       if (!p.cmd) throw new ApiError(400, "process.cmd is required", "invalid_argument");
+      const user = userOf(req);
+      // Every command runs as uid 1000 with no capabilities (the local runner's sandbox): root cannot be had.
+      if (user.uid === 0)
+        throw new ApiError(
+          403,
+          "the E2B stand-in runs every process as 'user' (uid 1000, no capabilities): it cannot run one as root",
+          "permission_denied",
+        );
       pid = s.nextPid++;
+      // Without a cwd the process starts in the backend's workspace (the user's home, /home/user, by default).
+      const cwd = p.cwd ? resolvePath(p.cwd, user) : null;
+      // envd gives a process a stdin pipe unless `stdin: false` (the field defaults to true), and a terminal with `pty`.
+      const pty = msg.pty ? { cols: msg.pty.size?.cols ?? 80, rows: msg.pty.size?.rows ?? 24 } : undefined;
+      const wantsInput = pty !== undefined || msg.stdin !== false;
+      const prepared = wantsInput
+        ? await prepareInput(s.session, `${pid}-${randomBytes(4).toString("hex")}`, p.cmd, p.args ?? [], pty)
+        : undefined;
       const handle = await s.session.startCommand!({
         command_id: `pid-${pid}`,
-        program: p.cmd,
-        args: p.args ?? [],
-        cwd: p.cwd ?? null,
+        program: prepared?.program ?? p.cmd,
+        args: prepared?.args ?? p.args ?? [],
+        cwd,
         env: Object.entries({ ...s.envVars, ...(p.envs ?? {}) }),
         ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
+      }).catch(async (e: unknown) => {
+        await prepared?.input.dispose();
+        throw e;
       });
       proc = {
         handle,
@@ -440,7 +637,8 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         cmd: p.cmd,
         args: p.args ?? [],
         envs: p.envs ?? {},
-        ...(p.cwd ? { cwd: p.cwd } : {}),
+        ...(cwd ? { cwd } : {}),
+        ...(prepared ? { input: prepared.input } : {}),
       };
       s.processes.set(pid, proc);
       // envd owns the process: it runs on when the client's stream goes away, and is forgotten once it ends.
@@ -451,16 +649,15 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         started.log.end();
         await handle.wait().catch(() => {});
         s.processes.delete(startedPid);
+        await started.input?.dispose();
       })();
     } else {
       // proto-JSON inlines the oneof: {"process":{"pid":N}}.
-      pid = Number((msg.process as { pid?: number } | undefined)?.pid ?? msg.process?.selector?.pid);
-      const known = s.processes.get(pid);
-      if (!known) throw new ApiError(404, `process ${pid} not found`, "not_found");
-      proc = known;
+      [pid, proc] = processFor(s, msg.process);
     }
     // Start streams the whole output; Connect only what comes after it (envd does not replay).
     const follower = proc.log.follow({ replay: rpc === "Start" });
+    const field = (stream: string) => (proc.input?.pty ? "pty" : stream);
     res.on("close", follower.stop);
     res.writeHead(200, { "content-type": "application/connect+json" });
     res.write(envelope({ event: { start: { pid } } }));
@@ -468,7 +665,9 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     try {
       for await (const chunk of follower.output) {
         res.write(
-          envelope({ event: { data: { [chunk.stream]: Buffer.from(chunk.data).toString("base64") } } }),
+          envelope({
+            event: { data: { [field(chunk.stream)]: Buffer.from(chunk.data).toString("base64") } },
+          }),
         );
       }
       if (res.destroyed) return;
@@ -505,6 +704,62 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     }
   }
 
+  /** `filesystem.Filesystem/WatchDir`: inotify in the sandbox, its events as they come, until the client goes. */
+  async function watchDir(req: IncomingMessage, res: ServerResponse, s: E2bStandInSandbox): Promise<void> {
+    const msg = readFirstEnvelope(await readBody(req)) as {
+      path?: string;
+      recursive?: boolean;
+      includeEntry?: boolean;
+    };
+    const path = resolvePath(String(msg.path ?? ""), userOf(req));
+    const handle = await startWatch(s.session, {
+      path,
+      recursive: msg.recursive === true,
+      includeEntry: msg.includeEntry === true,
+    });
+    const stop = () => void handle.kill("SIGKILL").catch(() => false);
+    res.on("close", stop);
+    let keepalive: ReturnType<typeof setInterval> | undefined;
+    let pending = "";
+    try {
+      for await (const chunk of handle.output) {
+        if (chunk.stream !== "stdout") continue;
+        pending += Buffer.from(chunk.data).toString("utf8");
+        let nl = pending.indexOf("\n");
+        while (nl >= 0) {
+          const line = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          nl = pending.indexOf("\n");
+          if (!line.trim()) continue;
+          const { event, err } = watchEvent(line);
+          if (err) throw new ApiError(CONNECT_STATUS[err.code] ?? 500, err.message, err.code);
+          if (!event) continue;
+          if (!res.headersSent) {
+            res.writeHead(200, { "content-type": "application/connect+json" });
+            keepalive = setInterval(() => res.write(envelope({ keepalive: {} })), 20_000);
+          }
+          res.write(envelope(event));
+        }
+      }
+      if (!res.destroyed && res.headersSent) res.end(envelope({}, END_STREAM));
+    } finally {
+      if (keepalive) clearInterval(keepalive);
+      res.off("close", stop);
+      stop();
+    }
+  }
+
+  /** A filesystem RPC in the sandbox; its envd errors become Connect errors. */
+  async function fs(s: E2bStandInSandbox, op: Parameters<typeof fsOp>[1], body: Record<string, unknown>) {
+    try {
+      return await fsOp(s.session, op, body);
+    } catch (e) {
+      if (e instanceof EnvdFsError)
+        throw new ApiError(CONNECT_STATUS[e.connectCode] ?? 500, e.message, e.connectCode);
+      throw e;
+    }
+  }
+
   async function unary(
     req: IncomingMessage,
     s: E2bStandInSandbox,
@@ -512,21 +767,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     rpc: string,
   ): Promise<unknown> {
     const body = JSON.parse((await readBody(req)).toString() || "{}") as Record<string, unknown>;
-    const run = async (argv: string[]) =>
-      s.session.runCommand({
-        command_id: `envd-${randomBytes(4).toString("hex")}`,
-        program: argv[0]!,
-        args: argv.slice(1),
-      });
     if (service === "process.Process") {
-      if (rpc === "SendSignal") {
-        const sel = body.process as { pid?: number; selector?: { pid?: number } } | undefined;
-        const pid = Number(sel?.pid ?? sel?.selector?.pid);
-        const p = s.processes.get(pid);
-        if (!p) throw new ApiError(404, `process ${pid} not found`, "not_found");
-        await p.handle.kill(body.signal === "SIGNAL_SIGTERM" || body.signal === 15 ? "SIGTERM" : "SIGKILL");
-        return {};
-      }
       if (rpc === "List")
         return {
           processes: [...s.processes.entries()].map(([pid, p]) => ({
@@ -534,100 +775,226 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
             config: { cmd: p.cmd, args: p.args, envs: p.envs, ...(p.cwd ? { cwd: p.cwd } : {}) },
           })),
         };
-    }
-    if (service === "filesystem.Filesystem") {
-      const path = String(body.path ?? "");
-      if (rpc === "Move") {
-        const r = await run(["mv", "-f", "--", String(body.source), String(body.destination)]);
-        if (r.exit_code !== 0) throw new ApiError(404, r.stderr.trim(), "not_found");
-        return {
-          entry: {
-            name: String(body.destination).split("/").pop(),
-            type: "FILE_TYPE_FILE",
-            path: body.destination,
-          },
-        };
-      }
-      if (rpc === "MakeDir") {
-        const r = await run(["mkdir", "-p", "--", path]);
-        if (r.exit_code !== 0) throw new ApiError(400, r.stderr.trim(), "invalid_argument");
-        return { entry: { name: path.split("/").pop(), type: "FILE_TYPE_DIRECTORY", path } };
-      }
-      if (rpc === "Remove") {
-        await run(["rm", "-rf", "--", path]);
+      const [, p] = processFor(s, body.process);
+      if (rpc === "SendSignal") {
+        await p.handle.kill(body.signal === "SIGNAL_SIGTERM" || body.signal === 15 ? "SIGTERM" : "SIGKILL");
         return {};
       }
-      if (rpc === "Stat") {
-        const r = await run(["stat", "-c", "%F|%s|%a|%N", "--", path]);
-        if (r.exit_code !== 0) throw new ApiError(404, `path ${path} not found`, "not_found");
-        const [type, size, mode] = r.stdout.trim().split("|");
-        return {
-          entry: {
-            name: path.split("/").pop(),
-            type: type?.startsWith("directory") ? "FILE_TYPE_DIRECTORY" : "FILE_TYPE_FILE",
-            path,
-            size: String(size),
-            mode: Number.parseInt(mode ?? "0", 8),
-            permissions: "",
-          },
-        };
+      if (rpc === "SendInput") {
+        const input = (body.input ?? {}) as { stdin?: string; pty?: string };
+        const toPty = input.pty !== undefined;
+        if (!toPty && input.stdin === undefined)
+          throw new ApiError(501, "invalid input type <nil>", "unimplemented");
+        const fail = (m: string) => new ApiError(500, m, "internal");
+        if (toPty && !p.input?.pty)
+          throw fail(
+            "error writing to tty: tty not assigned to process — input should be written to the stdin, not the tty",
+          );
+        if (!toPty && p.input?.pty)
+          throw fail(
+            "error writing to stdin: tty assigned to process — input should be written to the pty, not the stdin",
+          );
+        if (!p.input) throw fail("error writing to stdin: stdin not enabled or closed");
+        await p.input
+          .write(Buffer.from(String(toPty ? input.pty : input.stdin), "base64"))
+          .catch((e: Error) => {
+            throw fail(`error writing to ${toPty ? "tty" : "stdin"}: ${e.message}`);
+          });
+        return {};
+      }
+      if (rpc === "CloseStdin") {
+        if (p.input?.pty)
+          throw new ApiError(
+            500,
+            "error closing stdin: cannot close stdin for PTY process — send Ctrl+D (0x04) instead",
+            "unknown",
+          );
+        await p.input?.close();
+        return {};
+      }
+      if (rpc === "Update") {
+        const size = (body.pty as { size?: { cols?: number; rows?: number } } | undefined)?.size;
+        if (size) {
+          if (!p.input?.pty)
+            throw new ApiError(500, "error resizing tty: tty not assigned to process", "internal");
+          await p.input.resize(size.cols ?? 0, size.rows ?? 0);
+        }
+        return {};
       }
     }
-    throw new ApiError(404, `unknown method ${service}/${rpc}`, "not_found");
+    if (service === "filesystem.Filesystem") {
+      const user = userOf(req);
+      const abs = (v: unknown) => {
+        try {
+          return resolvePath(String(v ?? ""), user);
+        } catch (e) {
+          throw new ApiError(400, (e as Error).message, "invalid_argument");
+        }
+      };
+      if (rpc === "Stat") return fs(s, "stat", { path: abs(body.path) });
+      if (rpc === "ListDir")
+        return fs(s, "listdir", { path: abs(body.path), depth: Number(body.depth ?? 0) || 1 });
+      if (rpc === "MakeDir") return fs(s, "makedir", { path: abs(body.path) });
+      if (rpc === "Move")
+        return fs(s, "move", { source: abs(body.source), destination: abs(body.destination) });
+      if (rpc === "Remove") return fs(s, "remove", { path: abs(body.path) });
+    }
+    throw new ApiError(404, `unknown method ${service}/${rpc}`, "unimplemented");
   }
 
-  async function envd(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (url.pathname === "/health") {
-      const id = req.headers["e2b-sandbox-id"];
-      if (id !== undefined && sandboxes.get(String(id))?.state !== "running")
-        throw sandboxNotFound(String(id));
-      return json(res, 204);
+  /** `GET|POST /files`: the access token or a signed URL; paths resolved as the user; gzip both ways. */
+  async function files(req: IncomingMessage, res: ServerResponse, url: URL, s: E2bStandInSandbox) {
+    const q = url.searchParams;
+    const operation = req.method === "GET" ? "read" : "write";
+    const header = req.headers["x-access-token"];
+    const denied = checkFileAccess({
+      accessToken: s.envdAccessToken,
+      headerToken: typeof header === "string" ? header : undefined,
+      signature: q.get("signature"),
+      expiration: q.get("signature_expiration"),
+      username: q.get("username"),
+      path: q.get("path") ?? "",
+      operation,
+    });
+    if (denied) throw new ApiError(401, denied);
+    let user: EnvdUser;
+    try {
+      user = lookupUser(q.get("username"));
+    } catch (e) {
+      throw new ApiError(401, (e as Error).message);
     }
-    const s = sandboxFor(req);
+    const resolve = (p: string) => {
+      try {
+        return resolvePath(p, user);
+      } catch (e) {
+        throw new ApiError(400, `error resolving path: ${(e as Error).message}`);
+      }
+    };
+    if (req.method === "GET") {
+      const path = resolve(q.get("path") ?? "");
+      const r = await s.session.readFile({ path }).catch((e: Error & { code?: unknown }) => {
+        // envd answers 404 for a missing path (the SDK turns it into FileNotFoundError).
+        if (e.code === "not_found" || /no such file/i.test(e.message))
+          throw new ApiError(404, `path '${path}' does not exist`);
+        throw new ApiError(400, e.message);
+      });
+      const gzip = acceptsGzip(req.headers["accept-encoding"]);
+      const data = gzip ? gzipSync(r.contents) : Buffer.from(r.contents);
+      res.writeHead(200, {
+        "content-type": "application/octet-stream",
+        "content-length": data.length,
+        ...(gzip ? { "content-encoding": "gzip", vary: "Accept-Encoding" } : {}),
+      });
+      return void res.end(data);
+    }
+    if (req.method !== "POST") throw new ApiError(405, "method not allowed");
+    const encoding = String(req.headers["content-encoding"] ?? "identity")
+      .split(";")[0]!
+      .trim()
+      .toLowerCase();
+    if (encoding !== "identity" && encoding !== "gzip")
+      throw new ApiError(400, `unsupported Content-Encoding: ${encoding}, supported: [gzip]`);
+    const raw = await readBody(req);
+    let body: Buffer;
+    try {
+      body = encoding === "gzip" ? gunzipSync(raw) : raw;
+    } catch (e) {
+      throw new ApiError(400, `error decompressing the body: ${(e as Error).message}`);
+    }
+    const metadata = metadataHeaders(req);
+    const type = String(req.headers["content-type"] ?? "");
+    const given = q.get("path");
+    const parts = type.startsWith("multipart/")
+      ? parseMultipart(body, type).map((p) => ({ path: given ?? p.filename ?? "", data: p.data }))
+      : [{ path: given ?? "", data: body }];
+    if (!type.startsWith("multipart/") && given === null)
+      throw new ApiError(400, "path query parameter is required for raw body upload");
+    const out: Array<Record<string, unknown>> = [];
+    for (const f of parts) {
+      const path = resolve(f.path);
+      if (out.some((o) => o.path === path))
+        throw new ApiError(
+          400,
+          `you cannot upload multiple files to the same path '${path}' in one upload request, only the first specified file was uploaded`,
+        );
+      await s.session.writeFile({ path, contents: new Uint8Array(f.data) }).catch((e: Error) => {
+        throw new ApiError(400, e.message);
+      });
+      out.push({ path, name: posix.basename(path), type: "file" });
+    }
+    // Each upload replaces the files' metadata (none sent: cleared), read back for the answer.
+    const meta = await fs(s, "setmeta", { paths: out.map((o) => o.path), metadata });
+    (meta.metadata as Array<Record<string, string>>).forEach((m, i) => {
+      if (Object.keys(m).length > 0) out[i]!.metadata = m;
+    });
+    return json(res, 200, out);
+  }
+
+  /** The sandbox's envd: `/health`, `/files`, `/envs`, `/metrics` and the Connect services. */
+  async function envd(req: IncomingMessage, res: ServerResponse, url: URL, s: E2bStandInSandbox) {
+    if (url.pathname === "/health") return json(res, 204);
     s.connections.add(res);
     res.on("close", () => s.connections.delete(res));
+    if (url.pathname === "/files") return files(req, res, url, s);
+    checkToken(req, s);
+    if (url.pathname === "/envs" && req.method === "GET") return json(res, 200, s.envVars);
+    if (url.pathname === "/metrics" && req.method === "GET") return json(res, 200, await envdMetrics(s));
     const rpcMatch = /^\/(process\.Process|filesystem\.Filesystem)\/(\w+)$/.exec(url.pathname);
     if (rpcMatch) {
       const [, service, rpc] = rpcMatch;
       if (service === "process.Process" && (rpc === "Start" || rpc === "Connect"))
         return stream(req, res, s, rpc);
+      if (service === "filesystem.Filesystem" && rpc === "WatchDir") return watchDir(req, res, s);
       return json(res, 200, await unary(req, s, service!, rpc!));
     }
-    if (url.pathname === "/files") {
-      const path = url.searchParams.get("path");
-      if (req.method === "GET") {
-        if (!path) throw new ApiError(400, "path is required");
-        const r = await s.session.readFile({ path }).catch((e: Error & { code?: unknown }) => {
-          // envd answers 404 for a missing path (the SDK turns it into FileNotFoundError).
-          throw new ApiError(
-            e.code === "not_found" || /no such file/i.test(e.message) ? 404 : 400,
-            e.message,
-          );
-        });
-        res.writeHead(200, {
-          "content-type": "application/octet-stream",
-          "content-length": r.contents.length,
-        });
-        return void res.end(Buffer.from(r.contents));
-      }
-      if (req.method === "POST") {
-        const body = await readBody(req);
-        const type = String(req.headers["content-type"] ?? "");
-        const files = type.startsWith("multipart/")
-          ? parseMultipart(body, type).map((p) => ({ path: path ?? p.filename ?? "", data: p.data }))
-          : [{ path: path ?? "", data: body }];
-        const out = [];
-        for (const f of files) {
-          if (!f.path) throw new ApiError(400, "path is required");
-          await s.session.writeFile({ path: f.path, contents: new Uint8Array(f.data) }).catch((e: Error) => {
-            throw new ApiError(400, e.message);
-          });
-          out.push({ path: f.path, name: f.path.split("/").pop(), type: "file" });
-        }
-        return json(res, 200, out);
-      }
-    }
     throw new ApiError(404, "not found");
+  }
+
+  /** envd's `/metrics` of the sandbox, measured inside it. */
+  async function envdMetrics(s: E2bStandInSandbox) {
+    const m = await sandboxMetrics(s.session, ENVD_USERS.user!.home, s.cpuTicks);
+    return {
+      ts: Math.floor(Date.now() / 1000),
+      cpu_count: m.cpuCount,
+      cpu_used_pct: m.cpuUsedPct,
+      mem_total: m.memTotal,
+      mem_used: m.memUsed,
+      mem_cache: m.memCache,
+      mem_total_mib: Math.floor(m.memTotal / 1048576),
+      mem_used_mib: Math.floor(m.memUsed / 1048576),
+      disk_used: m.diskUsed,
+      disk_total: m.diskTotal,
+    };
+  }
+
+  /** A signed `/files` URL without routing headers: the running sandbox whose access token signed it. */
+  function signedBy(req: IncomingMessage, url: URL): E2bStandInSandbox | undefined {
+    const q = url.searchParams;
+    const signature = q.get("signature");
+    if (!signature) return undefined;
+    const exp = q.get("signature_expiration");
+    const op = req.method === "GET" ? "read" : "write";
+    for (const s of sandboxes.values()) {
+      const expected = fileSignature(
+        q.get("path") ?? "",
+        op,
+        q.get("username") ?? "",
+        s.envdAccessToken,
+        exp === null ? undefined : Number.parseInt(exp, 10),
+      );
+      if (signatureMatches(expected, signature)) return s;
+    }
+    return undefined;
+  }
+
+  /** Where a request goes: a sandbox port by `Host: <port>-<id>.<domain>` or the `E2b-Sandbox-*` headers. */
+  function routeOf(req: IncomingMessage): { id: string; port: number } | undefined {
+    const host = String(req.headers.host ?? "").replace(/:\d+$/, "");
+    const m = /^(\d+)-([^.]+)\.(.+)$/.exec(host);
+    if (m && m[3] === domain) return { id: m[2]!, port: Number(m[1]) };
+    const id = req.headers["e2b-sandbox-id"];
+    if (id === undefined) return undefined;
+    return { id: String(id), port: Number(req.headers["e2b-sandbox-port"] ?? ENVD_PORT) || ENVD_PORT };
   }
 
   const server = createServer((req, res) => {
@@ -643,14 +1010,30 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     void (async () => {
       if (await faults.apply(req, res)) return;
       const url = new URL(req.url ?? "/", "http://x");
-      const isEnvd = req.headers["e2b-sandbox-id"] !== undefined || url.pathname === "/health";
+      const route = routeOf(req);
+      // A signed /files URL carries no routing header: it is the sandbox whose token signed it.
+      const signed = !route && url.pathname === "/files" ? signedBy(req, url) : undefined;
+      const isEnvd = route !== undefined || url.pathname === "/health" || url.searchParams.has("signature");
+      const streaming = /^\/(process\.Process\/(Start|Connect)|filesystem\.Filesystem\/WatchDir)$/.test(
+        url.pathname,
+      );
       try {
-        if (isEnvd) await envd(req, res, url);
+        if (route && route.port !== ENVD_PORT) {
+          const s = runningSandbox(route.id);
+          const { url: target } = await s.session.exposePort({ port: route.port });
+          if (!target) throw new ApiError(502, "the backend exposes no URL for this port");
+          await proxyToPort(req, res, target, s.sandboxID, route.port);
+        } else if (route) await envd(req, res, url, runningSandbox(route.id));
+        else if (signed) await envd(req, res, url, signed);
+        else if (url.pathname === "/health") json(res, 204);
+        else if (isEnvd) throw new ApiError(401, "invalid signature");
         else await control(req, res, url);
       } catch (error) {
         req.resume();
         const e = error instanceof ApiError ? error : new ApiError(500, "internal error", "internal");
-        if (res.headersSent) {
+        // A streaming RPC's error is the end of its stream (HTTP 200), as Connect servers send it.
+        if (res.headersSent || (streaming && e.connectCode && e.body === undefined)) {
+          if (!res.headersSent) res.writeHead(200, { "content-type": "application/connect+json" });
           res.end(envelope({ error: { code: e.connectCode ?? "internal", message: e.message } }, END_STREAM));
           return;
         }
