@@ -364,3 +364,29 @@ describe("scrubHostPaths", () => {
     ).toBe("no such file /workspace/a.txt in ses_x; snapshot at <server path>");
   });
 });
+
+describe("session and snapshot caps", () => {
+  it("refuses a session past maxSessions with a 429, and forgets a deleted snapshot", async () => {
+    const capped = await start({ maxSessions: 2 });
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await create(capped.url, {});
+      expect(r.status).toBe(201);
+      ids.push(((await r.json()) as { session_id: string }).session_id);
+    }
+    expect(await refusal(await create(capped.url, {}))).toMatchObject({
+      status: 429,
+      code: "too_many_sessions",
+    });
+    const snap = await fetch(`${capped.url}/sessions/${ids[0]}/snapshots`, { method: "POST", headers: auth });
+    const ref = ((await snap.json()) as { snapshot: { snapshot_id: string } }).snapshot;
+    await del(capped.url, ids[0]!);
+    const gone = () =>
+      fetch(`${capped.url}/snapshots/${ref.snapshot_id}`, { method: "DELETE", headers: auth });
+    expect((await gone()).status).toBe(204);
+    expect((await gone()).status).toBe(204);
+    const restore = await create(capped.url, null, { snapshot: ref });
+    expect(await refusal(restore)).toMatchObject({ status: 404, code: "not_found" });
+    await del(capped.url, ids[1]!);
+  });
+});

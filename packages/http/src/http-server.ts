@@ -80,6 +80,13 @@ export interface RunnerServerOptions extends RunnerServerPolicy {
    * `/previews/{preview_id}/` (an unguessable URL a browser can open, valid while the session lives).
    */
   authenticatedPreviews?: boolean;
+  /** Live sessions at most (default 1000); a create past it is a 429 `too_many_sessions`. */
+  maxSessions?: number;
+  /**
+   * Snapshot refs kept for restore (default 1000; the oldest is forgotten past it). `DELETE
+   * /snapshots/{id}` forgets one. The backend's own archive is the backend's to delete.
+   */
+  maxSnapshots?: number;
   /** Open connections at most (default 1024); more are dropped at once. */
   maxConnections?: number;
   /** A request's headers must arrive within this (default 10 s); slower connections are closed. */
@@ -464,6 +471,12 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       throw new HttpError(400, "invalid_request", `${i.path.join(".") || "body"}: ${i.message}`);
     }
     const body = parsed.data;
+    if (sessions.size >= (options.maxSessions ?? 1000))
+      throw new HttpError(
+        429,
+        "too_many_sessions",
+        `this server holds its maximum of ${options.maxSessions ?? 1000} sessions: close one, or retry later`,
+      );
     const manifest = codecs.RunnerManifest.parse(body.manifest ?? {});
     // Modal-style mounts become manifest mounts of the backend: the secret stays a ref the backend resolves.
     for (const m of body.mounts) {
@@ -704,6 +717,11 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         }),
       );
     }
+    if (parts[0] === "snapshots" && parts.length === 2 && m === "DELETE") {
+      // Idempotent: the ref is forgotten (it can no longer be restored), whether or not it was known.
+      snapshots.delete(parts[1]!);
+      return send(res, 204);
+    }
     if (parts[0] !== "sessions") throw new HttpError(404, "not_found", "unknown route");
     if (parts.length === 1 && m === "POST") return createSession(req, res);
     if (parts.length === 1 && m === "GET") return listSessions(url, res);
@@ -861,6 +879,8 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         if (snap) {
           const snapshotId = `snp_${randomBytes(16).toString("hex")}`;
           snapshots.set(snapshotId, { state: e.session.state(), snapshot: snap });
+          if (snapshots.size > (options.maxSnapshots ?? 1000))
+            snapshots.delete(snapshots.keys().next().value as string);
           wire = { provider_id: e.clientProviderId, snapshot_id: snapshotId, metadata: null };
         }
         return send(res, 200, `{"snapshot":${wire ? codecs.RunnerSnapshotRef.encode(wire) : "null"}}`);
