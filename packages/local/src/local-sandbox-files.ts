@@ -44,7 +44,7 @@ export function sandboxPathOf(path: string, home: string): string {
 }
 
 function run(
-  files: SandboxFiles,
+  _files: SandboxFiles,
   argv: string[],
   opts: { stdin?: Uint8Array; signal?: AbortSignal | undefined; stdout?: NodeJS.WritableStream },
 ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
