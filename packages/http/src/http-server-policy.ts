@@ -171,7 +171,7 @@ export function checkClientConfig(
       throw new HttpError(
         403,
         "config_refused",
-        `${where} names an endpoint (${o ?? "not an http(s) URL"}) that is not on this server's allow-list: the server's bucket credentials go only to endpoints its operator allows (allowedEndpoints, roder-runner serve --allow-endpoint URL), or to the endpoint in the secret itself`,
+        `${where} names an endpoint (${o ?? "not an http(s) URL"}) that is not on this server's allow-list: the server's bucket credentials go only to endpoints its operator allows (allowedEndpoints, roder-runner serve --allow-endpoint URL), or to the endpoint its own credential entry names`,
       );
   }
 }
