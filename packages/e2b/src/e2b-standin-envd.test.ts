@@ -198,7 +198,9 @@ describe("envd's processes take input as E2B's do", () => {
       const term = await sbx.pty.create({
         cols: 91,
         rows: 17,
-        onData: (d) => void (out += decoder.decode(d)),
+        onData: (d) => {
+          out += decoder.decode(d);
+        },
       });
       await sbx.pty.sendInput(term.pid, new TextEncoder().encode("echo size=$(tput cols)x$(tput lines)\n"));
       await until(() => out.includes("size=91x17"));
