@@ -13,13 +13,29 @@ export interface FlyRateLimit {
  */
 export const DEFAULT_FLY_RATE_LIMIT: FlyRateLimit = { perSecond: 0.9, burst: 2 };
 
+interface Waiter {
+  resolve: () => void;
+  reject: (e: unknown) => void;
+  signal?: AbortSignal | undefined;
+  onAbort?: () => void;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+  /** No request before this time (a 429's Retry-After). */
+  blockedUntil: number;
+  queue: Waiter[];
+  timer?: NodeJS.Timeout | undefined;
+}
+
 /**
- * A client-side limiter per key (machine + action): a generic cell rate algorithm, so each caller reserves
- * its slot at once, in call order, and sleeps until it comes. A 429 pushes the key's next slot past the
- * `Retry-After` the API gave.
+ * A client-side token bucket per key (machine + action) with a queue: callers are let through in call order,
+ * each when a token is there by the clock at that moment, so a late timer (a busy event loop) never lets a
+ * backlog through at once. A 429 empties the key's bucket until the `Retry-After` the API gave.
  */
 export class FlyRateLimiter {
-  private readonly tat = new Map<string, number>();
+  private readonly buckets = new Map<string, Bucket>();
   private lastSweep = Date.now();
 
   constructor(private readonly limit: FlyRateLimit) {
@@ -27,46 +43,73 @@ export class FlyRateLimiter {
       throw new RangeError("rate limit: perSecond > 0 and burst >= 1 are required");
   }
 
-  private get interval(): number {
-    return 1000 / this.limit.perSecond;
-  }
-
-  /** Waits for a slot of `key`; rejects with CancelledError when `signal` aborts meanwhile. */
-  async acquire(key: string, signal?: AbortSignal): Promise<void> {
-    const now = Date.now();
-    this.sweep(now);
-    const tolerance = (this.limit.burst - 1) * this.interval;
-    const tat = Math.max(now, this.tat.get(key) ?? now);
-    const at = tat - tolerance;
-    this.tat.set(key, tat + this.interval);
-    const wait = at - now;
-    if (wait <= 0) return;
-    await new Promise<void>((resolve, reject) => {
-      const t = setTimeout(() => {
-        signal?.removeEventListener("abort", onAbort);
-        resolve();
-      }, wait);
-      const onAbort = () => {
-        clearTimeout(t);
-        reject(new CancelledError({ operation: "rate limit wait" }));
-      };
-      if (signal?.aborted) return onAbort();
-      signal?.addEventListener("abort", onAbort, { once: true });
+  /** Waits for a token of `key`; rejects with CancelledError when `signal` aborts meanwhile. */
+  acquire(key: string, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new CancelledError({ operation: "rate limit wait" }));
+    const b = this.bucket(key);
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = { resolve, reject, signal };
+      if (signal) {
+        w.onAbort = () => {
+          const i = b.queue.indexOf(w);
+          if (i >= 0) b.queue.splice(i, 1);
+          reject(new CancelledError({ operation: "rate limit wait" }));
+          this.pump(key, b);
+        };
+        signal.addEventListener("abort", w.onAbort, { once: true });
+      }
+      b.queue.push(w);
+      this.pump(key, b);
     });
   }
 
-  /** The API refused a request of `key` (429): no slot before `retryAfterMs` from now, then one at a time. */
+  /** The API refused a request of `key` (429): no token before `retryAfterMs` from now. */
   penalize(key: string, retryAfterMs: number): void {
-    const tolerance = (this.limit.burst - 1) * this.interval;
-    const next = Date.now() + retryAfterMs + tolerance;
-    this.tat.set(key, Math.max(this.tat.get(key) ?? 0, next));
+    const b = this.bucket(key);
+    this.refill(b, Date.now());
+    b.tokens = Math.min(b.tokens, 0);
+    b.blockedUntil = Math.max(b.blockedUntil, Date.now() + retryAfterMs);
   }
 
-  /** Keys whose bucket is full again carry no state: dropped, so the map does not grow with machines. */
-  private sweep(now: number): void {
-    if (now - this.lastSweep < 30_000 && this.tat.size < 1000) return;
-    this.lastSweep = now;
-    for (const [k, t] of this.tat) if (t <= now) this.tat.delete(k);
+  private bucket(key: string): Bucket {
+    const now = Date.now();
+    if (now - this.lastSweep > 30_000) {
+      // Buckets that are full again carry no state: dropped, so the map does not grow with machines.
+      this.lastSweep = now;
+      for (const [k, x] of this.buckets) {
+        this.refill(x, now);
+        if (!x.queue.length && x.tokens >= this.limit.burst - 1e-9 && now >= x.blockedUntil)
+          this.buckets.delete(k);
+      }
+    }
+    let b = this.buckets.get(key);
+    if (!b) {
+      b = { tokens: this.limit.burst, at: Date.now(), blockedUntil: 0, queue: [] };
+      this.buckets.set(key, b);
+    }
+    return b;
+  }
+
+  private refill(b: Bucket, now: number): void {
+    b.tokens = Math.min(this.limit.burst, b.tokens + ((now - b.at) / 1000) * this.limit.perSecond);
+    b.at = now;
+  }
+
+  private pump(key: string, b: Bucket): void {
+    clearTimeout(b.timer);
+    b.timer = undefined;
+    const now = Date.now();
+    this.refill(b, now);
+    while (b.queue.length && now >= b.blockedUntil && b.tokens >= 1) {
+      b.tokens -= 1;
+      const w = b.queue.shift()!;
+      if (w.onAbort) w.signal?.removeEventListener("abort", w.onAbort);
+      w.resolve();
+    }
+    if (b.queue.length) {
+      const wait = Math.max(b.blockedUntil - now, ((1 - b.tokens) / this.limit.perSecond) * 1000, 1);
+      b.timer = setTimeout(() => this.pump(key, b), wait);
+    }
   }
 }
 

@@ -88,7 +88,7 @@ export const START = [
 export const FOLLOW = [POLL, 'poll "$1" "$2" "$3" "$4" "$5" "$6" "$7"'].join("\n");
 
 /**
- * $1 command dir: kills the command's process group. Exit 3 when it is not running. With $2 = "arm" (an aborted
+ * $1 command dir, [$2 "arm"], [$3 signal name, default KILL]: signals the command's process group. Exit 3 when it is not running. With $2 = "arm" (an aborted
  * call whose command may not have started yet) it first leaves a cancel marker that START checks after writing
  * the pid: whichever comes second sees the other, so the command is killed or never runs.
  */
@@ -98,9 +98,10 @@ export const KILL = [
   '[ -e "$d/exit" ] && { rm -f -- "$d.cancel"; exit 3; }',
   'p=$(cat -- "$d/pid" 2>/dev/null) || exit 3',
   'kill -s 0 -- "-$p" 2>/dev/null || kill -s 0 "$p" 2>/dev/null || exit 3',
-  ': > "$d/cancelled"',
   // dash's kill takes no signal name before "--" ("kill -KILL -- -PID" fails): -s works in every sh.
-  'kill -s KILL -- "-$p" 2>/dev/null || kill -s KILL "$p"',
+  'sig="${3:-KILL}"',
+  '[ "$sig" = KILL ] && : > "$d/cancelled"',
+  'kill -s "$sig" -- "-$p" 2>/dev/null || kill -s "$sig" "$p"',
   'rm -f -- "$d.cancel"',
 ].join("\n");
 

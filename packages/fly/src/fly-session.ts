@@ -4,6 +4,7 @@ import {
   CommandNotFoundError,
   cancelledMarker,
   confinePath,
+  OutputQueue,
   PathOutsideWorkspaceError,
   ProviderApiError,
   parseArtifactExportInput,
@@ -14,6 +15,7 @@ import {
   type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
+  type RunnerCommandHandle,
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
   RunnerError,
@@ -23,6 +25,7 @@ import {
   type RunnerPortRequestInput,
   type RunnerPortResult,
   type RunnerSessionState,
+  type RunnerSignal,
   type RunnerSnapshotRef,
   SessionNotFoundError,
   timeoutMarker,
@@ -157,17 +160,17 @@ export class FlySession implements RemoteRunnerSession {
       signal?: AbortSignal | undefined;
       operation: string;
       idempotent?: boolean;
+      /** A 408 goes back to the caller (which holds shorter) instead of being retried as it was. */
+      retry408?: boolean;
     },
   ): Promise<ExecResult> {
     return this.api.call<ExecResult>("POST", `${this.path}/exec`, {
-      /** A 408 goes back to the caller (which holds shorter) instead of being retried as it was. */
-      retry408?: boolean;
       body: { command, timeout: o.timeoutS, ...(o.stdin !== undefined ? { stdin: o.stdin } : {}) },
       idempotent: o.idempotent ?? false,
+      ...(o.retry408 === false ? { retry408: false } : {}),
       operation: o.operation,
       signal: o.signal,
       machineId: this.info.machineId,
-      ...(o.retry408 === false ? { retry408: false } : {}),
     });
   }
 
@@ -240,10 +243,10 @@ export class FlySession implements RemoteRunnerSession {
             signal: o.signal,
             operation: "follow command",
             idempotent: true,
+            retry408: false,
           },
         );
         if ((r.exit_code ?? 0) === EXIT.missing)
-            retry408: false,
           throw new CommandNotFoundError({
             providerId: "fly",
             commandId: o.commandId,
@@ -415,10 +418,7 @@ export class FlySession implements RemoteRunnerSession {
     let killing: Promise<unknown> | undefined;
     const onAbort = () => {
       entry.cancelled = true;
-      killing = this.exec(["/bin/sh", "-c", KILL, "roder-kill", dir, "arm"], {
-        timeoutS: 30,
-        operation: "cancel command",
-      }).catch(() => undefined);
+      killing = this.kill(request.command_id, "KILL", true).catch(() => undefined);
     };
     options?.signal?.addEventListener("abort", onAbort, { once: true });
     try {
@@ -445,15 +445,162 @@ export class FlySession implements RemoteRunnerSession {
     }
   }
 
+  /**
+   * Starts the command detached in the machine and follows it: each poll is one exec held until the command
+   * prints or ends, so output arrives in chunks as it is polled. The command's output stays in the machine:
+   * after `detach()`, `attachCommand` from this or any other process (a session resumed from `state()`) follows
+   * it again, replaying it from the start. `signal` aborts the command.
+   */
+  async startCommand(
+    input: RunnerCommandRequestInput,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerCommandHandle> {
+    this.ensureOpen();
+    if (options?.signal?.aborted) throw new CancelledError({ operation: "startCommand" });
+    const { request, cwd } = this.validateCommand(input);
+    const entry = { cancelled: false };
+    this.running.set(request.command_id, entry);
+    let first: PollReport;
+    try {
+      // Held until the first output (at most a second), so a chunk is often there when the handle is.
+      first = await this.launch(request, cwd, {
+        mode: "output",
+        waitTenths: Math.min(10, this.tenths),
+        signal: options?.signal,
+      });
+    } catch (error) {
+      this.running.delete(request.command_id);
+      if (options?.signal?.aborted) {
+        await this.kill(request.command_id, "KILL", true).catch(() => false);
+        throw new CancelledError({ operation: "startCommand" }, { cause: error });
+      }
+      throw error;
+    }
+    return this.handle(request.command_id, request.timeout_ms, first, entry, options?.signal, () =>
+      this.running.delete(request.command_id),
+    );
+  }
+
+  /**
+   * Follows a command started with `startCommand` (by this or any other client of the machine), replaying its
+   * output from the start; `CommandNotFoundError` when the machine has no such command (or forgot it: finished
+   * commands are kept 10 minutes).
+   */
+  async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
+    this.ensureOpen();
+    if (options?.signal?.aborted) throw new CancelledError({ operation: "attachCommand" });
+    const r = await this.exec(
+      [
+        "/bin/sh",
+        "-c",
+        FOLLOW,
+        "roder-follow",
+        this.commandDir(commandId),
+        "0",
+        "0",
+        "0",
+        String(Math.floor(this.chunkBytes / 2)),
+        "output",
+      ],
+      { timeoutS: 30, signal: options?.signal, operation: "attach command", idempotent: true },
+    );
+    if ((r.exit_code ?? 0) === EXIT.missing)
+      throw new CommandNotFoundError({
+        providerId: "fly",
+        commandId,
+        message: `fly: machine ${this.info.machineId} has no command '${commandId}'`,
+      });
+    const timeoutMs = undefined;
+    const handle = this.handle(
+      commandId,
+      timeoutMs,
+      parsePoll(r.stdout),
+      { cancelled: false },
+      options?.signal,
+    );
+    return Object.assign(handle, { replayOffset: { stdout: 0, stderr: 0 } });
+  }
+
+  private handle(
+    commandId: string,
+    timeoutMs: number | undefined,
+    first: PollReport,
+    entry: { cancelled: boolean },
+    signal: AbortSignal | undefined,
+    onEnd?: () => void,
+  ): RunnerCommandHandle {
+    const queue = new OutputQueue();
+    const dir = this.commandDir(commandId);
+    const following = new AbortController();
+    let detached = false;
+    let killing: Promise<unknown> | undefined;
+    const onAbort = () => {
+      entry.cancelled = true;
+      killing = this.kill(commandId, "KILL", true).catch(() => false);
+      following.abort();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const request = { command_id: commandId, timeout_ms: timeoutMs };
+    const followed = (async () => {
+      try {
+        const { report, out, err } = await this.follow(dir, first, {
+          mode: "output",
+          signal: following.signal,
+          commandId,
+          onChunk: (stream, data) => queue.push({ stream, data: new Uint8Array(data) }),
+        });
+        return this.result(request, report, out, err, entry.cancelled);
+      } finally {
+        queue.end();
+        signal?.removeEventListener("abort", onAbort);
+        if (!detached) onEnd?.();
+      }
+    })();
+    followed.catch(() => {});
+    let waited: Promise<RunnerCommandResult> | undefined;
+    const wait = (): Promise<RunnerCommandResult> => {
+      waited ??= followed.catch(async (error: unknown) => {
+        if (killing) {
+          await killing;
+          throw new CancelledError({ operation: "startCommand" }, { cause: error });
+        }
+        if (!detached) throw error;
+        // Detached: the command goes on in the machine; its result is read there, from the start.
+        const { report, out, err } = await this.follow(dir, null, { mode: "done", commandId });
+        onEnd?.();
+        return this.result(request, report, out, err, entry.cancelled);
+      });
+      return waited;
+    };
+    return {
+      commandId,
+      output: queue,
+      wait,
+      kill: (sig?: RunnerSignal) => this.kill(commandId, sig ?? "KILL", false),
+      detach: async () => {
+        if (detached) return;
+        detached = true;
+        following.abort();
+        queue.end();
+      },
+    };
+  }
+
+  /** Signals the command's process group through an exec (`arm`: also when it has not started yet). */
+  private async kill(commandId: string, sig: string, arm: boolean, signal?: AbortSignal): Promise<boolean> {
+    const name = sig.replace(/^SIG/, "");
+    if (!/^[A-Z0-9]+$/.test(name)) throw new RunnerError("invalid_request", `invalid signal '${sig}'`);
+    const r = await this.exec(
+      ["/bin/sh", "-c", KILL, "roder-kill", this.commandDir(commandId), arm ? "arm" : "", name],
+      { timeoutS: 30, signal, operation: "cancel command" },
+    );
+    return (r.exit_code ?? 0) === 0;
+  }
+
   /** Kills the command's process group through an exec; `true` when it was running. */
   async cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean> {
     this.ensureOpen();
-    const r = await this.exec(["/bin/sh", "-c", KILL, "roder-kill", this.commandDir(commandId)], {
-      timeoutS: 30,
-      signal: options?.signal,
-      operation: "cancel command",
-    });
-    const killed = (r.exit_code ?? 0) === 0;
+    const killed = await this.kill(commandId, "KILL", false, options?.signal);
     const entry = this.running.get(commandId);
     if (killed && entry) entry.cancelled = true;
     return killed;
