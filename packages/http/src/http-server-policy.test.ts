@@ -393,3 +393,28 @@ describe("session and snapshot caps", () => {
     await del(capped.url, ids[1]!);
   });
 });
+
+describe("connections that never finish their headers", () => {
+  it("cannot lock out a client at the connection cap: the oldest of them is evicted", async () => {
+    const { connect } = await import("node:net");
+    const capped = await start({ maxConnections: 20 });
+    const port = Number(new URL(capped.url).port);
+    const closed: Array<Promise<void>> = [];
+    for (let i = 0; i < 40; i++) {
+      const s = connect(port, "127.0.0.1");
+      s.on("error", () => {});
+      s.resume();
+      closed.push(new Promise<void>((r) => s.on("close", () => r())));
+      await new Promise<void>((r) => s.on("connect", () => r()));
+      s.write("GET /capabilities HTTP/1.1\r\nHost: x\r\nx-slow: ");
+    }
+    // Default headers timeout (10 s): without eviction this fetch's connection would be dropped at once.
+    expect((await fetch(`${capped.url}/capabilities`, { headers: auth })).status).toBe(200);
+    // At least the 20 evicted ones are gone already.
+    const settled = await Promise.race([
+      Promise.all(closed.slice(0, 20)).then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 5000)),
+    ]);
+    expect(settled).toBe(true);
+  });
+});

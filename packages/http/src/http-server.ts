@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import {
   CommandNotFoundError,
@@ -87,7 +87,10 @@ export interface RunnerServerOptions extends RunnerServerPolicy {
    * /snapshots/{id}` forgets one. The backend's own archive is the backend's to delete.
    */
   maxSnapshots?: number;
-  /** Open connections at most (default 1024); more are dropped at once. */
+  /**
+   * Open connections at most (default 1024, keep it under the process's descriptor limit). At the cap a new
+   * connection evicts the oldest one with no request in flight (unfinished headers, idle keep-alive).
+   */
   maxConnections?: number;
   /** A request's headers must arrive within this (default 10 s); slower connections are closed. */
   headersTimeoutMs?: number;
@@ -889,7 +892,36 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     throw new HttpError(404, "not_found", `no route ${m} ${path}`);
   }
 
+  /**
+   * Open connections, oldest first, with their requests in flight. At the cap, a new connection evicts the
+   * oldest one that has no request in flight (headers never finished, or idle keep-alive) rather than being
+   * refused: connections that never finish their headers cannot lock out clients that do.
+   */
+  const open = new Map<Socket, { busy: number }>();
+  const maxConnections = options.maxConnections ?? 1024;
+  const onConnection = (socket: Socket) => {
+    if (open.size >= maxConnections) {
+      for (const [s, st] of open)
+        if (st.busy === 0) {
+          open.delete(s);
+          s.destroy();
+          break;
+        }
+      if (open.size >= maxConnections) {
+        socket.destroy();
+        return;
+      }
+    }
+    open.set(socket, { busy: 0 });
+    socket.on("close", () => open.delete(socket));
+  };
+
   const handler = (req: IncomingMessage, res: ServerResponse) => {
+    const conn = open.get(req.socket as Socket);
+    if (conn) {
+      conn.busy++;
+      res.on("close", () => conn.busy--);
+    }
     const started = Date.now();
     res.on("finish", () =>
       options.onRequest?.({
@@ -922,7 +954,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
           },
           handler,
         );
-        server.maxConnections = options.maxConnections ?? 1024;
+        server.on("connection", onConnection);
         server.on("error", reject);
         server.on("clientError", answerClientError);
         server.listen(port, host, () => {
