@@ -1,6 +1,9 @@
-// Artifact export: this project's direct and stream paths against the raw tools, each run in its own
-// process so its peak RSS is its own: raw `@aws-sdk/lib-storage` Upload and `curl -T` to a presigned URL.
-import { execFileSync, spawnSync } from "node:child_process";
+// Artifact export: this project's direct and stream paths against the raw tools, each run in its own process
+// so its peak RSS is its own: `curl -T` to a presigned URL (one PUT, one connection) and a raw
+// `@aws-sdk/lib-storage` Upload (same part size and parallelism as ours, no integrity). Two networks: loopback
+// to s3rver, and through a proxy that caps every connection at CAP_MIB MiB/s, as a real store caps one
+// connection, so that parallel parts show. EXPORT_BENCH_MIB overrides the size (1 GiB; 64 MiB short).
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import {
   closeSync,
   createReadStream,
@@ -15,7 +18,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const short = process.env.BENCH_SHORT === "1";
-const SIZE = (short ? 64 : 1024) * 1024 * 1024;
+const MIB = Number(process.env.EXPORT_BENCH_MIB ?? (short ? 64 : 1024));
+const CAP_MIB = Number(process.env.EXPORT_BENCH_CAP_MIB ?? 50);
+const PART_MIB = 16;
+const PARALLEL = 8;
 const mode = process.argv[2];
 
 async function runMode(kind, endpoint, file) {
@@ -28,6 +34,7 @@ async function runMode(kind, endpoint, file) {
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
   });
+  let sha256 = null;
   const t = performance.now();
   if (kind === "raw-upload") {
     const { Upload } = await import("@aws-sdk/lib-storage");
@@ -38,8 +45,8 @@ async function runMode(kind, endpoint, file) {
         Key: `raw/${Date.now()}`,
         Body: createReadStream(file, { highWaterMark: 1 << 20 }),
       },
-      queueSize: 4,
-      partSize: 8 * 1024 * 1024,
+      queueSize: PARALLEL,
+      partSize: PART_MIB * 1024 * 1024,
     }).done();
   } else if (kind === "raw-curl") {
     const { getSignedUrl } = await import("@aws-sdk/s3-request-presigner");
@@ -57,10 +64,11 @@ async function runMode(kind, endpoint, file) {
       uri: "s3://bench/ours",
       credentials: { id: "bench" },
       endpoint,
-      mode: kind === "direct-after" ? "direct" : kind,
-      verify: kind === "direct-after" ? "after" : "before",
+      mode: kind,
+      part_size_mib: PART_MIB,
+      parallelism: PARALLEL,
     });
-    await exportArtifact({
+    const r = await exportArtifact({
       providerId: "bench",
       target,
       env: { RODER_SECRET_BENCH_ACCESS_KEY_ID: "S3RVER", RODER_SECRET_BENCH_SECRET_ACCESS_KEY: "S3RVER" },
@@ -68,89 +76,101 @@ async function runMode(kind, endpoint, file) {
       request: { path: "data.bin", recursive: false },
       path: file,
     });
+    sha256 = r.metadata.sha256;
   }
   const ms = performance.now() - t;
   client.destroy();
   // curl's memory is its own process: report this process's peak (the host's).
-  process.stdout.write(JSON.stringify({ ms, rss_mb: process.resourceUsage().maxRSS / 1024 }));
+  process.stdout.write(JSON.stringify({ ms, rss_mb: process.resourceUsage().maxRSS / 1024, sha256 }));
 }
 
 if (mode) {
   await runMode(mode, process.argv[3], process.argv[4]);
 } else {
   const { startS3Emulator } = await import("@roder/runner-testkit");
+  const { startThrottleProxy } = await import("./throttle-proxy.js");
   const s3 = await startS3Emulator({ buckets: ["bench"] });
+  const capped = await startThrottleProxy(s3.endpoint, CAP_MIB * 1024 * 1024);
   const dir = mkdtempSync(join(tmpdir(), "roder-export-bench-"));
   const file = join(dir, "data.bin");
   const fd = openSync(file, "w");
   const chunk = Buffer.alloc(1 << 20);
-  for (let i = 0; i < SIZE >> 20; i++) {
+  for (let i = 0; i < MIB; i++) {
     chunk.fill(i & 255);
     writeSync(fd, chunk);
   }
   closeSync(fd);
-  const once = (kind) => {
+  const expected = execFileSync("sha256sum", [file]).toString().split(" ")[0];
+  const once = async (kind, endpoint) => {
     // Each run starts with the page cache flushed: the emulator writes every upload to disk, and a run right
     // after another would otherwise pay for the previous one's write-back.
     spawnSync("sync");
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), kind, s3.endpoint, file], {
-      encoding: "utf8",
-      maxBuffer: 1 << 20,
+    // Asynchronous: the throttling proxy lives in this process's event loop.
+    const r = await new Promise((resolve, reject) => {
+      const p = spawn(process.execPath, [fileURLToPath(import.meta.url), kind, endpoint, file], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      p.stdout.on("data", (b) => (stdout += b));
+      p.stderr.on("data", (b) => (stderr += b));
+      p.on("error", reject);
+      p.on("close", (status) => resolve({ status, stdout, stderr }));
     });
     if (r.status !== 0) throw new Error(`${kind}: ${r.stderr}`);
-    return JSON.parse(r.stdout);
+    const out = JSON.parse(r.stdout);
+    if (out.sha256 !== null && out.sha256 !== expected)
+      throw new Error(`${kind}: wrong sha256 ${out.sha256}`);
+    return out;
   };
-  // Two rounds in opposite orders, best of each: no mode is favoured by where it runs.
-  const kinds = ["raw-upload", "raw-curl", "direct", "direct-after", "stream"];
+  const kinds = ["raw-upload", "raw-curl", "direct", "stream"];
+  const networks = { loopback: s3.endpoint, capped: capped.endpoint };
   const best = {};
-  for (const order of [kinds, [...kinds].reverse()])
-    for (const kind of order) {
-      const r = once(kind);
-      if (!best[kind] || r.ms < best[kind].ms) best[kind] = r;
-    }
-  const run = (kind) => best[kind];
   try {
-    const rawUpload = run("raw-upload");
-    const rawCurl = run("raw-curl");
-    const direct = run("direct");
-    const directAfter = run("direct-after");
-    const stream = run("stream");
-    const mibs = (x) => SIZE / 1048576 / (x.ms / 1000);
-    const rows = [
-      {
-        operation: `export ${SIZE >> 20} MiB, direct path (sandbox curl → presigned PUT, checksums)`,
-        ours: mibs(direct),
-        baseline: mibs(rawCurl),
-        baseline_name: "curl -T to a presigned URL",
-        unit: "MiB/s",
-        ratio: mibs(direct) / mibs(rawCurl),
-        peak_rss_mb: direct.rss_mb,
-        baseline_rss_mb: rawCurl.rss_mb,
-      },
-      {
-        operation: `export ${SIZE >> 20} MiB, direct path, verify "after" (hash while uploading, ETag check)`,
-        ours: mibs(directAfter),
-        baseline: mibs(rawCurl),
-        baseline_name: "curl -T to a presigned URL",
-        unit: "MiB/s",
-        ratio: mibs(directAfter) / mibs(rawCurl),
-        peak_rss_mb: directAfter.rss_mb,
-        baseline_rss_mb: rawCurl.rss_mb,
-      },
-      {
-        operation: `export ${SIZE >> 20} MiB, stream path (host multipart, sha256)`,
-        ours: mibs(stream),
-        baseline: mibs(rawUpload),
-        baseline_name: "raw lib-storage Upload",
-        unit: "MiB/s",
-        ratio: mibs(stream) / mibs(rawUpload),
-        peak_rss_mb: stream.rss_mb,
-        baseline_rss_mb: rawUpload.rss_mb,
-      },
-    ];
+    // Rounds in opposite orders, best of each: no mode is favoured by where it runs.
+    const rounds = short ? [kinds] : [kinds, [...kinds].reverse()];
+    for (const [net, endpoint] of Object.entries(networks))
+      for (const order of rounds)
+        for (const kind of order) {
+          const r = await once(kind, endpoint);
+          const k = `${net}:${kind}`;
+          process.stderr.write(`[export-bench] ${k} ${(r.ms / 1000).toFixed(2)} s\n`);
+          if (!best[k] || r.ms < best[k].ms) best[k] = r;
+        }
+    const mibs = (x) => MIB / (x.ms / 1000);
+    const row = (net, ours, base, operation, baseline_name) => ({
+      operation: `export ${MIB} MiB, ${operation}, ${net === "loopback" ? "loopback" : `${CAP_MIB} MiB/s per connection`}`,
+      ours: mibs(best[`${net}:${ours}`]),
+      baseline: mibs(best[`${net}:${base}`]),
+      baseline_name,
+      unit: "MiB/s",
+      ratio: mibs(best[`${net}:${ours}`]) / mibs(best[`${net}:${base}`]),
+      peak_rss_mb: best[`${net}:${ours}`].rss_mb,
+      baseline_rss_mb: best[`${net}:${base}`].rss_mb,
+    });
+    const rows = [];
+    for (const net of Object.keys(networks)) {
+      rows.push(
+        row(
+          net,
+          "direct",
+          "raw-curl",
+          `direct path (${PARALLEL} parallel curls, Content-MD5 per part + sha256 in one read)`,
+          "curl -T to a presigned URL",
+        ),
+        row(
+          net,
+          "stream",
+          "raw-upload",
+          "stream path (host multipart, Content-MD5 per part + sha256)",
+          `raw lib-storage Upload (${PART_MIB} MiB x ${PARALLEL})`,
+        ),
+      );
+    }
     console.table(rows);
     if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ rows }));
   } finally {
+    await capped.stop();
     await s3.stop();
     rmSync(dir, { recursive: true, force: true });
   }

@@ -5,7 +5,8 @@ import type { AddressInfo } from "node:net";
 /**
  * A minimal GCS server for this package's export tests until the testkit's GCS stand-in lands: the XML API's
  * signed PUT/GET (`/{bucket}/{object}`; the signature is required but not verified), the JSON API's object
- * metadata GET/DELETE and list, and resumable uploads (`bytes a-b/*`, `bytes a-b/N`, `bytes 0-*\/*`).
+ * metadata GET/PATCH/DELETE and list, resumable uploads (`bytes a-b/*`, `bytes a-b/N`, `bytes 0-*\/*`), and
+ * XML API multipart uploads through signed URLs (initiate, parts with Content-MD5, complete, abort).
  */
 export interface GcsMini {
   endpoint: string;
@@ -43,6 +44,7 @@ export async function startGcsMini(): Promise<GcsMini> {
       mediaLink: `${base()}/download/storage/v1/b/${key.slice(0, i)}/o/${encodeURIComponent(key.slice(i + 1))}?alt=media`,
     };
   };
+  const multipart = new Map<string, { key: string; contentType: string; parts: Map<number, Buffer> }>();
   let base = () => "";
   const server = createServer(async (req, res) => {
     const media = (key: string) => {
@@ -88,6 +90,11 @@ export async function startGcsMini(): Promise<GcsMini> {
         if (req.method === "DELETE") {
           objects.delete(key);
           return send(204);
+        }
+        if (req.method === "PATCH") {
+          const patch = JSON.parse((await body(req)).toString() || "{}");
+          Object.assign(objects.get(key)!.metadata, patch.metadata ?? {});
+          return send(200, json(key));
         }
         if (url.searchParams.get("alt") === "media") return media(key);
         return send(200, json(key));
@@ -164,6 +171,45 @@ export async function startGcsMini(): Promise<GcsMini> {
       // XML API with a signed URL.
       if (!url.searchParams.get("X-Goog-Signature")) return send(403, { error: "signature required" });
       const key = decodeURIComponent(url.pathname.slice(1));
+      const xml = (status: number, text: string, headers: Record<string, string> = {}) => {
+        res.writeHead(status, { "content-type": "application/xml", ...headers });
+        return res.end(text);
+      };
+      if (url.searchParams.has("uploads") && req.method === "POST") {
+        await body(req);
+        const uid = randomBytes(8).toString("hex");
+        const contentType = String(req.headers["content-type"] ?? "application/octet-stream");
+        multipart.set(uid, { key, contentType, parts: new Map() });
+        return xml(
+          200,
+          `<InitiateMultipartUploadResult><UploadId>${uid}</UploadId></InitiateMultipartUploadResult>`,
+        );
+      }
+      const uploadId = url.searchParams.get("uploadId");
+      if (uploadId) {
+        const m = multipart.get(uploadId);
+        const data = await body(req);
+        if (!m || m.key !== key) return xml(404, "<Error><Code>NoSuchUpload</Code></Error>");
+        if (req.method === "PUT") {
+          const md5 = createHash("md5").update(data).digest();
+          if (req.headers["content-md5"] && req.headers["content-md5"] !== md5.toString("base64"))
+            return xml(400, "<Error><Code>BadDigest</Code></Error>");
+          m.parts.set(Number(url.searchParams.get("partNumber")), data);
+          return xml(200, "", { etag: `"${md5.toString("hex")}"` });
+        }
+        multipart.delete(uploadId);
+        if (req.method === "DELETE") return xml(204, "");
+        const listed = [...data.toString().matchAll(/<PartNumber>(\d+)<\/PartNumber>/g)].map((x) =>
+          Number(x[1]),
+        );
+        objects.set(key, {
+          data: Buffer.concat(listed.map((n) => m.parts.get(n) ?? Buffer.alloc(0))),
+          contentType: m.contentType,
+          metadata: {},
+          updated: new Date().toISOString(),
+        });
+        return xml(200, "<CompleteMultipartUploadResult></CompleteMultipartUploadResult>");
+      }
       if (req.method === "PUT") {
         const data = await body(req);
         const md5 = req.headers["content-md5"];
