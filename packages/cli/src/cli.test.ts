@@ -62,6 +62,7 @@ describe("roder-runner (built binary)", () => {
     usage(["serve", "--session-ttl", "-1"]);
     usage(["serve", "--isolation", "docker"]);
     usage(["serve", "--max-output-bytes", "lots"]);
+    usage(["serve", "--max-sessions", "0"]);
     const unknownProvider = cli(["serve", "--provider", "nope"], {
       RODER_RUNNER_SERVER_TOKEN: "t".repeat(24),
     });

@@ -101,7 +101,8 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
   --strict-config             refuse config keys the backend does not know (default: ignored and listed)
   --session-ttl S             sessions created without ttl_seconds close after S idle seconds (default 3600;
                               0 = never)
-  --public-url URL            the URL clients reach this server by (port previews are handed out under it)`,
+  --public-url URL            the URL clients reach this server by (port previews are handed out under it)
+  --max-sessions N            live sessions at most (default 1000; more are refused with 429)`,
 };
 
 const BUILTIN: Record<string, RunnerDestination> = {
@@ -261,6 +262,7 @@ async function run(argv: string[], io: Io): Promise<number> {
         "allow-endpoint": { type: "string", multiple: true },
         "strict-config": { type: "boolean" },
         "public-url": { type: "string" },
+        "max-sessions": { type: "string" },
       },
     });
   } catch (error) {
@@ -323,6 +325,9 @@ async function run(argv: string[], io: Io): Promise<number> {
         `--max-output-bytes takes a positive number of bytes, got '${v["max-output-bytes"]}'`,
         EXIT.usage,
       );
+    const maxSessions = v["max-sessions"] === undefined ? undefined : Number(v["max-sessions"]);
+    if (maxSessions !== undefined && (!Number.isInteger(maxSessions) || maxSessions <= 0))
+      throw new CliError(`--max-sessions takes a positive number, got '${v["max-sessions"]}'`, EXIT.usage);
     const endpoints = (v["allow-endpoint"] as string[] | undefined) ?? [];
     for (const e of endpoints)
       if (!/^https?:\/\/[^/]/.test(e))
@@ -342,6 +347,7 @@ async function run(argv: string[], io: Io): Promise<number> {
       strictConfig: v["strict-config"] === true,
       ...(endpoints.length ? { allowedEndpoints: endpoints } : {}),
       ...(maxOut !== undefined ? { maxOutputLimitBytes: maxOut } : {}),
+      ...(maxSessions !== undefined ? { maxSessions } : {}),
       ...(isolation ? { isolation } : {}),
       ...(backendConfigKeys ? { backendConfigKeys } : {}),
       ...(typeof v["public-url"] === "string" ? { publicUrl: v["public-url"] } : {}),
