@@ -319,6 +319,31 @@ describe("E2B's control plane: snapshots and metrics", () => {
     60_000,
   );
 
+  it(
+    "forks a running sandbox: each fork starts from its files, runs on its own, and the original keeps running",
+    () =>
+      withSandbox(async (sbx) => {
+        await sbx.files.write("state.txt", "before the fork");
+        const forks = await sbx.fork({ count: 2, timeoutMs: 60_000 });
+        const [a, b] = forks as Sandbox[];
+        try {
+          expect(new Set([a!.sandboxId, b!.sandboxId, sbx.sandboxId]).size).toBe(3);
+          expect(await a!.files.read("state.txt")).toBe("before the fork");
+          await a!.files.write("state.txt", "changed in a fork");
+          expect(await b!.files.read("state.txt")).toBe("before the fork");
+          expect(await sbx.files.read("state.txt")).toBe("before the fork");
+          expect(await sbx.isRunning()).toBe(true);
+        } finally {
+          await Promise.all([a, b].map((f) => f?.kill()));
+        }
+        const bad = await Sandbox.fork(sbx.sandboxId, { ...opts(), count: 101 }).catch((e: unknown) => e);
+        expect((bad as Error).message).toContain("count must be between 1 and 100");
+        await sbx.kill();
+        await expect(sbx.fork()).rejects.toThrow(/not found|doesn't exist/);
+      }),
+    60_000,
+  );
+
   it("collects metrics while the sandbox runs, filtered by time range", () =>
     withSandbox(async (sbx) => {
       const start = new Date();

@@ -389,6 +389,37 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     return now + Math.max(0, Math.min(seconds * 1000, left));
   }
 
+  /** A new running sandbox on a backend session (new, or restored from a snapshot), its clock started. */
+  async function launch(
+    templateID: string,
+    timeout: number,
+    metadata: Record<string, string>,
+    envVars: Record<string, string>,
+    session: (id: string) => Promise<RemoteRunnerSession>,
+  ): Promise<E2bStandInSandbox> {
+    const id = `i${randomBytes(9).toString("hex")}`;
+    const backend = await session(id);
+    const now = Date.now();
+    const s: E2bStandInSandbox = {
+      sandboxID: id,
+      templateID,
+      state: "running",
+      metadata,
+      envVars,
+      startedAt: new Date(now).toISOString(),
+      endAt: new Date(now + timeout * 1000).toISOString(),
+      envdAccessToken: randomBytes(16).toString("hex"),
+      session: backend,
+      processes: new Map(),
+      nextPid: 100,
+      connections: new Set(),
+      metrics: [],
+    };
+    sandboxes.set(id, s);
+    schedule(s);
+    return s;
+  }
+
   // ---- control plane ----
   async function control(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     if (req.headers["x-api-key"] !== apiKey)
@@ -427,28 +458,11 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         throw new ApiError(404, `template '${body.templateID}' not found`);
       const timeout = checkTimeout(body.timeout, CREATE_DEFAULT_TIMEOUT_S);
       checkConcurrency();
-      const id = `i${randomBytes(9).toString("hex")}`;
-      const session = snap
-        ? await options.backend.resumeSession({ ...snap.state, snapshot: snap.snapshot })
-        : await options.backend.createSession(backendDestination(id));
-      const now = Date.now();
-      const s: E2bStandInSandbox = {
-        sandboxID: id,
-        templateID: body.templateID,
-        state: "running",
-        metadata: body.metadata ?? {},
-        envVars: body.envVars ?? {},
-        startedAt: new Date(now).toISOString(),
-        endAt: new Date(now + timeout * 1000).toISOString(),
-        envdAccessToken: randomBytes(16).toString("hex"),
-        session,
-        processes: new Map(),
-        nextPid: 100,
-        connections: new Set(),
-        metrics: [],
-      };
-      sandboxes.set(id, s);
-      schedule(s);
+      const session = (id: string) =>
+        snap
+          ? options.backend.resumeSession({ ...snap.state, snapshot: snap.snapshot })
+          : options.backend.createSession(backendDestination(id));
+      const s = await launch(body.templateID, timeout, body.metadata ?? {}, body.envVars ?? {}, session);
       return json(res, 201, created(s));
     }
     if (p.length === 1 && method === "GET") {
@@ -493,6 +507,36 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       const snapshotID = name ? `${TEAM}/${name}:default` : `${raw}:default`;
       snapshots.set(raw, { state: s.session.state(), snapshot, snapshotID, names, sandboxID: s.sandboxID });
       return json(res, 201, { snapshotID, names });
+    }
+    if (p[2] === "fork" && method === "POST") {
+      const body = JSON.parse((await readBody(req)).toString() || "{}") as {
+        timeout?: number;
+        count?: number;
+      };
+      const count = body.count ?? 1;
+      if (!Number.isInteger(count) || count < 1 || count > 100)
+        throw new ApiError(400, "count must be between 1 and 100");
+      const timeout = checkTimeout(body.timeout, CREATE_DEFAULT_TIMEOUT_S);
+      if (s.state !== "running")
+        throw new ApiError(409, `Sandbox ${JSON.stringify(s.sandboxID)} is not running`);
+      // Checkpointed in place (it keeps its id and end), then each fork starts from that checkpoint.
+      const snapshot = await s.session.snapshot();
+      if (!snapshot) throw new ApiError(500, "the backend made no snapshot");
+      const state = s.session.state();
+      const results = [];
+      for (let i = 0; i < count; i++) {
+        try {
+          checkConcurrency();
+          const fork = await launch(s.templateID, timeout, { ...s.metadata }, { ...s.envVars }, () =>
+            options.backend.resumeSession({ ...state, snapshot }),
+          );
+          results.push({ sandbox: created(fork) });
+        } catch (e) {
+          const err = e instanceof ApiError ? e : new ApiError(500, (e as Error).message);
+          results.push({ error: { code: err.status, message: err.message } });
+        }
+      }
+      return json(res, 201, results);
     }
     if (p[2] === "metrics" && method === "GET") {
       const start = Number(url.searchParams.get("start") ?? Math.floor(Date.parse(s.startedAt) / 1000));
