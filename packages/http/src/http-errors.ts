@@ -31,6 +31,7 @@ export function statusForError(error: unknown): number {
     case "invalid_mount_uri":
     case "secret_in_config":
     case "is_a_directory":
+    case "not_a_regular_file":
       return 400;
     case "session_not_found":
     case "command_not_found":
