@@ -408,7 +408,7 @@ describe("connections that never finish their headers", () => {
       await new Promise<void>((r) => s.on("connect", () => r()));
       s.write("GET /capabilities HTTP/1.1\r\nHost: x\r\nx-slow: ");
     }
-    // Default headers timeout (10 s): without eviction this fetch's connection would be dropped at once.
+    // Default headers timeout (30 s): without eviction this fetch's connection would be dropped at once.
     expect((await fetch(`${capped.url}/capabilities`, { headers: auth })).status).toBe(200);
     // At least the 20 evicted ones are gone already.
     const settled = await Promise.race([

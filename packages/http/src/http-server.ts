@@ -92,7 +92,11 @@ export interface RunnerServerOptions extends RunnerServerPolicy {
    * connection evicts the oldest one with no request in flight (unfinished headers, idle keep-alive).
    */
   maxConnections?: number;
-  /** A request's headers must arrive within this (default 10 s); slower connections are closed. */
+  /**
+   * A request's headers must arrive within this (default 30 s; then 408 and the socket is closed). At the
+   * connection cap idle and half-open connections are evicted first, so this only bounds how long a
+   * half-open connection holds a slot below the cap.
+   */
   headersTimeoutMs?: number;
   /** How often expired sessions are closed (default 30 s; an expired session is refused at once anyway). */
   reapIntervalMs?: number;
@@ -948,7 +952,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         server = createServer(
           {
             requestTimeout: 0,
-            headersTimeout: options.headersTimeoutMs ?? 10_000,
+            headersTimeout: options.headersTimeoutMs ?? 30_000,
             connectionsCheckingInterval: 1_000,
             keepAliveTimeout: 5_000,
           },
