@@ -32,30 +32,37 @@ export function loadOptionalModule<T>(
   return p;
 }
 
+// The loaders below are @internal (stripped from the .d.ts): the optional SDKs' types must not appear in
+// the published declarations, which compile without them.
+/** @internal */
 export const loadS3 = () =>
   loadOptionalModule<typeof import("@aws-sdk/client-s3")>(
     "@aws-sdk/client-s3",
     "S3/R2 artifact export",
     () => import("@aws-sdk/client-s3"),
   );
+/** @internal */
 export const loadS3Presigner = () =>
   loadOptionalModule<typeof import("@aws-sdk/s3-request-presigner")>(
     "@aws-sdk/s3-request-presigner",
     "S3/R2 signed URLs",
     () => import("@aws-sdk/s3-request-presigner"),
   );
+/** @internal */
 export const loadS3Upload = () =>
   loadOptionalModule<typeof import("@aws-sdk/lib-storage")>(
     "@aws-sdk/lib-storage",
     "S3/R2 streamed uploads",
     () => import("@aws-sdk/lib-storage"),
   );
+/** @internal */
 export const loadAzure = () =>
   loadOptionalModule<typeof import("@azure/storage-blob")>(
     "@azure/storage-blob",
     "Azure Blob artifact export",
     () => import("@azure/storage-blob"),
   );
+/** @internal */
 export const loadGcs = () =>
   loadOptionalModule<typeof import("@google-cloud/storage")>(
     "@google-cloud/storage",
