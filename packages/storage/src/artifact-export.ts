@@ -125,7 +125,9 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
       .toISOString()
       .replace(/[-:]/g, "")
       .replace(/\.\d+Z$/, "Z")}-${randomBytes(4).toString("hex")}`;
-    const partSize = args.target.part_size_mib * 1024 * 1024;
+    // At most MAX_PARTS parts (their signed URLs travel in one command's environment): larger parts beyond.
+    const MiB = 1024 * 1024;
+    const partSize = Math.max(args.target.part_size_mib, Math.ceil(prepared.size / MAX_PARTS / MiB)) * MiB;
     const plan: Plan = {
       direct,
       multipart: !direct || (args.source.uploadParts !== undefined && prepared.size > partSize),
@@ -198,7 +200,10 @@ async function sendParts(a: ExportArgs, upload: MultipartUpload, p: PreparedArti
     const job = {
       size: p.size,
       partSize: plan.partSize,
-      parallelism: a.target.parallelism,
+      // Through the host, the parts in flight are in memory: at most STREAM_BUFFER_BYTES of them.
+      parallelism: plan.direct
+        ? a.target.parallelism
+        : Math.max(1, Math.min(a.target.parallelism, Math.floor(STREAM_BUFFER_BYTES / plan.partSize))),
       urls: upload.partUrls,
       headers: upload.partHeaders,
     };
@@ -340,6 +345,12 @@ async function exportS3(
     client.destroy();
   }
 }
+
+/** The most parts an export uses (S3 allows 10,000; a command's environment holds this many URLs easily). */
+const MAX_PARTS = 1000;
+
+/** The stream path's bound on the parts it holds in flight (the part being read comes on top). */
+const STREAM_BUFFER_BYTES = 64 * 1024 * 1024;
 
 /** Lifetime of the signed part URLs: long enough for a large upload at a slow rate. */
 const PART_URL_SECONDS = 3600;
