@@ -72,12 +72,15 @@ export class FlyApi {
   ): Promise<T> {
     const url = `${this.opts.baseUrl}${path}`;
     const key = rateLimitKey(method, path);
+    // Serialised once, before the rate limiter: a request leaves as soon as its turn comes (a large body
+    // serialised after it would bunch requests up).
+    const bodyText = o.body === undefined ? undefined : JSON.stringify(o.body);
     // Non-idempotent calls (create, exec) are retried only on 429: the request was not processed.
     return withRetry(
       async () => {
         await this.opts.limiter?.acquire(key, o.signal);
         try {
-          return await this.once<T>(method, url, o);
+          return await this.once<T>(method, url, { ...o, bodyText });
         } catch (error) {
           if (ProviderApiError.isInstance(error) && error.statusCode === 429) {
             this.rateLimited += 1;
@@ -103,7 +106,7 @@ export class FlyApi {
     method: string,
     url: string,
     o: {
-      body?: unknown;
+      bodyText?: string | undefined;
       operation: string;
       signal?: AbortSignal | undefined;
       nonce?: string | undefined;
@@ -115,7 +118,7 @@ export class FlyApi {
       authorization: `Bearer ${this.opts.token()}`,
       accept: "application/json",
     };
-    if (o.body !== undefined) headers["content-type"] = "application/json";
+    if (o.bodyText !== undefined) headers["content-type"] = "application/json";
     if (o.nonce) headers["fly-machine-lease-nonce"] = o.nonce;
     const signals = [o.signal, o.timeoutMs ? AbortSignal.timeout(o.timeoutMs) : undefined].filter(
       Boolean,
@@ -125,7 +128,7 @@ export class FlyApi {
       res = await this.opts.fetch(url, {
         method,
         headers,
-        ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+        ...(o.bodyText !== undefined ? { body: o.bodyText } : {}),
         ...(signals.length ? { signal: signals.length === 1 ? signals[0] : AbortSignal.any(signals) } : {}),
       });
     } catch (error) {

@@ -38,7 +38,11 @@ export class FlyRateLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private lastSweep = Date.now();
 
-  constructor(private readonly limit: FlyRateLimit) {
+  constructor(
+    private readonly limit: FlyRateLimit,
+    /** Called as each caller is let through (its key and the clock then): for tests and diagnostics. */
+    private readonly onRelease?: (key: string, at: number) => void,
+  ) {
     if (!(limit.perSecond > 0) || !(limit.burst >= 1))
       throw new RangeError("rate limit: perSecond > 0 and burst >= 1 are required");
   }
@@ -102,6 +106,7 @@ export class FlyRateLimiter {
     this.refill(b, now);
     while (b.queue.length && now >= b.blockedUntil && b.tokens >= 1) {
       b.tokens -= 1;
+      this.onRelease?.(key, now);
       const w = b.queue.shift()!;
       if (w.onAbort) w.signal?.removeEventListener("abort", w.onAbort);
       w.resolve();
