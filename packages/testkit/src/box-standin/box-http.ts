@@ -1,0 +1,96 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { BoxApiError } from "./box-store.js";
+
+const HELP_URL = "http://developers.box.com/docs/#errors";
+
+/** Box's client-error body (`{type: "error", status, code, message, help_url, request_id, context_info?}`). */
+export function errorBody(status: number, code: string, message: string, contextInfo?: unknown): string {
+  return JSON.stringify({
+    type: "error",
+    status,
+    code,
+    ...(contextInfo !== undefined ? { context_info: contextInfo } : {}),
+    help_url: HELP_URL,
+    message,
+    request_id: Math.random().toString(36).slice(2, 14),
+  });
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(text)),
+    ...headers,
+  });
+  res.end(text);
+}
+
+export function sendError(res: ServerResponse, e: BoxApiError) {
+  const text = errorBody(e.status, e.code, e.message, e.contextInfo);
+  res.writeHead(e.status, {
+    "content-type": "application/json",
+    "content-length": String(Buffer.byteLength(text)),
+    ...e.headers,
+  });
+  res.end(text);
+}
+
+/** The request body, at most `limit` bytes (413 beyond). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req) {
+    n += (c as Buffer).length;
+    if (n > limit) throw new BoxApiError(413, "request_entity_too_large", "Request Entity Too Large");
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+export function jsonBody(buf: Buffer): Record<string, unknown> {
+  if (buf.length === 0) return {};
+  try {
+    const v = JSON.parse(buf.toString("utf8"));
+    if (v && typeof v === "object" && !Array.isArray(v)) return v as Record<string, unknown>;
+  } catch {}
+  throw new BoxApiError(400, "bad_request", "Could not parse JSON");
+}
+
+export interface FormPart {
+  name: string;
+  filename?: string;
+  data: Buffer;
+}
+
+/** Parses a `multipart/form-data` body (Box's upload: an `attributes` JSON part before the file part). */
+export function parseMultipart(contentType: string | undefined, body: Buffer): FormPart[] {
+  const m = /boundary=(?:"([^"]+)"|([^;\s]+))/i.exec(contentType ?? "");
+  if (!/^multipart\/form-data/i.test(contentType ?? "") || !m)
+    throw new BoxApiError(400, "bad_request", "Expected multipart/form-data");
+  const delim = Buffer.from(`--${m[1] ?? m[2]}`);
+  const parts: FormPart[] = [];
+  let pos = body.indexOf(delim);
+  while (pos >= 0) {
+    let start = pos + delim.length;
+    if (body.subarray(start, start + 2).toString() === "--") break;
+    start += 2; // CRLF
+    const headEnd = body.indexOf("\r\n\r\n", start);
+    if (headEnd < 0) break;
+    const head = body.subarray(start, headEnd).toString("utf8");
+    const next = body.indexOf(delim, headEnd + 4);
+    if (next < 0) break;
+    const data = body.subarray(headEnd + 4, next - 2); // the CRLF before the delimiter
+    const disp = /content-disposition:[^\r\n]*/i.exec(head)?.[0] ?? "";
+    const name = /\bname="([^"]*)"/i.exec(disp)?.[1] ?? "";
+    const filename = /\bfilename="([^"]*)"/i.exec(disp)?.[1];
+    parts.push({ name, ...(filename !== undefined ? { filename } : {}), data });
+    pos = next;
+  }
+  return parts;
+}
