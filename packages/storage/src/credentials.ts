@@ -48,6 +48,15 @@ export const BoxCredentialsSchema = z.object({
     .optional(),
   access_token: z.string().optional(),
   root_folder_id: z.string().regex(/^\d+$/).optional(),
+  /** OAuth token endpoint for refreshes (rclone `token_url`; rclone's default is app.box.com's); not secret. */
+  token_url: z.string().url().optional(),
+  /**
+   * An HTTPS proxy for rclone's Box traffic (`HTTPS_PROXY` of the mount process: a corporate egress proxy, or a
+   * test's intercepting proxy); treated as secret since a proxy URL may carry credentials.
+   */
+  https_proxy: z.string().url().optional(),
+  /** A PEM file of extra CAs rclone trusts (`RCLONE_CA_CERT`), a path where rclone runs; not secret. */
+  ca_cert_file: z.string().startsWith("/").optional(),
 });
 
 export type S3Credentials = z.infer<typeof S3CredentialsSchema>;

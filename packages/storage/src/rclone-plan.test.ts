@@ -144,6 +144,42 @@ describe("rclone mount plans", () => {
       "RODER_SECRET_B_TOKEN_JSON",
       "RODER_SECRET_B_ACCESS_TOKEN",
       "RODER_SECRET_B_ROOT_FOLDER_ID",
+      "RODER_SECRET_B_TOKEN_URL",
+      "RODER_SECRET_B_HTTPS_PROXY",
+      "RODER_SECRET_B_CA_CERT_FILE",
     ]);
+  });
+
+  it("box: token and proxy only in env (HTTPS_PROXY, RCLONE_CA_CERT, token_url), root folder from the URI", () => {
+    const plan = planRcloneMount({
+      mount: mount("box_storage", "box://12345", false),
+      credentials: resolveBucketCredentials(
+        "box_storage",
+        { id: "c" },
+        {
+          RODER_SECRET_C_TOKEN_JSON: `{"access_token":"${CANARY}","refresh_token":"r"}`,
+          RODER_SECRET_C_TOKEN_URL: "https://api.box.com/oauth2/token",
+          RODER_SECRET_C_HTTPS_PROXY: `http://user:${CANARY}@127.0.0.1:3128`,
+          RODER_SECRET_C_CA_CERT_FILE: "/etc/ssl/extra-ca.pem",
+        },
+      ),
+      mountPath: "/ws/b",
+    });
+    expect(plan.env).toMatchObject({
+      RCLONE_CONFIG_RODER_TYPE: "box",
+      RCLONE_CONFIG_RODER_ROOT_FOLDER_ID: "12345",
+      RCLONE_CONFIG_RODER_TOKEN_URL: "https://api.box.com/oauth2/token",
+      RCLONE_CA_CERT: "/etc/ssl/extra-ca.pem",
+    });
+    expect(plan.secretEnv).toEqual(expect.arrayContaining(["RCLONE_CONFIG_RODER_TOKEN", "HTTPS_PROXY"]));
+    expect(plan.args[1]).toBe("RODER:");
+    expect(plan.args.join(" ")).not.toContain(CANARY);
+    expect(() =>
+      resolveBucketCredentials(
+        "box_storage",
+        { id: "c" },
+        { RODER_SECRET_C_ACCESS_TOKEN: "t", RODER_SECRET_C_CA_CERT_FILE: "relative.pem" },
+      ),
+    ).toThrow(/CA_CERT_FILE/);
   });
 });

@@ -156,6 +156,13 @@ export function planRcloneMount(opts: PlanOptions): RcloneMountPlan {
       set("token", c.value.token_json, true);
       set("access_token", c.value.access_token, true);
       set("root_folder_id", c.value.root_folder_id ?? t.folderId);
+      set("token_url", c.value.token_url);
+      // Box's API hosts are fixed in rclone: a proxy and extra CAs go through rclone's environment.
+      if (c.value.https_proxy) {
+        env.HTTPS_PROXY = c.value.https_proxy;
+        secret.push("HTTPS_PROXY");
+      }
+      if (c.value.ca_cert_file) env.RCLONE_CA_CERT = c.value.ca_cert_file;
       source = `${REMOTE}:`;
       break;
     }
