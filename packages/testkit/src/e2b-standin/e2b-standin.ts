@@ -15,7 +15,6 @@ import { END_STREAM, envelope, readFirstEnvelope } from "./connect-envelope.js";
 import { EnvdFsError, fsOp, startWatch, watchEvent } from "./envd-fs.js";
 import { ENVD_USERS, type EnvdUser, lookupUser, resolvePath, rpcUser } from "./envd-paths.js";
 import { checkFileAccess, fileSignature, signatureMatches } from "./envd-signature.js";
-import { type ProcessInput, prepareInput } from "./envd-stdin.js";
 import { proxyToPort } from "./port-proxy.js";
 import { type SandboxMetricSample, sandboxMetrics } from "./sandbox-metrics.js";
 
@@ -88,8 +87,11 @@ export interface StandInProcess {
   args: string[];
   envs: Record<string, string>;
   cwd?: string;
-  /** Its stdin or terminal, when it has one (`stdin: true` or `pty`). */
-  input?: ProcessInput;
+  /**
+   * Its input, through the backend handle's `write`/`closeStdin`/`resize`: `stdin` (a pipe, until closed) or
+   * `pty` (a terminal), as envd gives it.
+   */
+  input?: { pty: boolean; closed: boolean };
 }
 
 export interface E2bStandIn {
@@ -660,20 +662,15 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       const cwd = p.cwd ? resolvePath(p.cwd, user) : null;
       // envd gives a process a stdin pipe unless `stdin: false` (the field defaults to true), and a terminal with `pty`.
       const pty = msg.pty ? { cols: msg.pty.size?.cols ?? 80, rows: msg.pty.size?.rows ?? 24 } : undefined;
-      const wantsInput = pty !== undefined || msg.stdin !== false;
-      const prepared = wantsInput
-        ? await prepareInput(s.session, `${pid}-${randomBytes(4).toString("hex")}`, p.cmd, p.args ?? [], pty)
-        : undefined;
+      const stdin = pty === undefined && msg.stdin !== false;
       const handle = await s.session.startCommand!({
         command_id: `pid-${pid}`,
-        program: prepared?.program ?? p.cmd,
-        args: prepared?.args ?? p.args ?? [],
+        program: p.cmd,
+        args: p.args ?? [],
         cwd,
         env: Object.entries({ ...s.envVars, ...(p.envs ?? {}) }),
         ...(timeoutMs > 0 ? { timeout_ms: timeoutMs } : {}),
-      }).catch(async (e: unknown) => {
-        await prepared?.input.dispose();
-        throw e;
+        ...(pty ? { pty } : stdin ? { stdin: true } : {}),
       });
       proc = {
         handle,
@@ -682,7 +679,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         args: p.args ?? [],
         envs: p.envs ?? {},
         ...(cwd ? { cwd } : {}),
-        ...(prepared ? { input: prepared.input } : {}),
+        ...(pty || stdin ? { input: { pty: pty !== undefined, closed: false } } : {}),
       };
       s.processes.set(pid, proc);
       // envd owns the process: it runs on when the client's stream goes away, and is forgotten once it ends.
@@ -693,7 +690,6 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         started.log.end();
         await handle.wait().catch(() => {});
         s.processes.delete(startedPid);
-        await started.input?.dispose();
       })();
     } else {
       // proto-JSON inlines the oneof: {"process":{"pid":N}}.
@@ -838,8 +834,9 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
           throw fail(
             "error writing to stdin: tty assigned to process — input should be written to the pty, not the stdin",
           );
-        if (!p.input) throw fail("error writing to stdin: stdin not enabled or closed");
-        await p.input
+        if (!p.input || p.input.closed || !p.handle.write)
+          throw fail("error writing to stdin: stdin not enabled or closed");
+        await p.handle
           .write(Buffer.from(String(toPty ? input.pty : input.stdin), "base64"))
           .catch((e: Error) => {
             throw fail(`error writing to ${toPty ? "tty" : "stdin"}: ${e.message}`);
@@ -853,7 +850,10 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
             "error closing stdin: cannot close stdin for PTY process — send Ctrl+D (0x04) instead",
             "unknown",
           );
-        await p.input?.close();
+        if (p.input && !p.input.closed) {
+          p.input.closed = true;
+          await p.handle.closeStdin?.();
+        }
         return {};
       }
       if (rpc === "Update") {
@@ -861,7 +861,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         if (size) {
           if (!p.input?.pty)
             throw new ApiError(500, "error resizing tty: tty not assigned to process", "internal");
-          await p.input.resize(size.cols ?? 0, size.rows ?? 0);
+          await p.handle.resize?.(size.cols ?? 0, size.rows ?? 0);
         }
         return {};
       }
