@@ -3,10 +3,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RemoteRunnerProvider, RunnerDestination, RunnerMount } from "@roder/runner-contract";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type BoxStandIn, startBoxStandIn } from "../box-standin/box-standin.js";
 import { type S3Emulator, startS3Emulator } from "../emulators/s3-emulator.js";
 
 export interface SandboxMountsOptions {
   name: string;
+  /**
+   * The bucket kind to mount: `s3` (default, a real S3 emulator) or `box_storage` (the Box stand-in behind its
+   * intercepting proxy on this machine's loopback: the sandbox must reach host loopback, as the Fly and E2B
+   * stand-ins' machines do).
+   */
+  kind?: "s3" | "box_storage";
   /**
    * A provider whose sandboxes run commands on this machine (a stand-in over the local runner without bwrap,
    * so a FUSE mount made by one command is seen by the next), given the env that holds the bucket secret and
@@ -41,27 +48,64 @@ function rcloneProcesses(): Array<{ cmdline: string; environ: string }> {
   return out;
 }
 
+/** One bucket backend of the suite: the env that holds the secret, the intent, and what the store holds. */
+interface MountBackend {
+  env: Record<string, string>;
+  /** A secret value that must be in rclone's environment and nowhere else. */
+  secret: string;
+  intent(credentialsId: string): RunnerMount["intent"];
+  /** Reads `name` in the store from the store's own side (absent: the suite checks through a reader session only). */
+  stored?: (name: string) => string | undefined;
+  stop(): Promise<void>;
+}
+
+async function s3Backend(): Promise<MountBackend> {
+  const s3: S3Emulator = await startS3Emulator({ buckets: ["data"] });
+  return {
+    env: {
+      RODER_SECRET_BUCKET_ACCESS_KEY_ID: s3.accessKeyId,
+      RODER_SECRET_BUCKET_SECRET_ACCESS_KEY: s3.secretAccessKey,
+      RODER_SECRET_BUCKET_ENDPOINT: s3.endpoint,
+    },
+    secret: s3.secretAccessKey,
+    intent: (id) => ({ kind: "s3", uri: "s3://data/shared", credentials: { id } }),
+    stop: () => s3.stop(),
+  };
+}
+
+async function boxBackend(): Promise<MountBackend> {
+  const box: BoxStandIn = await startBoxStandIn();
+  const folder = box.mkdir("shared");
+  const token = box.tokenJson();
+  return {
+    env: {
+      RODER_SECRET_BUCKET_TOKEN_JSON: token,
+      RODER_SECRET_BUCKET_TOKEN_URL: box.tokenUrl,
+      RODER_SECRET_BUCKET_HTTPS_PROXY: box.proxyUrl,
+      RODER_SECRET_BUCKET_CA_CERT_FILE: box.caCertFile,
+    },
+    secret: token,
+    intent: (id) => ({ kind: "box_storage", uri: `box://${folder}`, credentials: { id } }),
+    stored: (name) => box.readFile(`shared/${name}`)?.toString("utf8"),
+    stop: () => box.stop(),
+  };
+}
+
 /**
  * Bucket mounts inside the sandbox (rclone + FUSE, as Fly and E2B do them), against a real S3 emulator:
  * a write followed at once by `close` is in the bucket, another session reads it through a read-only mount,
  * the secret is in the mount process's environment and never on a command line, nothing stays mounted.
  */
 export function describeSandboxMounts(options: SandboxMountsOptions): void {
-  describe(`bucket mounts inside the sandbox: ${options.name}`, () => {
-    let s3: S3Emulator;
+  const kind = options.kind ?? "s3";
+  describe(`${kind} mounts inside the sandbox: ${options.name}`, () => {
+    let store: MountBackend;
     let started: Awaited<ReturnType<SandboxMountsOptions["start"]>>;
     const mnt = mkdtempSync(join(tmpdir(), "roder-sandbox-mnt-"));
 
     beforeAll(async () => {
-      s3 = await startS3Emulator({ buckets: ["data"] });
-      started = await options.start(
-        {
-          RODER_SECRET_BUCKET_ACCESS_KEY_ID: s3.accessKeyId,
-          RODER_SECRET_BUCKET_SECRET_ACCESS_KEY: s3.secretAccessKey,
-          RODER_SECRET_BUCKET_ENDPOINT: s3.endpoint,
-        },
-        mnt,
-      );
+      store = kind === "box_storage" ? await boxBackend() : await s3Backend();
+      started = await options.start(store.env, mnt);
     }, 60_000);
 
     afterAll(async () => {
@@ -70,7 +114,7 @@ export function describeSandboxMounts(options: SandboxMountsOptions): void {
         execFileSync("fusermount3", ["-uz", line.split(" ")[1]!]);
       }
       await started?.stop();
-      await s3?.stop();
+      await store?.stop();
       rmSync(mnt, { recursive: true, force: true });
     });
 
@@ -78,7 +122,7 @@ export function describeSandboxMounts(options: SandboxMountsOptions): void {
       name: `data-${readOnly ? "ro" : "rw"}`,
       path,
       read_only: readOnly,
-      intent: { kind: "s3", uri: "s3://data/shared", credentials: { id: "bucket" } },
+      intent: store.intent("bucket"),
     });
 
     it("writes through a read-write mount reach the bucket by close; another sandbox reads them read-only", async () => {
@@ -89,9 +133,9 @@ export function describeSandboxMounts(options: SandboxMountsOptions): void {
       // The secret is in rclone's environment (inside the sandbox), never on its command line or in state.
       const procs = rcloneProcesses().filter((p) => p.cmdline.includes(rwPath));
       expect(procs).toHaveLength(1);
-      expect(procs[0]!.cmdline).not.toContain(s3.secretAccessKey);
-      expect(procs[0]!.environ).toContain(`=${s3.secretAccessKey}`);
-      expect(JSON.stringify(writer.state())).not.toContain(s3.secretAccessKey);
+      expect(procs[0]!.cmdline).not.toContain(store.secret);
+      expect(procs[0]!.environ).toContain(`=${store.secret}`);
+      expect(JSON.stringify(writer.state())).not.toContain(store.secret);
       const r = await writer.runCommand({
         command_id: "w",
         program: "sh",
@@ -107,13 +151,18 @@ export function describeSandboxMounts(options: SandboxMountsOptions): void {
       // Closed at once: the write-back must be drained first.
       await writer.close();
       expect(fuseMountsUnder(rwPath)).toEqual([]);
+      const seq = `${Array.from({ length: 60000 }, (_, i) => i + 1).join("\n")}\n`;
+      // Where the store can be read from its own side, the bytes are there the moment close returns.
+      if (store.stored) {
+        expect(store.stored("out.txt")).toBe("hello\n");
+        expect(store.stored("big.txt")).toBe(seq);
+      }
 
       const roPath = join(mnt, "b", "data");
       const reader = await provider.createSession(destination([mount(roPath, true)]));
       expect(
         new TextDecoder().decode((await reader.readFile({ path: join(roPath, "out.txt") })).contents),
       ).toBe("hello\n");
-      const seq = `${Array.from({ length: 60000 }, (_, i) => i + 1).join("\n")}\n`;
       expect(
         new TextDecoder().decode((await reader.readFile({ path: join(roPath, "big.txt") })).contents),
       ).toBe(seq);
@@ -134,7 +183,7 @@ export function describeSandboxMounts(options: SandboxMountsOptions): void {
       const d = destination([
         {
           ...mount(join(mnt, "c"), true),
-          intent: { kind: "s3", uri: "s3://data/x", credentials: { id: "unset-bucket" } },
+          intent: store.intent("unset-bucket"),
         },
       ]);
       const e = await provider.createSession(d).catch((x: unknown) => x);
