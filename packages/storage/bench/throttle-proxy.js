@@ -10,26 +10,24 @@ export async function startThrottleProxy(target, bytesPerSecond) {
     const upstream = connect({ host: to.hostname, port: Number(to.port) });
     sockets.add(client);
     sockets.add(upstream);
-    const start = performance.now();
-    let sent = 0;
+    // When the bytes read so far are due at the capped rate; idle time earns no credit (keep-alive reuse).
+    let due = performance.now();
     let timer = null;
+    // Reading resumes once the upstream has drained and those bytes are due.
+    const schedule = () => {
+      clearTimeout(timer);
+      if (upstream.writableNeedDrain) return; // "drain" schedules again
+      const ahead = due - performance.now();
+      if (ahead > 0) timer = setTimeout(schedule, ahead);
+      else client.resume();
+    };
     client.on("data", (chunk) => {
-      sent += chunk.length;
-      if (!upstream.write(chunk)) client.pause();
-      // Pace: the bytes sent so far are due at start + sent / rate; wait until then before reading more.
-      const ahead = start + (sent / bytesPerSecond) * 1000 - performance.now();
-      if (ahead > 1) {
-        client.pause();
-        clearTimeout(timer);
-        timer = setTimeout(() => {
-          if (upstream.writableNeedDrain) return;
-          client.resume();
-        }, ahead);
-      }
+      due = Math.max(due, performance.now()) + (chunk.length / bytesPerSecond) * 1000;
+      upstream.write(chunk);
+      client.pause();
+      schedule();
     });
-    upstream.on("drain", () => {
-      if (start + (sent / bytesPerSecond) * 1000 <= performance.now()) client.resume();
-    });
+    upstream.on("drain", schedule);
     upstream.pipe(client);
     const close = () => {
       clearTimeout(timer);
