@@ -179,6 +179,20 @@ describe("fly provider within Fly's limits", () => {
         timeout_ms: 10_000,
       });
       expect(own.exit_code).toBe(124);
+      // The limit lives with the command in the machine: a follower in another process knows it too.
+      const h = await session.startCommand({
+        command_id: "ta",
+        program: "sh",
+        args: ["-c", "echo a; sleep 5; echo b"],
+        timeout_ms: 2000,
+      });
+      await h.detach!();
+      const other = await provider.resumeSession(session.state());
+      const attached = await other.attachCommand("ta");
+      const res = await attached.wait();
+      expect(res.exit_code).toBeNull();
+      expect(res.stdout).toBe("a\n");
+      expect(res.stderr).toContain("timed out");
       const running = session.runCommand({ command_id: "c", program: "sh", args: ["-c", "sleep 30"] });
       let cancelled = false;
       for (let i = 0; i < 20 && !cancelled; i++) {

@@ -13,7 +13,8 @@
 /**
  * Waits up to $4 seconds (tenths) for the command in $1 to end (mode `done`) or to have output past the offsets
  * $2/$3 (mode `output`), then prints `exit|-`, `cancelled 0|1`, the sizes of out and err, and up to $5 bytes
- * of each stream from its offset as base64, one per line. Exit 93: no such command (or not launch $7).
+ * of each stream from its offset as base64, one per line (the header also has start and end in ns and the time
+ * limit in seconds). Exit 93: no such command (or not launch $7).
  */
 const POLL = [
   "poll() {",
@@ -35,7 +36,8 @@ const POLL = [
   '  [ -e "$d/cancelled" ] && c=1 || c=0',
   '  os=$(stat -c %s -- "$d/out" 2>/dev/null || echo 0); es=$(stat -c %s -- "$d/err" 2>/dev/null || echo 0)',
   '  t0=$(cat -- "$d/t0" 2>/dev/null || echo 0); t1=$(cat -- "$d/t1" 2>/dev/null || echo 0)',
-  '  printf "%s %s %s %s %s %s\\n" "$ex" "$c" "$os" "$es" "$t0" "$t1"',
+  '  lim=$(cat -- "$d/limit" 2>/dev/null || echo 0)',
+  '  printf "%s %s %s %s %s %s %s\\n" "$ex" "$c" "$os" "$es" "$t0" "$t1" "$lim"',
   '  tail -c +$((oo+1)) -- "$d/out" 2>/dev/null | head -c "$max" | base64 -w0; echo',
   '  tail -c +$((eo+1)) -- "$d/err" 2>/dev/null | head -c "$max" | base64 -w0; echo',
   "}",
@@ -53,7 +55,7 @@ export const START = [
   'd="$1"; cwd="$2"; t="$3"; n="$4"; max="$5"; mode="$6"; launch="$7"',
   'mkdir -p -- "$(dirname -- "$d")" || exit 94',
   'if ! mkdir -- "$d" 2>/dev/null; then [ -e "$d/exit" ] || exit 97; rm -rf -- "$d"; mkdir -- "$d" || exit 94; fi',
-  'printf %s "$launch" > "$d/launch" || exit 94',
+  'printf %s "$launch" > "$d/launch" && printf %s "$t" > "$d/limit" || exit 94',
   "argc=0",
   'while read -r kind k v; do case "$kind" in',
   '  E) val=$(printf %s "$v" | base64 -d; printf x); export "$k=${val%x}" ;;',

@@ -51,13 +51,15 @@ interface PollReport {
   outSize: number;
   errSize: number;
   elapsedMs: number | null;
+  /** The command's time limit as started (ms; 0 = none): an attached follower knows it too. */
+  limitMs: number;
   out: Buffer;
   err: Buffer;
 }
 
 function parsePoll(stdout: string | undefined): PollReport {
   const [head = "", out = "", err = ""] = (stdout ?? "").split("\n");
-  const [ex, c, os, es, t0, t1] = head.split(" ");
+  const [ex, c, os, es, t0, t1, lim] = head.split(" ");
   if (os === undefined || es === undefined)
     throw new RunnerError(
       "provider_api",
@@ -71,6 +73,7 @@ function parsePoll(stdout: string | undefined): PollReport {
     outSize: Number(os),
     errSize: Number(es),
     elapsedMs: start > 0 && end > 0 ? (end - start) / 1e6 : null,
+    limitMs: Math.round(Number(lim ?? 0) * 1000) || 0,
     out: Buffer.from(out, "base64"),
     err: Buffer.from(err, "base64"),
   };
@@ -387,7 +390,7 @@ export class FlySession implements RemoteRunnerSession {
     let stderr = Buffer.concat(err).toString("utf8");
     if (cancelled || report.cancelled)
       return { command_id: request.command_id, exit_code: null, stdout, stderr: stderr + cancelledMarker() };
-    const limit = request.timeout_ms ?? (this.info.config.default_exec_timeout_s ?? 0) * 1000;
+    const limit = request.timeout_ms ?? report.limitMs;
     // timeout(1) answers 124 at the limit (137 when the KILL after it was needed); the clock in the machine says
     // whether the limit was really reached, so a program that exits 124 on its own is not taken for a timeout.
     if (
@@ -510,10 +513,9 @@ export class FlySession implements RemoteRunnerSession {
         commandId,
         message: `fly: machine ${this.info.machineId} has no command '${commandId}'`,
       });
-    const timeoutMs = undefined;
     const handle = this.handle(
       commandId,
-      timeoutMs,
+      undefined,
       parsePoll(r.stdout),
       { cancelled: false },
       options?.signal,
