@@ -41,9 +41,20 @@ const KNOWN_CODES = new Set([
   "missing_secret",
   "invalid_secret",
   "missing_dependency",
+  "host_paths_refused",
+  "config_refused",
+  "too_many_sessions",
+  "not_a_regular_file",
+  "port_unreachable",
 ]);
-/** The only 5xx the protocol documents: 501 when the backend cannot do something (artifact export here). */
-const DOCUMENTED_5XX = new Map([[501, "unsupported_capability"]]);
+/**
+ * The only 5xx the protocol documents: 501 when the backend cannot do something (artifact export here), 502
+ * when nothing listens on a proxied session port.
+ */
+const DOCUMENTED_5XX = new Map([
+  [501, "unsupported_capability"],
+  [502, "port_unreachable"],
+]);
 
 let server: RunnerServer;
 let port = 0;
@@ -264,6 +275,9 @@ const routeArb = fc.constantFrom<{ method: string; segs: string[] }>(
   { method: "POST", segs: ["sessions", "@id", "ports"] },
   { method: "POST", segs: ["sessions", "@id", "artifacts"] },
   { method: "POST", segs: ["sessions", "@id", "snapshots"] },
+  { method: "DELETE", segs: ["snapshots", "snp_0"] },
+  { method: "GET", segs: ["sessions", "@id", "ports", "1", "x"] },
+  { method: "POST", segs: ["sessions", "@id", "ports", "70000"] },
   { method: "GET", segs: ["nope"] },
   { method: "GET", segs: ["sessions", "@id", "files", "extra"] },
   { method: "POST", segs: [] },
@@ -368,6 +382,17 @@ const createBody = fc.record(
         output_limit_bytes: intLike,
       }),
       fc.constant({ isolation: "none", token: "tok-should-be-refused-or-dropped" }),
+      // Keys that would weaken the operator's policy, and the Rust client's vendor keys and redacted values.
+      fc.record({
+        bwrap_unshare_pid: fc.boolean(),
+        network: fc.constantFrom("none", "egress", "host", 3),
+        delete_on_close: fc.boolean(),
+        output_limit_bytes: intLike,
+      }),
+      fc.constant({ template: "base", region: "iad", timeout: 300, api_key: "<redacted>" }),
+      fc.record({
+        artifacts: fc.record({ kind: fc.constant("s3"), bucket: fc.constant("b"), endpoint: fc.string() }),
+      }),
       jsonValue,
     ),
     mounts: fc.oneof(
