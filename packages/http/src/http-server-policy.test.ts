@@ -236,6 +236,14 @@ describe("vendor keys", () => {
     expect(r.message).toContain("template, region");
   });
 
+  it("lose their redacted values at any depth, listed by path", async () => {
+    const res = await create(plain.url, { isolation: "none", vendor: { secret: "<redacted>", zone: "a" } });
+    const body = (await res.json()) as { session_id: string; ignored_config_keys: string[] };
+    expect(res.status).toBe(201);
+    expect(body.ignored_config_keys).toEqual(["vendor.secret", "vendor"]);
+    await del(plain.url, body.session_id);
+  });
+
   it("are ignored by the known-keys list when the operator gives one", async () => {
     const listed = await start({ backendConfigKeys: ["isolation"] });
     const res = await create(listed.url, { isolation: "none", template: "base" });

@@ -86,12 +86,19 @@ export function extractBackendConfig(raw: unknown): { config: unknown; ignored: 
   if ("backend_config" in raw) return { config: raw.backend_config ?? null, ignored: [] };
   const ignored: string[] = [];
   const config: Config = {};
-  for (const [k, v] of Object.entries(raw)) {
-    if (CLIENT_KEYS.has(k)) continue;
-    if (v === REDACTED) ignored.push(k);
-    else config[k] = v;
+  for (const [k, v] of Object.entries(raw)) if (!CLIENT_KEYS.has(k)) config[k] = v;
+  return { config: withoutRedacted(config, "", ignored), ignored };
+}
+
+/** A copy without the keys (at any depth) whose value the Rust client redacted; their paths go in `dropped`. */
+function withoutRedacted(value: Config, path: string, dropped: string[]): Config {
+  const out: Config = {};
+  for (const [k, v] of Object.entries(value)) {
+    const p = path ? `${path}.${k}` : k;
+    if (v === REDACTED) dropped.push(p);
+    else out[k] = isObject(v) ? withoutRedacted(v, p, dropped) : v;
   }
-  return { config, ignored };
+  return out;
 }
 
 function origin(url: string): string | null {
