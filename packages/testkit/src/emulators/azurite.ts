@@ -21,7 +21,7 @@ export async function startAzurite(): Promise<AzuriteEmulator> {
     name: "azurite",
     command: process.execPath,
     argv: [
-      binOf("azurite", "azurite-blob"),
+      binOf("azurite", "azurite-blob", "npm install -D azurite@3.37.0"),
       "--blobHost",
       "127.0.0.1",
       "--blobPort",

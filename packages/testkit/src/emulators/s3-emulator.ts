@@ -25,7 +25,7 @@ export async function startS3Emulator(opts: { buckets?: string[] } = {}): Promis
     name: "s3rver",
     command: process.execPath,
     argv: [
-      binOf("s3rver", "s3rver"),
+      binOf("s3rver", "s3rver", "npm install -D s3rver@3.7.1"),
       "-d",
       dir,
       "-a",

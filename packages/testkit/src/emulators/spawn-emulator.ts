@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { MissingDependencyError } from "@roder/runner-contract";
 
 const require = createRequire(import.meta.url);
 const live = new Set<ChildProcess>();
@@ -8,9 +9,20 @@ process.once("exit", () => {
   for (const c of live) c.kill("SIGKILL");
 });
 
-/** Path of a package's bin script, resolved from the testkit's own dependencies. */
-export function binOf(pkg: string, bin: string): string {
-  const pj = require.resolve(`${pkg}/package.json`);
+/**
+ * Path of an emulator's bin script. The emulators are optional peer dependencies of the testkit, resolved when
+ * one is started: a missing one fails with a `MissingDependencyError` that names the package to install.
+ */
+export function binOf(pkg: string, bin: string, install = `npm install -D ${pkg}`, from?: string): string {
+  let pj: string;
+  try {
+    pj = (from ? createRequire(from) : require).resolve(`${pkg}/package.json`);
+  } catch (error) {
+    throw new MissingDependencyError(
+      { dependency: pkg, purpose: `the ${pkg} emulator (${bin})`, install },
+      { cause: error },
+    );
+  }
   const meta = require(pj) as { bin: string | Record<string, string> };
   const rel = typeof meta.bin === "string" ? meta.bin : meta.bin[bin]!;
   return join(dirname(pj), rel);
