@@ -281,6 +281,8 @@ export class E2bSession implements RemoteRunnerSession {
       void handle.kill().catch(() => false);
     };
     signal?.addEventListener("abort", onAbort, { once: true });
+    // An abort while the command was starting (before its pid was known) kills it now.
+    if (signal?.aborted) onAbort();
     const result: Promise<RunnerCommandResult> = (async () => {
       try {
         const r = await handle.wait();

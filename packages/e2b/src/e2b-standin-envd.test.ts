@@ -75,6 +75,11 @@ describe("envd's filesystem answers as E2B's", () => {
       const moved = await sbx.files.rename("notes/a.txt", "other/deeper/b.txt");
       expect(moved.path).toBe("/home/user/other/deeper/b.txt");
       expect(await sbx.files.read("/home/user/other/deeper/b.txt")).toBe("alpha");
+      // One filesystem: what /files writes outside the home, commands see (and the other way round).
+      expect((await sbx.files.write("/tmp/up/t.txt", "in tmp")).path).toBe("/tmp/up/t.txt");
+      expect((await sbx.commands.run("cat /tmp/up/t.txt")).stdout).toBe("in tmp");
+      await sbx.commands.run("echo from-command > /tmp/c.txt");
+      expect(await sbx.files.read("/tmp/c.txt")).toBe("from-command\n");
     }));
 
   it("reports a symlink's resolved target, and MakeDir on an existing directory as already there", () =>
@@ -162,6 +167,13 @@ describe("envd's filesystem answers as E2B's", () => {
         "echo 1 > watched/sub/f.txt && echo 2 >> watched/sub/f.txt && rm watched/sub/f.txt",
       );
       await until(() => events.some((e) => e.type === FilesystemEventType.REMOVE));
+      // An upload writes over an existing file in place, as envd does: a write, not a rename.
+      await sbx.files.write("watched/up.txt", "first");
+      await sbx.files.write("watched/up.txt", "second");
+      await until(
+        () => events.filter((e) => e.name === "up.txt" && e.type === FilesystemEventType.WRITE).length >= 2,
+      );
+      expect(events.some((e) => e.type === FilesystemEventType.RENAME)).toBe(false);
       await handle.stop();
       expect(events).toContainEqual({
         name: "sub/f.txt",

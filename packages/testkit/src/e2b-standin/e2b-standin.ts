@@ -954,6 +954,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     if (!type.startsWith("multipart/") && given === null)
       throw new ApiError(400, "path query parameter is required for raw body upload");
     const out: Array<Record<string, unknown>> = [];
+    const placed: Array<{ staged: string | null; path: string }> = [];
     for (const f of parts) {
       const path = resolve(f.path);
       if (out.some((o) => o.path === path))
@@ -961,13 +962,27 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
           400,
           `you cannot upload multiple files to the same path '${path}' in one upload request, only the first specified file was uploaded`,
         );
-      await s.session.writeFile({ path, contents: new Uint8Array(f.data) }).catch((e: Error) => {
-        throw new ApiError(400, e.message);
-      });
+      // Staged in the sandbox's /tmp, then written over the destination in place, as envd writes. A backend whose
+      // file API cannot reach /tmp gets the file at its destination directly (replaced, not written over).
+      const contents = new Uint8Array(f.data);
+      const staged = `/tmp/.e2b-standin-upload-${randomBytes(8).toString("hex")}`;
+      const ok = await s.session.writeFile({ path: staged, contents }).then(
+        () => true,
+        () => false,
+      );
+      if (!ok)
+        await s.session.writeFile({ path, contents }).catch((e: Error) => {
+          throw new ApiError(400, e.message);
+        });
+      placed.push({ staged: ok ? staged : null, path });
       out.push({ path, name: posix.basename(path), type: "file" });
     }
     // Each upload replaces the files' metadata (none sent: cleared), read back for the answer.
-    const meta = await fs(s, "setmeta", { paths: out.map((o) => o.path), metadata });
+    const meta = await fsOp(s.session, "place", { files: placed, metadata }).catch((e: unknown) => {
+      if (e instanceof EnvdFsError)
+        throw new ApiError(e.connectCode === "invalid_argument" ? 400 : 500, e.message);
+      throw e;
+    });
     (meta.metadata as Array<Record<string, string>>).forEach((m, i) => {
       if (Object.keys(m).length > 0) out[i]!.metadata = m;
     });

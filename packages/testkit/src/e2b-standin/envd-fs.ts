@@ -7,7 +7,9 @@ import { ownerName } from "./envd-paths.js";
  * inside the sandbox by a small Python program run as one of the session's commands, so it sees the sandbox's
  * own view (its users, `/tmp`, symlinks, xattrs) as envd does: `lstat` entries with Go's mode string, symlink
  * targets resolved as `filepath.EvalSymlinks`, `user.e2b.*` xattrs as metadata, `ListDir` walks to a depth,
- * `MakeDir`'s already-exists, `Move` making the destination's parents, `WatchDir` through inotify.
+ * `MakeDir`'s already-exists, `Move` making the destination's parents, `WatchDir` through inotify, and an
+ * upload's last step: a file staged in `/tmp` is written over its destination in place (as envd's
+ * `O_TRUNC` open: watchers see a write, not a rename) and the upload's metadata set.
  * Paths arrive absolute (resolved by the caller).
  */
 const HELPER = String.raw`
@@ -116,6 +118,19 @@ def remove(r):
     except FileNotFoundError: pass
     except OSError as x: raise Err('internal', 'error removing file or directory: %s' % x)
     return {}
+def place(r):
+    import shutil
+    for f in r['files']:
+        t, p = f['staged'], f['path']
+        if t is None: continue
+        try:
+            ensure_dirs(os.path.dirname(p))
+            if os.path.isdir(p): raise Err('invalid_argument', 'path is a directory: %s' % p)
+            with open(t, 'rb') as src, open(p, 'wb') as dst: shutil.copyfileobj(src, dst, 1 << 20)
+        finally:
+            try: os.remove(t)
+            except OSError: pass
+    return setmeta({'paths': [f['path'] for f in r['files']], 'metadata': r['metadata']})
 def setmeta(r):
     out = []
     for p in r['paths']:
@@ -235,7 +250,7 @@ function request(op: string, body: Record<string, unknown>) {
 /** Runs one filesystem operation in the sandbox; envd's errors come back as `EnvdFsError`. */
 export async function fsOp(
   session: RemoteRunnerSession,
-  op: "stat" | "listdir" | "makedir" | "move" | "remove" | "setmeta",
+  op: "stat" | "listdir" | "makedir" | "move" | "remove" | "place",
   body: Record<string, unknown>,
 ): Promise<Record<string, unknown>> {
   const r = await session.runCommand(request(op, body));
