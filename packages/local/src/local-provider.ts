@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import {
   confinePath,
@@ -18,6 +18,7 @@ import {
   RunnerError,
   type RunnerMount,
   type RunnerSessionState,
+  type RunnerSnapshotRef,
   SessionNotFoundError,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
@@ -31,6 +32,7 @@ import {
 } from "./local-config.js";
 import { which } from "./local-isolation.js";
 import { mountBucket } from "./local-mounts.js";
+import { ensurePrivateDir } from "./local-private-dir.js";
 import { makeSessionCgroup, ownCgroup, type SandboxRecord } from "./local-sandbox.js";
 import {
   checkAborted,
@@ -81,6 +83,11 @@ const MetadataSchema = z.object({
 export interface LocalRunnerProvider extends RemoteRunnerProvider {
   createSession(destination: RunnerDestinationInput, options?: RunnerCallOptions): Promise<LocalSession>;
   resumeSession(state: RunnerSessionState, options?: RunnerCallOptions): Promise<LocalSession>;
+  /**
+   * Deletes a snapshot's archive from the store (snapshots are kept until deleted). Only an archive this runner
+   * wrote is removed; an unknown or already deleted one resolves; anything else a ref names is refused.
+   */
+  deleteSnapshot(ref: RunnerSnapshotRef): Promise<void>;
 }
 
 export function createLocalProvider(settings: LocalProviderSettings = {}): LocalRunnerProvider {
@@ -251,9 +258,11 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
    */
   async function newWorkspace(config: LocalDestinationConfig, sessionId: string): Promise<string> {
     const parent = config.workspace_dir ?? root;
-    // Under the default root, private to this user (as the mkdtemp workspaces were).
+    // Under the default root, private to this user (as the mkdtemp workspaces were), and refused if someone
+    // else made it first; a destination's workspace_dir is its operator's.
     const mode = config.workspace_dir ? 0o777 : 0o700;
-    await fs.mkdir(parent, { recursive: true, mode });
+    if (config.workspace_dir) await fs.mkdir(parent, { recursive: true, mode });
+    else await ensurePrivateDir(parent, "workspace root");
     const dir = join(parent, sessionId);
     const tag = tagPathFor(dir);
     await writeTag(tag, newTag({ sessionId, owner, ttlSeconds: config.ttl_seconds, registryDir }));
@@ -314,6 +323,23 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         throw error;
       }
     },
+    async deleteSnapshot(ref) {
+      if (ref.provider_id !== LOCAL_PROVIDER_ID)
+        throw new InvalidDestinationConfigError({
+          providerId: LOCAL_PROVIDER_ID,
+          message: `snapshot is for provider '${ref.provider_id}'`,
+        });
+      const archive = z.object({ archive: z.string() }).safeParse(ref.metadata);
+      if (!archive.success)
+        throw new RunnerError("invalid_request", "snapshot metadata names no archive of unix-local");
+      try {
+        await checkSnapshotArchive(archive.data.archive, ref.snapshot_id);
+      } catch (error) {
+        if (RunnerError.isInstance(error) && error.code === "not_found") return;
+        throw error;
+      }
+      await fs.rm(archive.data.archive, { force: true });
+    },
     async resumeSession(state, options) {
       checkAborted(options?.signal, "resumeSession");
       if (state.provider_id !== LOCAL_PROVIDER_ID)
@@ -332,6 +358,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         const snap = z.object({ archive: z.string(), sha256: z.string() }).parse(state.snapshot.metadata);
         let bytes: Buffer;
         try {
+          await checkSnapshotArchive(snap.archive, state.snapshot.snapshot_id);
           bytes = await fs.readFile(snap.archive);
         } catch (error) {
           throw new SessionNotFoundError(
@@ -406,6 +433,32 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
       return new LocalSession(info, runtime(), await fs.realpath(entry.workspace_root));
     },
   };
+}
+
+/**
+ * A snapshot archive named by a ref or a state is read or deleted only if it is one this runner wrote: a regular
+ * file (not a link) named `<snapshot_id>.tar.gz` with `snap-<uuid>` as the id, owned by this user. Anything
+ * else — a host file a hostile state points at — is refused, untouched.
+ */
+async function checkSnapshotArchive(archive: string, snapshotId: string): Promise<void> {
+  const name = /^snap-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+  if (!name.test(snapshotId) || basename(archive) !== `${snapshotId}.tar.gz` || !archive.startsWith("/"))
+    throw new RunnerError(
+      "invalid_request",
+      `snapshot '${snapshotId}' does not name an archive of this runner`,
+    );
+  let st: Awaited<ReturnType<typeof fs.lstat>>;
+  try {
+    st = await fs.lstat(archive);
+  } catch {
+    throw new RunnerError("not_found", `snapshot '${snapshotId}' is not in the store`);
+  }
+  const uid = process.getuid?.();
+  if (!st.isFile() || (uid !== undefined && st.uid !== uid))
+    throw new RunnerError(
+      "invalid_request",
+      `snapshot '${snapshotId}' does not name an archive of this runner`,
+    );
 }
 
 /** A cgroup named in the registry is used only if it is the session's own. */

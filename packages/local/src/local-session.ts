@@ -45,6 +45,7 @@ import {
   pinForExport,
   resolveRunnerPath,
 } from "./local-fs.js";
+import { ensurePrivateDir } from "./local-private-dir.js";
 import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
 import {
   cgroupCommand,
@@ -162,7 +163,7 @@ export async function writeRegistry(info: LocalSessionInfo): Promise<void> {
     read_only_entries: info.readOnlyEntries,
     sandbox: info.sandbox,
   };
-  await fs.mkdir(info.registryDir, { recursive: true, mode: 0o700 });
+  await ensurePrivateDir(info.registryDir, "session registry");
   const file = registryPath(info.registryDir, info.sessionId);
   const tmp = `${file}.${randomUUID()}.tmp`;
   await fs.writeFile(tmp, JSON.stringify(entry), { mode: 0o600 });
@@ -568,8 +569,10 @@ export class LocalSession implements RemoteRunnerSession {
     this.ensureOpen();
     checkAborted(options?.signal, "snapshot");
     const snapshotId = `snap-${randomUUID()}`;
-    await fs.mkdir(this.info.snapshotDir, { recursive: true });
+    await ensurePrivateDir(this.info.snapshotDir, "snapshot store");
     const archive = join(this.info.snapshotDir, `${snapshotId}.tar.gz`);
+    // Created here, exclusive and 0600: tar writes into it, never through a name someone planted.
+    await (await fs.open(archive, "wx", 0o600)).close();
     // Mount points (buckets, binds) are not part of the workspace's own content.
     const excludes = this.info.mounts.map(
       (m) =>
