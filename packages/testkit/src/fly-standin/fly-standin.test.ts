@@ -166,3 +166,53 @@ describe("fly stand-in: documented behaviour by default", () => {
     expect(s.rateLimited).toBe(0);
   });
 });
+
+describe("fly stand-in: init command and the app's public address", () => {
+  it("routes fly-force-instance-id to that machine's service; a machine whose init exits stops", async () => {
+    const { s, call, create } = await start({ rateLimit: false });
+    const ports = [await freePort(), await freePort()];
+    const server = (port: number) =>
+      `require("http").createServer((q, r) => r.end(process.env.WHO + ":" + q.url + ":" + (q.headers["fly-force-instance-id"] ?? "-"))).listen(${port}, "127.0.0.1")`;
+    const ids: string[] = [];
+    for (const [i, port] of ports.entries())
+      ids.push(
+        await create({
+          init: { cmd: ["node", "-e", server(port)] },
+          env: { WHO: `m${i}` },
+          services: [
+            { internal_port: port, protocol: "tcp", ports: [{ port: 443, handlers: ["tls", "http"] }] },
+          ],
+        }),
+      );
+    const get = async (id?: string) => {
+      for (let n = 0; n < 50; n++) {
+        const r = await fetch(`${s.appUrl}/hello?x=1`, {
+          headers: id ? { "fly-force-instance-id": id } : {},
+        });
+        if (r.status !== 502) return { status: r.status, text: await r.text() };
+        await new Promise((w) => setTimeout(w, 100));
+      }
+      throw new Error("the machine's service never answered");
+    };
+    // Each request reaches the machine it names (the header is Fly's, not passed on), with the machine's env.
+    expect(await get(ids[1])).toEqual({ status: 200, text: "m1:/hello?x=1:-" });
+    expect(await get(ids[0])).toEqual({ status: 200, text: "m0:/hello?x=1:-" });
+    expect((await get("no-such-machine")).status).toBe(503);
+    // A stopped machine takes nothing; a machine whose init command exits stops (restart policy "no").
+    await call("POST", `/machines/${ids[0]}/stop`, {});
+    expect((await get(ids[0])).status).toBe(503);
+    const once = await create({ init: { cmd: ["true"] } });
+    expect((await call("GET", `/machines/${once}/wait?state=stopped&timeout=20`)).status).toBe(200);
+  }, 60_000);
+});
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import("node:net");
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}

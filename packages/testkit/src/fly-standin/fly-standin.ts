@@ -1,7 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { RemoteRunnerProvider, RemoteRunnerSession, RunnerDestination } from "@roder/runner-contract";
+import type {
+  RemoteRunnerProvider,
+  RemoteRunnerSession,
+  RunnerCommandHandle,
+  RunnerDestination,
+} from "@roder/runner-contract";
 import { createFaultSwitch, type FaultSwitch } from "../fault/faults.js";
 
 /**
@@ -67,6 +72,8 @@ export interface FlyStandInMachine {
   created_at: string;
   updated_at: string;
   session?: RemoteRunnerSession;
+  /** The machine's init command (`config.init.cmd`), running while it is started. */
+  init?: RunnerCommandHandle;
   /** When it was destroyed (ms since epoch): GET answers `destroyed` until `destroyedLingerMs` later, then 404. */
   destroyed_at?: number;
   lease?: { nonce: string; expires_at: number; owner: string; description: string };
@@ -87,6 +94,12 @@ export interface FlyStandIn {
   readonly rateLimited: number;
   /** How many exec requests were answered 408 because they were held past `execRequestLimitMs`. */
   readonly execTimeouts: number;
+  /**
+   * The app's public address (`https://{app}.fly.dev` on Fly): Fly's proxy routes a request carrying
+   * `fly-force-instance-id: <machine id>` to that machine's service (`config.services[0].internal_port`),
+   * others to any started machine with a service; 503 when no machine can take it.
+   */
+  appUrl: string;
   /** Stops a machine as Fly's platform may (host maintenance, an operator): the next start resets it. */
   stopMachine(id: string): Promise<void>;
   /** Bodies of create and exec requests as received (to check wire shapes; never carries the token). */
@@ -248,15 +261,49 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
           path: f.guest_path,
           contents: new Uint8Array(Buffer.from(f.raw_value!, "base64")),
         });
+      await startInit(m, session);
       if ((m.state as FlyMachineState) === "starting") setState(m, "started");
     } catch {
       setState(m, "launch_failed");
     }
   }
 
+  /**
+   * Runs `config.init.cmd` with `config.env` in the machine while it is up. With restart policy "no" (the
+   * default here), a machine whose init command exits stops, as on Fly.
+   */
+  async function startInit(m: FlyStandInMachine, session: RemoteRunnerSession): Promise<void> {
+    const init = (m.config as { init?: { cmd?: unknown } }).init?.cmd;
+    if (!Array.isArray(init) || init.length === 0 || !session.startCommand) return;
+    const env = Object.entries((m.config as { env?: Record<string, unknown> }).env ?? {}).map(
+      ([k, v]) => [k, String(v)] as [string, string],
+    );
+    const handle = await session.startCommand({
+      command_id: `init-${m.id}`,
+      program: String(init[0]),
+      args: init.slice(1).map(String),
+      env,
+    });
+    m.init = handle;
+    void (async () => {
+      for await (const _ of handle.output) {
+        // The init's output is the machine's log; nothing reads it here.
+      }
+      await handle.wait().catch(() => undefined);
+      const policy = (m.config as { restart?: { policy?: string } }).restart?.policy ?? "no";
+      if (m.init === handle && m.session === session && m.state === "started" && policy === "no") {
+        m.init = undefined;
+        await halt(m);
+      }
+    })();
+  }
+
   /** Stop: the VM halts; with `resetOnStop` its root filesystem and processes are gone (rebuilt at start). */
   async function halt(m: FlyStandInMachine): Promise<void> {
     setState(m, "stopping");
+    const init = m.init;
+    m.init = undefined;
+    await init?.kill().catch(() => false);
     await sleep(transitionMs);
     if (resetOnStop) {
       const s = m.session;
@@ -456,6 +503,7 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
         setState(m, "destroying");
         const s = m.session;
         m.session = undefined;
+        m.init = undefined;
         await s?.close().catch(() => {});
         await sleep(transitionMs);
         setState(m, "destroyed");
@@ -589,8 +637,52 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
 
+  // The app's public address: Fly's proxy, routing by `fly-force-instance-id` to a machine's service.
+  let roundRobin = 0;
+  const servicePort = (m: FlyStandInMachine) =>
+    (m.config as { services?: Array<{ internal_port?: unknown }> }).services?.[0]?.internal_port;
+  const proxy = createServer((req, res) => {
+    const fail = (status: number, message: string) => {
+      req.resume();
+      send(res, status, { error: message, status: "unknown" });
+    };
+    const wanted = req.headers["fly-force-instance-id"];
+    const candidates = [...machines.values()].filter(
+      (m) => m.state === "started" && typeof servicePort(m) === "number",
+    );
+    const m =
+      typeof wanted === "string"
+        ? candidates.find((x) => x.id === wanted)
+        : candidates[roundRobin++ % Math.max(1, candidates.length)];
+    if (!m)
+      return fail(
+        503,
+        typeof wanted === "string"
+          ? `machine ${wanted} is not started or has no service`
+          : "no started machine with a service",
+      );
+    const headers = { ...req.headers };
+    delete headers["fly-force-instance-id"];
+    const upstream = httpRequest(
+      { host: "127.0.0.1", port: servicePort(m) as number, method: req.method, path: req.url, headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on("error", () => {
+      if (!res.headersSent) fail(502, `machine ${m.id} refused the connection on its internal port`);
+      else res.destroy();
+    });
+    res.on("close", () => upstream.destroy());
+    req.pipe(upstream);
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  const appPort = (proxy.address() as AddressInfo).port;
+
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
+    appUrl: `http://127.0.0.1:${appPort}`,
     token,
     machines: () => [...machines.values()].filter((m) => m.state !== "destroyed"),
     faults: Object.assign(faults, {
@@ -611,9 +703,16 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
       if (m && (m.state === "started" || m.state === "starting")) await halt(m);
     },
     async stop() {
-      for (const m of machines.values()) await m.session?.close().catch(() => {});
+      for (const m of machines.values()) {
+        m.init = undefined;
+        await m.session?.close().catch(() => {});
+      }
       server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
+      proxy.closeAllConnections();
+      await Promise.all([
+        new Promise<void>((r) => server.close(() => r())),
+        new Promise<void>((r) => proxy.close(() => r())),
+      ]);
     },
   };
 }
