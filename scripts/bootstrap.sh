@@ -16,6 +16,8 @@ command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need_apt+=(util-linux)
 command -v script >/dev/null 2>&1 || need_apt+=(bsdutils)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+# The E2B stand-in's envd does its filesystem work with the system's python3 inside each sandbox.
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
