@@ -165,6 +165,36 @@ describe("unix-local Box mounts (rclone + FUSE against the Box stand-in)", () =>
     }
   }, 60_000);
 
+  it("one expired TOKEN_JSON serves one mount process: Box's refresh tokens are single-use, so a second mount's refresh is refused", async () => {
+    const shared = env("boxshared", { expired: true });
+    const refreshes = box.refreshes;
+    const first = await createLocalProvider({ env: shared }).createSession(
+      dest([boxMount("in", "roder/in", true, "boxshared")], "none"),
+    );
+    try {
+      expect(new TextDecoder().decode((await first.readFile({ path: "in/notes.txt" })).contents)).toBe(
+        "from box\n",
+      );
+      expect(box.refreshes).toBe(refreshes + 1);
+      const before = box.requests.length;
+      const second = await createLocalProvider({ env: shared }).createSession(
+        dest([boxMount("in", "roder/in", true, "boxshared")], "none"),
+      );
+      try {
+        const r = await second.runCommand({ command_id: "c", program: "cat", args: ["in/notes.txt"] });
+        expect(r.exit_code).not.toBe(0);
+        const tokenCalls = box.requests.slice(before).filter((q) => q.path === "/oauth2/token");
+        expect(tokenCalls.length).toBeGreaterThan(0);
+        expect(tokenCalls.every((q) => q.status === 400)).toBe(true);
+        expect(box.refreshes).toBe(refreshes + 1);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await first.close();
+    }
+  }, 90_000);
+
   it("a rate-limited listing (429 rate_limit_exceeded with Retry-After) is absorbed by rclone's retries", async () => {
     const injected = box.faults.injected;
     const s = await createLocalProvider({ env: env("box429") }).createSession(
