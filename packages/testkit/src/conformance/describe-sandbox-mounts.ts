@@ -92,9 +92,10 @@ async function boxBackend(): Promise<MountBackend> {
 }
 
 /**
- * Bucket mounts inside the sandbox (rclone + FUSE, as Fly and E2B do them), against a real S3 emulator:
- * a write followed at once by `close` is in the bucket, another session reads it through a read-only mount,
- * the secret is in the mount process's environment and never on a command line, nothing stays mounted.
+ * Bucket mounts inside the sandbox (rclone + FUSE, as Fly and E2B do them), against a real S3 emulator or the
+ * Box stand-in: a write followed at once by `close` is in the bucket (for Box, checked in the stand-in's store),
+ * another session reads it through a read-only mount, the secret is in the mount process's environment and
+ * never on a command line, nothing stays mounted.
  */
 export function describeSandboxMounts(options: SandboxMountsOptions): void {
   const kind = options.kind ?? "s3";
