@@ -50,6 +50,10 @@ describe("fly artifact export (direct path: the machine uploads to a signed URL)
       expect(Buffer.from(await (await fetch(file.url!)).arrayBuffer()).equals(Buffer.from(bytes))).toBe(true);
       const dir = await session.exportArtifact({ path: "build", recursive: true });
       expect(dir.artifact_id).toMatch(/^s3:\/\/fly-art\/out\/.+\/build\.tar\.gz$/);
+      // File scope "sandbox": a path outside the workspace, as the machine sees it, exports too.
+      await session.writeFile({ path: "/tmp/fly-art-abs.txt", contents: new TextEncoder().encode("abs") });
+      const abs = await session.exportArtifact({ path: "/tmp/fly-art-abs.txt", recursive: false });
+      expect(Buffer.from(await (await fetch(abs.url!)).arrayBuffer()).toString()).toBe("abs");
       // The export's commands reached the machine as exec bodies: no signature in any argv.
       const execs = JSON.stringify(standIn.bodies.filter((b) => b.path.endsWith("/exec")));
       expect(execs).not.toContain("X-Amz-Signature");

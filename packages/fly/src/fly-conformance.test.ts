@@ -33,6 +33,7 @@ describeRunnerConformance({
   }),
   secretValues: [TOKEN],
   planMounts: (d) => planMountsFor("fly", d),
+  fileScope: "sandbox",
   countLiveSessions: () => standIn.machines().filter((m) => m.state !== "destroyed").length,
   sweeper: {
     owner: "roder-runners",

@@ -124,7 +124,7 @@ const CONFINE = (first: number) =>
   [
     'p=$(realpath -m -- "$1") || exit 90',
     "ok=0",
-    `shift ${first}; for a in "$@"; do r=$(realpath -m -- "$a"); case "$p" in "$r"|"$r"/*) ok=1;; esac; done`,
+    `shift ${first}; for a in "$@"; do r=$(realpath -m -- "$a"); case "$r" in /) ok=1;; esac; case "$p" in "$r"|"$r"/*) ok=1;; esac; done`,
     '[ "$ok" = 1 ] || exit 91',
   ].join("\n");
 

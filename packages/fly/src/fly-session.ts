@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from "node:crypto";
+import { posix } from "node:path";
 import {
   CancelledError,
   CommandNotFoundError,
   cancelledMarker,
-  confinePath,
   OutputQueue,
   PathOutsideWorkspaceError,
   ProviderApiError,
@@ -43,6 +43,18 @@ import { type FlyDestinationConfig, suspendProblem } from "./fly-config.js";
 import { DISCARD, EXIT, FOLLOW, KILL, READ, START, WRITE } from "./fly-scripts.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * A path in the machine's own view (a Fly machine is its own sandbox: file scope "sandbox"): absolute paths
+ * as the machine sees them, relative ones against the workspace; `..` never climbs above the machine's `/`.
+ * NUL bytes are refused before anything is sent.
+ */
+export function machinePath(path: string, root: string): string {
+  if (typeof path !== "string" || path === "")
+    throw new RunnerError("invalid_request", "a path must be a non-empty string");
+  if (path.includes("\u0000")) throw new RunnerError("invalid_request", "paths cannot contain NUL bytes");
+  return posix.normalize(path.startsWith("/") ? path : `${root}/${path}`).replace(/(.)\/+$/, "$1");
+}
 
 /** What one START/FOLLOW exec reports about a command (see fly-scripts.ts). */
 interface PollReport {
@@ -272,7 +284,7 @@ export class FlySession implements RemoteRunnerSession {
 
   private validateCommand(input: RunnerCommandRequestInput) {
     const request = parseCommandInput(input);
-    const cwd = confinePath(request.cwd ?? this.root, { root: this.root, access: "cwd" });
+    const cwd = machinePath(request.cwd ?? this.root, this.root);
     for (const [k, v] of request.env) {
       if (!ENV_NAME.test(k))
         throw new RunnerError("invalid_request", `invalid environment variable name '${k}'`);
@@ -611,12 +623,12 @@ export class FlySession implements RemoteRunnerSession {
   /** Reads in parts of at most `chunkBytes`, one exec each (the first also gives the size). */
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen();
-    const p = confinePath(request.path, { root: this.root, access: "read" });
+    const p = machinePath(request.path, this.root);
     const parts: Buffer[] = [];
     let offset = 0;
     for (;;) {
       const r = await this.exec(
-        ["/bin/sh", "-c", READ, "roder-read", p, String(offset), String(this.chunkBytes), this.root],
+        ["/bin/sh", "-c", READ, "roder-read", p, String(offset), String(this.chunkBytes), "/"],
         { timeoutS: 120, signal: options?.signal, operation: "read file", idempotent: true },
       );
       this.fileError(r, request.path);
@@ -635,8 +647,8 @@ export class FlySession implements RemoteRunnerSession {
   async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     const request = parseFileWriteInput(input);
     this.ensureOpen();
-    const p = confinePath(request.path, { root: this.root, access: "write" });
-    if (p === this.root)
+    const p = machinePath(request.path, this.root);
+    if (p === this.root || p === "/")
       throw new PathOutsideWorkspaceError({
         path: request.path,
         root: this.root,
@@ -652,7 +664,7 @@ export class FlySession implements RemoteRunnerSession {
     try {
       for (let i = 0; i < count; i++) {
         const part = count === 1 ? "only" : i === 0 ? "first" : i === count - 1 ? "last" : "next";
-        const r = await this.exec(["/bin/sh", "-c", WRITE, "roder-write", p, tmp, part, this.root], {
+        const r = await this.exec(["/bin/sh", "-c", WRITE, "roder-write", p, tmp, part, "/"], {
           stdin: bytes.subarray(i * this.chunkBytes, (i + 1) * this.chunkBytes).toString("base64"),
           timeoutS: 120,
           signal: options?.signal,
@@ -720,7 +732,7 @@ export class FlySession implements RemoteRunnerSession {
       });
     }
     const target = parseArtifactTarget("fly", this.info.config.artifacts);
-    const path = confinePath(request.path, { root: this.root, access: "read" });
+    const path = machinePath(request.path, this.root);
     return exportArtifact({
       providerId: "fly",
       target,
