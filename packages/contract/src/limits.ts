@@ -73,7 +73,7 @@ const TABLE: Record<string, RunnerLimits> = {
     pause: "keeps-memory",
     file_scope: "sandbox",
     notes:
-      "exec mode: a command starts detached in the machine (output in files there) and is long-polled, one exec held at most exec_hold_s (default 20 s, under the API edge's ~30 s) per poll, so chunks arrive as polled and any client reattaches from state(), replaying from the start (finished commands kept 10 min); every call paced per machine and action under Fly's 1 req/s (burst 3), 429s absorbed honouring Retry-After; files move in 4 MiB parts, one exec each; cancel kills the process group through an exec",
+      "exec mode: a command starts detached in the machine (output in files there) and is long-polled, one exec held at most exec_hold_s (default 20 s, under the API edge's ~30 s) per poll, so chunks arrive as polled and any client reattaches from state(), replaying from the start (finished commands kept 10 min); every call paced per machine and action under Fly's 1 req/s (burst 3), 429s absorbed honouring Retry-After; files move in 4 MiB parts, one exec each; cancel kills the process group through an exec; no stdin to a running command and no terminal (startCommand with stdin: true or pty rejects with UnsupportedCapabilityError, capability stdin / pty)",
   },
   e2b: {
     provider_id: "e2b",
