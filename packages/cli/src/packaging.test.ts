@@ -1,8 +1,9 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { SHORT_PATH_CHECKS, tsBlocks } from "../../../scripts/short-path-examples.js";
 
 const root = resolve(import.meta.dirname, "../../..");
 const packages = readdirSync(join(root, "packages"));
@@ -34,6 +35,8 @@ describe.each(packages)("the packed @roder/runner-%s", (pkg) => {
     ])
       expect(files, must).toContain(must);
     expect(files.filter((f) => /\.test\.|\/src\/|__fixtures__|rust-golden|\.env/.test(f))).toEqual([]);
+    // No source maps: they would point at sources that are not shipped.
+    expect(files.filter((f) => f.endsWith(".map"))).toEqual([]);
     const manifest = JSON.parse(
       execFileSync("tar", ["-xzOf", tarballs[pkg]!, "package/package.json"], { encoding: "utf8" }),
     );
@@ -44,6 +47,7 @@ describe.each(packages)("the packed @roder/runner-%s", (pkg) => {
     });
     // Secret-looking strings: AWS key ids, private keys, E2B keys, Fly tokens, GitHub and Slack tokens, and
     // the canaries the test suites use for secret values.
+    expect(all).not.toContain("sourceMappingURL");
     expect(all).not.toMatch(
       /AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|e2b_[a-f0-9]{32}|FlyV1 fm\d_|gh[pousr]_[A-Za-z0-9]{36}|xox[abprs]-[A-Za-z0-9-]{10,}|secret-canary/,
     );
@@ -95,6 +99,79 @@ describe("installing the tarballs in an empty project", () => {
     );
     expect(bin.stdout).toBe("installed\n");
   }, 400_000);
+
+  it("require() loads every library package, and the README's short path type-checks under strict with skipLibCheck off (nodenext and bundler), no optional SDK installed", () => {
+    const proj = mkdtempSync(join(tmpdir(), "roder-install-types-"));
+    writeFileSync(
+      join(proj, "package.json"),
+      JSON.stringify({ name: "probe-types", private: true, type: "module" }),
+    );
+    const libs = ["contract", "storage", "local", "http", "fly", "e2b"];
+    execFileSync(
+      "npm",
+      ["install", "--no-audit", "--no-fund", "--loglevel=error", ...libs.map((p) => tarballs[p]!)],
+      { cwd: proj, stdio: "pipe", timeout: 300_000 },
+    );
+    // Not one optional cloud SDK is installed: their types must not be needed.
+    for (const sdk of [
+      "@aws-sdk/client-s3",
+      "@aws-sdk/lib-storage",
+      "@azure/storage-blob",
+      "@google-cloud/storage",
+    ])
+      expect(existsSync(join(proj, "node_modules", sdk)), sdk).toBe(false);
+    // CommonJS callers: require(esm) on Node >= 20.19.
+    for (const pkg of libs) {
+      const r = spawnSync(
+        process.execPath,
+        ["-e", `const m = require("@roder/runner-${pkg}"); console.log(Object.keys(m).length)`],
+        { cwd: proj, encoding: "utf8" },
+      );
+      expect(r.status, `${pkg}: ${r.stderr}`).toBe(0);
+      expect(Number(r.stdout.trim()), pkg).toBeGreaterThan(0);
+    }
+    const cjs = spawnSync(
+      process.execPath,
+      [
+        "-e",
+        `const { createLocalProvider } = require("@roder/runner-local"); console.log(typeof createLocalProvider)`,
+      ],
+      { cwd: proj, encoding: "utf8" },
+    );
+    expect(cjs.stdout.trim(), cjs.stderr).toBe("function");
+    // The root README's TypeScript examples and the short-path checks, against the published declarations.
+    const files = tsBlocks(readFileSync(join(root, "README.md"), "utf8")).map((code, i) => {
+      writeFileSync(join(proj, `readme-${i}.ts`), `${code}\nexport {};\n`);
+      return `readme-${i}.ts`;
+    });
+    expect(files.length).toBeGreaterThanOrEqual(2);
+    writeFileSync(join(proj, "checks.ts"), `${SHORT_PATH_CHECKS}\nexport {};\n`);
+    files.push("checks.ts");
+    const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+    for (const [module, moduleResolution] of [
+      ["nodenext", "nodenext"],
+      ["esnext", "bundler"],
+    ]) {
+      const config = `tsconfig.${moduleResolution}.json`;
+      writeFileSync(
+        join(proj, config),
+        JSON.stringify({
+          compilerOptions: {
+            strict: true,
+            module,
+            moduleResolution,
+            target: "es2022",
+            skipLibCheck: false,
+            noEmit: true,
+          },
+          files,
+        }),
+      );
+      const r = spawnSync(process.execPath, [tsc, "-p", config], { cwd: proj, encoding: "utf8" });
+      expect(r.stdout + r.stderr, moduleResolution).toBe("");
+      expect(r.status, moduleResolution).toBe(0);
+    }
+  }, 600_000);
 
   it("the CLI alone (no e2b package) installs, runs locally, and lists only the providers present", () => {
     const proj = mkdtempSync(join(tmpdir(), "roder-install-cli-"));
