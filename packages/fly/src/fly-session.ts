@@ -27,6 +27,7 @@ import {
   type RunnerSessionState,
   type RunnerSignal,
   type RunnerSnapshotRef,
+  type RunnerStartCommandInput,
   SessionNotFoundError,
   timeoutMarker,
   UnsupportedCapabilityError,
@@ -467,10 +468,25 @@ export class FlySession implements RemoteRunnerSession {
    * it again, replaying it from the start. `signal` aborts the command.
    */
   async startCommand(
-    input: RunnerCommandRequestInput,
+    input: RunnerStartCommandInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandHandle> {
     this.ensureOpen();
+    // Exec mode has no channel to a running command's stdin and no terminal: refused, never ignored.
+    if (input.pty !== undefined)
+      throw new UnsupportedCapabilityError({
+        providerId: "fly",
+        capability: "pty",
+        message:
+          "fly: exec mode cannot run a command on a terminal (a command is detached and polled through exec, which has no stdin or terminal to a running command)",
+      });
+    if (input.stdin === true)
+      throw new UnsupportedCapabilityError({
+        providerId: "fly",
+        capability: "stdin",
+        message:
+          "fly: exec mode cannot write to a running command's stdin (a command is detached and polled through exec); pass input as a file (writeFile) or in argv instead",
+      });
     if (options?.signal?.aborted) throw new CancelledError({ operation: "startCommand" });
     const { request, cwd } = this.validateCommand(input);
     const entry = { cancelled: false };
