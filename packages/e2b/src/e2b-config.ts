@@ -21,6 +21,11 @@ export const E2bDestinationConfigSchema = z
     /** Extra sandbox metadata (strings). */
     metadata: z.record(z.string(), z.string()).optional(),
     artifacts: z.unknown().optional(),
+    /**
+     * In-sandbox bucket mounts (rclone in the sandbox) place their credentials inside the sandbox: refused unless
+     * this says so — `true` for every mount, or the names of the mounts allowed (see @roder/runner-storage).
+     */
+    allow_credentials_in_sandbox: z.union([z.boolean(), z.array(z.string().min(1))]).optional(),
   })
   .strict();
 export type E2bDestinationConfig = z.infer<typeof E2bDestinationConfigSchema>;
