@@ -301,6 +301,49 @@ describe("E2B's edge: signed file URLs, the port proxy, health", () => {
   }, 30_000);
 });
 
+describe("E2B's lifecycle: auto-pause and auto-resume", () => {
+  it("pauses at the timeout instead of killing; traffic through the edge resumes an auto-resume sandbox", async () => {
+    const manual = await Sandbox.create("base", {
+      ...opts(),
+      timeoutMs: 60_000,
+      lifecycle: { onTimeout: "pause", autoResume: false },
+    });
+    const auto = await Sandbox.create("base", {
+      ...opts(),
+      timeoutMs: 60_000,
+      lifecycle: { onTimeout: "pause", autoResume: true },
+    });
+    try {
+      await manual.files.write("kept.txt", "kept through the pause");
+      await auto.commands.run("mkdir -p www && echo awake > www/index.html");
+      const server = await auto.commands.run("python3 -m http.server 8771 -d www", { background: true });
+      // Its stream is cut when the sandbox pauses (as a paused VM's connections are); the server runs on.
+      const cut = server.wait().catch((e: unknown) => e);
+      await until(async () => (await get("/index.html", auto.getHost(8771))).status === 200);
+      // Set up: now their timeouts pass.
+      await manual.setTimeout(500);
+      await auto.setTimeout(500);
+      await until(async () => (await manual.getInfo()).state === "paused");
+      await until(async () => (await auto.getInfo()).state === "paused");
+      expect((await manual.getInfo()).lifecycle).toEqual({ onTimeout: "pause", autoResume: false });
+      expect(await manual.isRunning()).toBe(false);
+      // No auto-resume: the edge answers 502 and it stays paused until connect.
+      expect((await get("/", manual.getHost(8771))).status).toBe(502);
+      expect((await manual.getInfo()).state).toBe("paused");
+      await manual.connect();
+      expect(await manual.files.read("kept.txt")).toBe("kept through the pause");
+      // Auto-resume: a request to one of its ports wakes it, and its server (kept while paused) answers.
+      const woken = await get("/index.html", auto.getHost(8771));
+      expect([woken.status, woken.body]).toEqual([200, "awake\n"]);
+      expect((await auto.getInfo()).state).toBe("running");
+      expect(await cut).toBeInstanceOf(Error);
+    } finally {
+      await manual.kill().catch(() => {});
+      await auto.kill().catch(() => {});
+    }
+  }, 60_000);
+});
+
 describe("E2B's control plane: snapshots and metrics", () => {
   it(
     "names, lists (all, by sandbox, by name) and deletes snapshots; a named one restores by its name",

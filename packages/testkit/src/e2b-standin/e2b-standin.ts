@@ -77,6 +77,10 @@ export interface E2bStandInSandbox {
   metrics: Array<SandboxMetricSample & { timestampUnix: number }>;
   cpuTicks?: [number, number];
   metricsTimer?: ReturnType<typeof setInterval>;
+  /** What its timeout does (`autoPause` at create) and whether traffic through the edge resumes it. */
+  lifecycle: { onTimeout: "kill" | "pause"; autoResume: boolean };
+  /** The timeout (s) it was created with: an auto-resume runs it again for as long. */
+  timeoutS: number;
 }
 
 /** A process envd runs: its output log outlives any client stream (Start or Connect), as in envd. */
@@ -303,6 +307,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     envdVersion,
     envdAccessToken: s.envdAccessToken,
     domain,
+    lifecycle: s.lifecycle,
   });
   const created = (s: E2bStandInSandbox) => ({
     sandboxID: s.sandboxID,
@@ -348,6 +353,22 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     s.metricsTimer.unref();
   }
 
+  function pauseNow(s: E2bStandInSandbox): void {
+    s.state = "paused";
+    for (const res of s.connections) res.destroy();
+    s.connections.clear();
+    schedule(s);
+  }
+
+  /** A paused sandbox running again as a new instance: its clock starts again and its end is set. */
+  function resumeNow(s: E2bStandInSandbox, timeoutS: number): void {
+    checkConcurrency();
+    s.state = "running";
+    s.startedAt = new Date().toISOString();
+    s.endAt = new Date(endFor(s, timeoutS)).toISOString();
+    schedule(s);
+  }
+
   /** Arms the kill at `endAt` (running sandboxes only: a paused one keeps no timer). */
   function schedule(s: E2bStandInSandbox): void {
     collectMetrics(s);
@@ -359,6 +380,8 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       () => {
         if (sandboxes.get(s.sandboxID) !== s) return;
         timedOut.push(s.sandboxID);
+        // `lifecycle.onTimeout: "pause"`: paused (its envd connections drop, as a paused VM's), not killed.
+        if (s.lifecycle.onTimeout === "pause") return pauseNow(s);
         void destroy(s);
       },
       Math.min(ms, 2 ** 31 - 1),
@@ -398,6 +421,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     metadata: Record<string, string>,
     envVars: Record<string, string>,
     session: (id: string) => Promise<RemoteRunnerSession>,
+    lifecycle?: { autoPause?: boolean; autoResume?: boolean },
   ): Promise<E2bStandInSandbox> {
     const id = `i${randomBytes(9).toString("hex")}`;
     const backend = await session(id);
@@ -416,6 +440,11 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       nextPid: 100,
       connections: new Set(),
       metrics: [],
+      lifecycle: {
+        onTimeout: lifecycle?.autoPause ? "pause" : "kill",
+        autoResume: lifecycle?.autoResume === true,
+      },
+      timeoutS: timeout,
     };
     sandboxes.set(id, s);
     schedule(s);
@@ -452,8 +481,16 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         metadata?: Record<string, string>;
         envVars?: Record<string, string>;
         timeout?: number;
+        autoPause?: boolean;
+        autoPauseMemory?: boolean;
+        autoResume?: { enabled?: boolean };
       };
       if (!body.templateID) throw new ApiError(400, "templateID is required");
+      if (body.autoPause && body.autoPauseMemory === false)
+        throw new ApiError(
+          400,
+          "the E2B stand-in cannot pause a sandbox without its memory (filesystem-only pause)",
+        );
       // A template id that names a snapshot restores it (Sandbox.create(snapshotId)).
       const snap = findSnapshot(body.templateID)?.snap;
       if (!snap && templates !== "any" && !templates.includes(body.templateID))
@@ -464,7 +501,10 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         snap
           ? options.backend.resumeSession({ ...snap.state, snapshot: snap.snapshot })
           : options.backend.createSession(backendDestination(id));
-      const s = await launch(body.templateID, timeout, body.metadata ?? {}, body.envVars ?? {}, session);
+      const s = await launch(body.templateID, timeout, body.metadata ?? {}, body.envVars ?? {}, session, {
+        autoPause: body.autoPause === true,
+        autoResume: body.autoResume?.enabled === true,
+      });
       return json(res, 201, created(s));
     }
     if (p.length === 1 && method === "GET") {
@@ -563,21 +603,15 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     }
     if (p[2] === "pause" && method === "POST") {
       if (s.state === "paused") throw new ApiError(409, `sandbox ${s.sandboxID} is already paused`);
-      s.state = "paused";
-      schedule(s);
+      pauseNow(s);
       return json(res, 204);
     }
     if (p[2] === "connect" && method === "POST") {
       const body = JSON.parse((await readBody(req)).toString() || "{}") as { timeout?: number };
       const timeout = checkTimeout(body.timeout, CONNECT_DEFAULT_TIMEOUT_S, true);
       const resumed = s.state === "paused";
-      if (resumed) {
-        checkConcurrency();
-        // A resumed sandbox is a new instance: its clock starts again and its end is set.
-        s.state = "running";
-        s.startedAt = new Date().toISOString();
-        s.endAt = new Date(endFor(s, timeout)).toISOString();
-      } else {
+      if (resumed) resumeNow(s, timeout);
+      else {
         // A running sandbox's end only moves later (keep_alive.go, allowShorter=false).
         const end = endFor(s, timeout);
         if (end > Date.parse(s.endAt)) s.endAt = new Date(end).toISOString();
@@ -1078,6 +1112,9 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       );
       try {
         if (route && route.port !== ENVD_PORT) {
+          // Traffic to a paused sandbox with auto-resume wakes it (for as long as it was created with).
+          const paused = sandboxes.get(route.id);
+          if (paused?.state === "paused" && paused.lifecycle.autoResume) resumeNow(paused, paused.timeoutS);
           const s = runningSandbox(route.id);
           const { url: target } = await s.session.exposePort({ port: route.port });
           if (!target) throw new ApiError(502, "the backend exposes no URL for this port");
