@@ -32,6 +32,8 @@ export type E2bDestinationConfig = z.infer<typeof E2bDestinationConfigSchema>;
 
 export function parseE2bConfig(config: unknown): E2bDestinationConfig {
   assertNoSecretsInConfig(config, {
+    // A switch (true or mount names) whose name mentions credentials, not a credential.
+    allowKeys: ["allow_credentials_in_sandbox"],
     hint: "the E2B API key comes from the E2B_API_KEY environment variable",
   });
   const r = E2bDestinationConfigSchema.safeParse(config ?? {});
