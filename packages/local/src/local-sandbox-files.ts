@@ -167,13 +167,15 @@ export async function sandboxCopyOut(
     const untar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", target], {
       stdio: ["pipe", "ignore", "pipe"],
     });
+    // Listened for before anything can end it.
+    const untarDone = new Promise<number | null>((res) => untar.on("close", (code) => res(code)));
     const r = await run(
       files,
       sandboxCommand(files.tools, files.record, ["tar", "-c", "-C", path, "."], files.home, files.home),
       { stdout: untar.stdin! },
     );
-    await new Promise((res) => untar.on("close", res));
-    if (r.code !== 0 || untar.exitCode !== 0)
+    const untarCode = await untarDone;
+    if (r.code !== 0 || untarCode !== 0)
       throw new RunnerError("io_error", `could not copy ${path} out of the sandbox: ${r.stderr.trim()}`);
     return { path: target, close };
   } catch (error) {
