@@ -167,6 +167,7 @@ export async function sandboxCopyOut(
     const untar = spawn("tar", ["-x", "--no-same-owner", "--no-same-permissions", "-C", target], {
       stdio: ["pipe", "ignore", "pipe"],
     });
+    untar.stdin!.on("error", () => {});
     // Listened for before anything can end it.
     const untarDone = new Promise<number | null>((res) => untar.on("close", (code) => res(code)));
     const r = await run(
