@@ -602,6 +602,12 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       );
     }
     if (p[2] === "pause" && method === "POST") {
+      const body = JSON.parse((await readBody(req)).toString() || "{}") as { memory?: boolean };
+      if (body.memory === false)
+        throw new ApiError(
+          400,
+          "the E2B stand-in cannot pause a sandbox without its memory (filesystem-only pause)",
+        );
       if (s.state === "paused") throw new ApiError(409, `sandbox ${s.sandboxID} is already paused`);
       pauseNow(s);
       return json(res, 204);
