@@ -28,7 +28,7 @@ describeSandboxMounts({
       destination: (mounts) => ({
         id: "e2b-mounts",
         provider_id: "e2b",
-        config: { template: "base", workspace_root: root },
+        config: { template: "base", workspace_root: root, allow_credentials_in_sandbox: true },
         default_manifest: { entries: [], mounts },
       }),
       liveSandboxes: () => standIn.sandboxes().length,

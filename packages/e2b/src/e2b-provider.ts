@@ -172,7 +172,9 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
     const config = parseE2bConfig(d.config);
     checkPlanLimits(config, planMaxHours(settings, env()));
     if (config.artifacts !== undefined) parseArtifactTarget("e2b", config.artifacts);
-    checkSandboxMounts("e2b", d.default_manifest.mounts, config.workspace_root, env());
+    checkSandboxMounts("e2b", d.default_manifest.mounts, config.workspace_root, env(), {
+      allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
+    });
     for (const e of d.default_manifest.entries)
       confinePath(e.target, { root: config.workspace_root, access: "write" });
     return { d, config };
@@ -291,6 +293,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
           mounts: d.default_manifest.mounts,
           workspaceRoot: config.workspace_root,
           env: env(),
+          allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
           ...(signal ? { signal } : {}),
         })),
       );

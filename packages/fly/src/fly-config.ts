@@ -54,6 +54,11 @@ export const FlyDestinationConfigSchema = z
       .positive()
       .default(24 * 3600),
     artifacts: z.unknown().optional(),
+    /**
+     * Bucket mounts run rclone inside the machine, with the credentials there: refused unless this says so —
+     * `true` for every mount, or the names of the mounts allowed (see @roder/runner-storage).
+     */
+    allow_credentials_in_sandbox: z.union([z.boolean(), z.array(z.string().min(1))]).optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
@@ -97,6 +102,8 @@ export function suspendProblem(c: Pick<FlyDestinationConfig, "guest" | "schedule
 
 export function parseFlyConfig(config: unknown): FlyDestinationConfig {
   assertNoSecretsInConfig(config, {
+    // A switch (true or mount names) whose name mentions credentials, not a credential.
+    allowKeys: ["allow_credentials_in_sandbox"],
     hint: "the Fly token comes from the FLY_API_TOKEN environment variable",
   });
   const result = FlyDestinationConfigSchema.safeParse(config ?? {});

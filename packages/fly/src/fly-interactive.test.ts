@@ -75,7 +75,7 @@ describe("fly exec mode and interactive commands", () => {
       });
       expect((await h.wait()).stdout).toBe("plain\n");
       // The published limits say so.
-      expect(describeProviderLimits("fly").notes).toMatch(/no stdin to a running command and no terminal/);
+      expect(describeProviderLimits("fly")?.notes).toMatch(/no stdin to a running command and no terminal/);
     } finally {
       await session.close();
     }

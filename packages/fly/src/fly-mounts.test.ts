@@ -26,7 +26,12 @@ describeSandboxMounts({
       destination: (mounts) => ({
         id: "fly-mounts",
         provider_id: "fly",
-        config: { app: "roder-test", image: "debian:bookworm-slim", workspace_root: root },
+        config: {
+          app: "roder-test",
+          image: "debian:bookworm-slim",
+          workspace_root: root,
+          allow_credentials_in_sandbox: true,
+        },
         default_manifest: { entries: [], mounts },
       }),
       liveSandboxes: () => standIn.machines().filter((m) => m.state !== "destroyed").length,

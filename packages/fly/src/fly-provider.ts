@@ -113,7 +113,9 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
         message: `destination is for provider '${d.provider_id}'`,
       });
     const config = parseFlyConfig(d.config);
-    checkSandboxMounts("fly", d.default_manifest.mounts, config.workspace_root, env());
+    checkSandboxMounts("fly", d.default_manifest.mounts, config.workspace_root, env(), {
+      allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
+    });
     for (const e of d.default_manifest.entries)
       confinePath(e.target, { root: config.workspace_root, access: "write" });
     return { d, config };
@@ -270,6 +272,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
             mounts: d.default_manifest.mounts,
             workspaceRoot: config.workspace_root,
             env: env(),
+            allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
             ...(options?.signal ? { signal: options.signal } : {}),
           })),
         );

@@ -13,6 +13,14 @@ export {
   sessionArtifactSource,
 } from "./artifact-source.js";
 export * from "./credentials.js";
+export {
+  ALLOW_CREDENTIALS_IN_SANDBOX,
+  allowsCredentialsInSandbox,
+  CREDENTIALS_IN_SANDBOX_ALTERNATIVES,
+  CredentialsInSandboxError,
+  type CredentialsInSandboxSetting,
+  credentialsInSandboxSetting,
+} from "./credentials-in-sandbox.js";
 export { loadOptionalModule } from "./load-optional.js";
 export { manifestSourceFiles } from "./manifest-files.js";
 export { type MountPlanEntry, planMountsFor } from "./mount-planning.js";

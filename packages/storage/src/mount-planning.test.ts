@@ -45,14 +45,39 @@ describe("planMountsFor (mount planning before create)", () => {
     const http = planMountsFor("http", destination, { env });
     expect(http.map((p) => p.strategy)).toEqual(["native", "native", "fuse-in-sandbox"]);
     expect(http[2]!.credentials_in_sandbox).toBe(true);
-    const fly = planMountsFor("fly", destination, { env });
-    // Buckets: rclone inside the machine (credentials there); volumes: not managed.
+    const allowed = { ...destination, config: { allow_credentials_in_sandbox: true } };
+    const fly = planMountsFor("fly", allowed, { env });
+    // Buckets: rclone inside the machine (credentials there, as the destination allows); volumes: not managed.
     expect(fly.map((p) => p.strategy)).toEqual(["fuse-in-sandbox", "unsupported", "fuse-in-sandbox"]);
     expect(fly[0]!.credentials_in_sandbox).toBe(true);
     expect(fly[0]!.requires).toEqual(["rclone", "fusermount3", "/dev/fuse"]);
-    expect(planMountsFor("e2b", destination, { env }).map((p) => p.strategy)).toEqual(
-      fly.map((p) => p.strategy),
-    );
+    expect(planMountsFor("e2b", allowed, { env }).map((p) => p.strategy)).toEqual(fly.map((p) => p.strategy));
     expect(JSON.stringify([local, http, fly])).not.toMatch(/"x"|"y"/);
+  });
+
+  it("refuses in-sandbox mounts whose credentials the destination did not allow into the sandbox, naming the alternatives", () => {
+    for (const provider of ["fly", "e2b"]) {
+      const refused = planMountsFor(provider, destination, { env: {} });
+      expect(refused.map((p) => p.strategy)).toEqual(["refused", "unsupported", "refused"]);
+      expect(refused[0]!.credentials_in_sandbox).toBe(false);
+      expect(refused[0]!.reason).toMatch(/allow_credentials_in_sandbox: true \(or lists 'data'\)/);
+      expect(refused[0]!.reason).toMatch(/provider-native mount/);
+      expect(refused[0]!.reason).toMatch(/exportArtifact instead of a read-write mount/);
+      // A list allows the mounts it names, and only those; anything but true or a list of names allows none.
+      const listed = planMountsFor(provider, {
+        ...destination,
+        config: { allow_credentials_in_sandbox: ["data"] },
+      });
+      expect(listed.map((p) => p.strategy)).toEqual(["fuse-in-sandbox", "unsupported", "refused"]);
+      expect(listed[0]!.credentials_in_sandbox).toBe(true);
+      for (const v of [false, "true", 1, [1]])
+        expect(
+          planMountsFor(provider, { ...destination, config: { allow_credentials_in_sandbox: v } })[0]!
+            .strategy,
+          JSON.stringify(v),
+        ).toBe("refused");
+    }
+    // Providers that keep the credentials out of the sandbox are not affected.
+    expect(planMountsFor("unix-local", destination, { env: {} })[0]!.strategy).toBe("fuse-on-host");
   });
 });

@@ -1,11 +1,22 @@
 import type { EnvSource, RunnerDestination, RunnerMountKind } from "@roder/runner-contract";
 import { credentialVariables } from "./credentials.js";
+import {
+  ALLOW_CREDENTIALS_IN_SANDBOX,
+  allowsCredentialsInSandbox,
+  CREDENTIALS_IN_SANDBOX_ALTERNATIVES,
+  credentialsInSandboxSetting,
+} from "./credentials-in-sandbox.js";
 
 /** How a provider will satisfy one mount of a manifest, decided before any sandbox exists. */
 export interface MountPlanEntry {
   name: string;
   kind: RunnerMountKind;
-  strategy: "bind" | "fuse-on-host" | "fuse-in-sandbox" | "native" | "unsupported";
+  /**
+   * `refused`: the provider could mount it only inside the sandbox, with the credentials there, and the
+   * destination config does not allow that (`allow_credentials_in_sandbox`); create would fail with
+   * `CredentialsInSandboxError`. `reason` names the key and the alternatives.
+   */
+  strategy: "bind" | "fuse-on-host" | "fuse-in-sandbox" | "native" | "refused" | "unsupported";
   /** Tools the runner needs. */
   requires: string[];
   /** Env variables the credential reads, and which of them are not set in `env` (some are optional; a missing required one fails validateDestination with MissingSecretError). */
@@ -29,6 +40,7 @@ export function planMountsFor(
   opts: { env?: EnvSource } = {},
 ): MountPlanEntry[] {
   const env = opts.env ?? process.env;
+  const allowed = credentialsInSandboxSetting(destination.config);
   return destination.default_manifest.mounts.map((m) => {
     const kind = m.intent.kind;
     const vars =
@@ -89,6 +101,14 @@ export function planMountsFor(
         reason: "only if the server's backend supports it",
       };
     }
+    if ((providerId === "fly" || providerId === "e2b") && !allowsCredentialsInSandbox(allowed, m.name))
+      return {
+        ...base,
+        strategy: "refused",
+        requires: FUSE,
+        credentials_in_sandbox: false,
+        reason: `${providerId}: rclone would mount the bucket inside the sandbox with its credentials there; refused unless the destination config says ${ALLOW_CREDENTIALS_IN_SANDBOX}: true (or lists '${m.name}'). Alternatives: ${CREDENTIALS_IN_SANDBOX_ALTERNATIVES.join("; ")}`,
+      };
     if (providerId === "fly" || providerId === "e2b")
       return {
         ...base,

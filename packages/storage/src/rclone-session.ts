@@ -12,6 +12,11 @@ import {
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { resolveBucketCredentials } from "./credentials.js";
+import {
+  allowsCredentialsInSandbox,
+  CredentialsInSandboxError,
+  type CredentialsInSandboxSetting,
+} from "./credentials-in-sandbox.js";
 import { planRcloneMount, type RcloneMountPlan } from "./rclone-plan.js";
 
 /**
@@ -145,13 +150,17 @@ export async function unmountInSandbox(
 
 /**
  * Before create: every bucket mount of a manifest names a valid URI and a secret ref whose variables are set
- * (a missing one fails here, naming them), and its path stays in the workspace. `provider_native` is refused.
+ * (a missing one fails here, naming them), and its path stays in the workspace. `provider_native` is refused,
+ * and so is a bucket mount the destination did not allow to place its credentials inside the sandbox
+ * (`opts.allowCredentialsInSandbox`, the destination config's `allow_credentials_in_sandbox`:
+ * `CredentialsInSandboxError`, before any secret is read).
  */
 export function checkSandboxMounts(
   providerId: string,
   mounts: readonly RunnerMount[],
   workspaceRoot: string,
   env?: EnvSource,
+  opts: { allowCredentialsInSandbox?: CredentialsInSandboxSetting } = {},
 ): void {
   for (const m of mounts) {
     if (m.intent.kind === "provider_native")
@@ -167,13 +176,17 @@ export function checkSandboxMounts(
         providerId,
         message: `mount '${m.name}': a ${m.intent.kind} mount needs intent.credentials (an env secret ref)`,
       });
+    if (!allowsCredentialsInSandbox(opts.allowCredentialsInSandbox, m.name))
+      throw new CredentialsInSandboxError({ providerId, mount: m.name });
     resolveBucketCredentials(m.intent.kind, m.intent.credentials, env);
   }
 }
 
 /**
  * Mounts every bucket of a manifest inside the sandbox (rclone + FUSE in the sandbox: the credentials are in
- * the sandbox, in the mount process's environment). All or nothing: a failure unmounts what was mounted.
+ * the sandbox, in the mount process's environment), each only when `allowCredentialsInSandbox` allows it
+ * (`CredentialsInSandboxError` otherwise, before anything runs). All or nothing: a failure unmounts what was
+ * mounted.
  */
 export async function mountManifestInSandbox(
   session: Runner,
@@ -183,8 +196,18 @@ export async function mountManifestInSandbox(
     workspaceRoot: string;
     env?: EnvSource;
     signal?: AbortSignal;
+    /** The destination config's `allow_credentials_in_sandbox`: a mount it does not allow is refused. */
+    allowCredentialsInSandbox?: CredentialsInSandboxSetting;
   },
 ): Promise<SandboxMountRef[]> {
+  // Checked for every mount before any is mounted: nothing reaches the sandbox when one is refused.
+  for (const m of opts.mounts)
+    if (
+      m.intent.kind !== "provider_native" &&
+      m.intent.credentials &&
+      !allowsCredentialsInSandbox(opts.allowCredentialsInSandbox, m.name)
+    )
+      throw new CredentialsInSandboxError({ providerId: opts.providerId, mount: m.name });
   const done: SandboxMountRef[] = [];
   try {
     for (const m of opts.mounts) {

@@ -861,7 +861,12 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
           () => null,
           (x: unknown) => x,
         );
-        if (!supported)
+        // Refused by the destination (credentials inside the sandbox not allowed): create refuses it too.
+        if (plan[0]!.strategy === "refused")
+          expect(RunnerError.isInstance(e) && e.code === "credentials_in_sandbox", `${kind}: ${e}`).toBe(
+            true,
+          );
+        else if (!supported)
           expect(RunnerError.isInstance(e) && e.code === "unsupported_capability", `${kind}: ${e}`).toBe(
             true,
           );
