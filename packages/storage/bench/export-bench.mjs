@@ -142,7 +142,9 @@ if (mode) {
       [`memory store, ${CAP_MIB} MiB/s per connection`]: cappedMem.endpoint,
     }).filter(
       ([name]) =>
-        !short || name === "s3rver, loopback" || name === `memory store, ${CAP_MIB} MiB/s per connection`,
+        (!short || name === "s3rver, loopback" || name === `memory store, ${CAP_MIB} MiB/s per connection`) &&
+        // EXPORT_BENCH_STORE=s3rver|memory: one store only.
+        (!process.env.EXPORT_BENCH_STORE || name.startsWith(process.env.EXPORT_BENCH_STORE)),
     ),
   );
   const best = {};
