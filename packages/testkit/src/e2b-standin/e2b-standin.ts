@@ -143,7 +143,7 @@ const notFoundMsg = (id: string) =>
 /** The team's namespace in snapshot names (`<team>/<name>`). */
 const TEAM = "standin";
 
-/** Seconds a create without `timeout` gets (infra sandboxtypes.SandboxTimeoutDefault); the SDK always sends one. */
+/** Seconds a create without `timeout` gets (infra sandboxtypes.SandboxTimeoutDefault); the 2.51 SDK sends none without `timeoutMs`. */
 const CREATE_DEFAULT_TIMEOUT_S = 15;
 /** Seconds a `connect` without `timeout` gets. */
 const CONNECT_DEFAULT_TIMEOUT_S = 300;
