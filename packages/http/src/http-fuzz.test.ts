@@ -623,7 +623,7 @@ describe("hostile input against every route", () => {
       }),
       { seed: SEED, numRuns: RUNS.routes },
     );
-  });
+  }, 180_000); // correctness under load, not speed: the bench times it
 
   it("never answers 5xx to route-shaped bodies with hostile fields, on the right method", async () => {
     const arb = fc
@@ -648,7 +648,7 @@ describe("hostile input against every route", () => {
       }),
       { seed: SEED + 1, numRuns: RUNS.shaped },
     );
-  });
+  }, 180_000); // correctness under load, not speed: the bench times it
 
   it("wrote nothing outside the workspaces, stayed up, bounded every request, and closes every session", async () => {
     expect(treeDigest(sentinel)).toBe(sentinelBefore);
