@@ -264,7 +264,7 @@ export async function confinedRead(
     if (PROC_FD) await checkOpened(handle, await allowedRoots(c, "read"), c, runnerPath);
     const st = await handle.stat();
     if (st.isDirectory()) throw new RunnerError("is_a_directory", `path is a directory: ${runnerPath}`);
-    if (!st.isFile()) throw new RunnerError("io_error", `not a regular file: ${runnerPath}`);
+    if (!st.isFile()) throw new RunnerError("not_a_regular_file", `not a regular file: ${runnerPath}`);
     const buf = await handle.readFile(signal ? { signal } : {});
     return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (error) {

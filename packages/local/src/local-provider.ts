@@ -8,6 +8,7 @@ import {
   confinePath,
   type EnvSource,
   InvalidDestinationConfigError,
+  isWithin,
   parseDestinationInput,
   parseMountUri,
   type RemoteRunnerProvider,
@@ -410,7 +411,13 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
       // Only this provider's own registry counts (never a directory the state names).
       const entryDir = registryDir;
       const entry = await registryEntry(registryDir, state.session_id);
-      if (!entry || entry.workspace_root !== hostRoot || !existsSync(hostRoot)) {
+      // The registry's own record must also be coherent: the workspace named after the session, every bind and
+      // read-only entry inside it.
+      const coherent =
+        entry !== null &&
+        basename(entry.workspace_root) === state.session_id &&
+        [...entry.binds, ...entry.read_only_entries].every((p) => isWithin(p, entry.workspace_root));
+      if (!entry || !coherent || entry.workspace_root !== hostRoot || !existsSync(hostRoot)) {
         throw new SessionNotFoundError({
           providerId: LOCAL_PROVIDER_ID,
           sessionId: state.session_id,
@@ -422,11 +429,12 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         sessionId: state.session_id,
         destinationId: state.destination_id,
         workspaceRoot: entry.workspace_root,
-        config: meta.config,
+        // What the session was made with (isolation, network, retention) is the registry's, not the state's.
+        config: entry.config ? LocalDestinationConfigSchema.parse(entry.config) : meta.config,
         binds: entry.binds,
         readOnlyEntries: entry.read_only_entries,
-        mounts: meta.mounts as RunnerMount[],
-        snapshotDir: meta.snapshot_dir,
+        mounts: (entry.mounts ?? meta.mounts) as RunnerMount[],
+        snapshotDir: entry.snapshot_dir ?? meta.snapshot_dir,
         registryDir: entryDir,
         sandbox,
       };

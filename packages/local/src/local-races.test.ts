@@ -12,7 +12,13 @@ import { createLocalProvider } from "./local-provider.js";
 // I/O are separate system calls: a check-then-use implementation lets some of these calls through the link.
 const OPS = Number(process.env.RODER_RACE_OPS ?? 2000);
 const SECRET = "SENTINEL-SECRET-do-not-leak";
-const ALLOWED_CODES = new Set(["path_outside_workspace", "not_found", "io_error", "is_a_directory"]);
+const ALLOWED_CODES = new Set([
+  "path_outside_workspace",
+  "not_found",
+  "io_error",
+  "is_a_directory",
+  "not_a_regular_file",
+]);
 
 /** The swapper: plain synchronous fs calls in a tight loop, in its own process. */
 const SWAPPER = `
@@ -147,7 +153,7 @@ describe("unix-local under a symlink swap race", () => {
         (e: unknown) => e,
       );
       expect(RunnerError.isInstance(error), String(error)).toBe(true);
-      expect((error as RunnerError).code).toBe("io_error");
+      expect((error as RunnerError).code).toBe("not_a_regular_file");
     } finally {
       await session.close();
     }

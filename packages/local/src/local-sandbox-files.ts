@@ -85,7 +85,7 @@ function fail(code: number | null, stderr: string, path: string, operation: stri
   const why = stderr.trim().split("\n").pop() ?? "";
   if (why === "ENOENT") throw new RunnerError("not_found", `no such file: ${path}`);
   if (why === "EISDIR") throw new RunnerError("is_a_directory", `path is a directory: ${path}`);
-  if (why === "ENOTREG") throw new RunnerError("io_error", `not a regular file: ${path}`);
+  if (why === "ENOTREG") throw new RunnerError("not_a_regular_file", `not a regular file: ${path}`);
   if (why === "EACCES")
     throw new RunnerError(
       "read_only",

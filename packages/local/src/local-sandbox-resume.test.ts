@@ -96,6 +96,33 @@ describe("unix-local (bwrap): a sandbox that ended is started again over the sam
   });
 });
 
+describe("unix-local: a state cannot lower what the session was made with", () => {
+  it("a bwrap session resumed from a state that says isolation none still runs its commands in the sandbox", async () => {
+    const provider = createLocalProvider({ registryDir });
+    const session = await provider.createSession({
+      id: "lowered",
+      provider_id: "unix-local",
+      config: { isolation: "bwrap" },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    try {
+      const state = session.state();
+      const meta = state.metadata as { config: Record<string, unknown> };
+      const lowered = {
+        ...state,
+        metadata: { ...meta, config: { ...meta.config, isolation: "none", network: "host" } },
+      } as RunnerSessionState;
+      const resumed = await createLocalProvider({ registryDir }).resumeSession(lowered);
+      const r = await resumed.runCommand(sh("grep CapEff /proc/self/status; cat /proc/1/comm"));
+      expect(r.stdout).toMatch(/CapEff:\s+0000000000000000/);
+      expect(r.stdout).not.toMatch(/systemd|init\n/);
+      expect((resumed.state().metadata as { config: { isolation: string } }).config.isolation).toBe("bwrap");
+    } finally {
+      await session.close();
+    }
+  });
+});
+
 describe("unix-local: a state file is hostile until checked", () => {
   it("a state naming another directory as its workspace is refused, and nothing is deleted", async () => {
     const provider = createLocalProvider({ registryDir });

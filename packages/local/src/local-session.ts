@@ -144,6 +144,10 @@ export interface RegistryEntry {
   binds: string[];
   read_only_entries: string[];
   sandbox: SandboxRecord | null;
+  /** The config, mounts and snapshot store the session was made with (entries written before lack them). */
+  config?: unknown;
+  mounts?: unknown[];
+  snapshot_dir?: string;
 }
 
 export function registryPath(registryDir: string, sessionId: string): string {
@@ -162,6 +166,9 @@ export async function writeRegistry(info: LocalSessionInfo): Promise<void> {
     binds: info.binds,
     read_only_entries: info.readOnlyEntries,
     sandbox: info.sandbox,
+    config: info.config,
+    mounts: info.mounts,
+    snapshot_dir: info.snapshotDir,
   };
   await ensurePrivateDir(info.registryDir, "session registry");
   const file = registryPath(info.registryDir, info.sessionId);
