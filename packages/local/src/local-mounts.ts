@@ -1,18 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { createServer } from "node:net";
 import { type EnvSource, InvalidDestinationConfigError, type RunnerMount } from "@roder/runner-contract";
 import { mountOnHost, planRcloneMount, resolveBucketCredentials } from "@roder/runner-storage";
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freeHostPort } from "./local-sandbox.js";
 
 /**
  * Mounts a bucket intent (s3, r2, gcs, azure_blob, box_storage) at `hostPath` with the storage package's
@@ -45,7 +34,7 @@ export async function mountBucket(args: {
     mountPath: args.hostPath,
     ...(mount.read_only
       ? {}
-      : { rcPort: await freePort(), rcPassword: randomBytes(24).toString("base64url") }),
+      : { rcPort: await freeHostPort(), rcPassword: randomBytes(24).toString("base64url") }),
   });
   const mounted = await mountOnHost(plan, args.signal ? { signal: args.signal } : {});
   return { unmount: () => mounted.unmount() };

@@ -470,7 +470,8 @@ async function killMarked(sessionId: string): Promise<void> {
 
 // --- port previews into a sandbox of its own network (slirp4netns port forwarding) ---
 
-async function freeHostPort(): Promise<number> {
+/** A free TCP port on the host's loopback (for port forwards and rclone's remote control). */
+export async function freeHostPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.on("error", reject);
