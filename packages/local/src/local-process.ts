@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import {
   cancelledMarker,
   OutputLog,
@@ -148,10 +149,15 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
       if (exited) return;
       exited = true;
       exitCode = error.code === "ENOENT" ? 127 : error.code === "EACCES" ? 126 : 1;
+      // spawn says ENOENT for a missing working directory too: name the real cause.
+      const why =
+        error.code === "ENOENT" && !existsSync(spec.cwd)
+          ? "cannot start: the working directory does not exist"
+          : error.code === "ENOENT"
+            ? "command not found"
+            : error.message;
       // The message goes to the stream too, so a streaming caller sees why nothing ran.
-      onData("stderr")(
-        Buffer.from(`${program}: ${error.code === "ENOENT" ? "command not found" : error.message}\n`),
-      );
+      onData("stderr")(Buffer.from(`${program}: ${why}\n`));
       finish();
     });
     child.on("exit", (code, signal) => {

@@ -422,7 +422,11 @@ export function ownCgroup(path: string, sessionId: string): boolean {
 
 /** argv that joins the session's cgroup before anything runs (so no child forked early escapes it). */
 export function cgroupCommand(record: SandboxRecord & { kind: "cgroup" }, argv: string[]): string[] {
-  return ["/bin/sh", "-c", 'echo 0 > "$0" && exec "$@"', join(record.path, "cgroup.procs"), ...argv];
+  // A missing program is reported as a user would expect ("PROG: command not found", 127), not in the words of
+  // this wrapper shell.
+  const script =
+    'echo 0 > "$1" || exit 126; shift; command -v -- "$1" >/dev/null || { printf "%s: command not found\\n" "$1" >&2; exit 127; }; exec "$@"';
+  return ["/bin/sh", "-c", script, "sh", join(record.path, "cgroup.procs"), ...argv];
 }
 
 async function endCgroup(path: string): Promise<void> {
