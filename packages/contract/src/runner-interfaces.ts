@@ -1,3 +1,4 @@
+import { RunnerError } from "./errors/runner-error.js";
 import type {
   RunnerArtifactExportRequestInput,
   RunnerDestinationInput,
@@ -169,10 +170,56 @@ export interface RemoteRunnerSession {
    * `session_paused` RunnerError; `provider.resumeSession(state())` resumes it, from any process.
    */
   pause?(options?: RunnerCallOptions): Promise<void>;
+  /**
+   * Reads a file (or a byte range of it) as a stream, with bounded memory whatever its size. Same paths, checks
+   * and errors as `readFile` (which it extends with ranges); the errors of opening the file come from this call,
+   * not from the body. `openFileStream(session, …)` falls back on `readFile` where a provider lacks it.
+   */
+  readFileStream?(request: RunnerFileStreamRequest, options?: RunnerCallOptions): Promise<RunnerFileStream>;
+  /**
+   * Writes a file from a stream of chunks, with bounded memory whatever its size. Same paths, checks and errors as
+   * `writeFile`, and as atomic: the file is replaced only once every byte is written; a failed or aborted write
+   * (the body throws, `signal` aborts) leaves the old file as it was. Resolves with the bytes written.
+   */
+  writeFileStream?(
+    request: { path: string },
+    body: AsyncIterable<Uint8Array>,
+    options?: RunnerCallOptions,
+  ): Promise<{ bytes: number }>;
 }
 
 /** The optional methods of `RemoteRunnerSession`. */
-export type RunnerSessionOptionalMethod = "startCommand" | "attachCommand" | "pause";
+export type RunnerSessionOptionalMethod =
+  | "startCommand"
+  | "attachCommand"
+  | "pause"
+  | "readFileStream"
+  | "writeFileStream";
+
+/** `readFileStream` input: a path, and optionally a byte range of it. */
+export interface RunnerFileStreamRequest {
+  path: string;
+  /** First byte to read (default 0). Past the end of the file: an empty body. */
+  offset?: number;
+  /** Bytes to read at most (default: to the end of the file). */
+  length?: number;
+}
+
+/** A file being read (`readFileStream`): its size and its bytes from `offset`. */
+export interface RunnerFileStream {
+  path: string;
+  /** The whole file's size in bytes, when the read began. */
+  size: number;
+  /** Where `body` starts in the file. */
+  offset: number;
+  /** Bytes in `body`: `min(length, size - offset)`. */
+  length: number;
+  /**
+   * The bytes, in chunks as they are read (memory stays bounded whatever the file's size). Iterate once; leaving
+   * the loop early ends the read. A file changed while it is read: the bytes are as read, `length` at most.
+   */
+  body: AsyncIterable<Uint8Array>;
+}
 
 /** A session type whose optional methods `K` are present (what a provider that implements them returns). */
 export type RemoteRunnerSessionWith<K extends RunnerSessionOptionalMethod> = RemoteRunnerSession &
@@ -192,4 +239,69 @@ export async function readText(
 ): Promise<string> {
   const { contents } = await session.readFile({ path }, options);
   return new TextDecoder().decode(contents);
+}
+
+/**
+ * `session.readFileStream(request)` where the provider has it; elsewhere `readFile` and the range sliced out (the
+ * whole file is then read into memory once).
+ */
+export async function openFileStream(
+  session: Pick<RemoteRunnerSession, "readFile" | "readFileStream">,
+  request: RunnerFileStreamRequest,
+  options?: RunnerCallOptions,
+): Promise<RunnerFileStream> {
+  checkRange(request);
+  if (typeof session.readFileStream === "function") return session.readFileStream(request, options);
+  const { contents } = await session.readFile({ path: request.path }, options);
+  const offset = Math.min(request.offset ?? 0, contents.byteLength);
+  const end =
+    request.length === undefined
+      ? contents.byteLength
+      : Math.min(contents.byteLength, offset + request.length);
+  const part = contents.subarray(offset, end);
+  return {
+    path: request.path,
+    size: contents.byteLength,
+    offset: request.offset ?? 0,
+    length: part.byteLength,
+    body: (async function* () {
+      if (part.byteLength > 0) yield part;
+    })(),
+  };
+}
+
+/**
+ * `session.writeFileStream(request, body)` where the provider has it; elsewhere the chunks are gathered and written
+ * with `writeFile` (the whole file is then held in memory once).
+ */
+export async function writeFileFromStream(
+  session: Pick<RemoteRunnerSession, "writeFile" | "writeFileStream">,
+  request: { path: string },
+  body: AsyncIterable<Uint8Array>,
+  options?: RunnerCallOptions,
+): Promise<{ bytes: number }> {
+  if (typeof session.writeFileStream === "function") return session.writeFileStream(request, body, options);
+  const parts: Uint8Array[] = [];
+  let bytes = 0;
+  for await (const chunk of body) {
+    parts.push(chunk);
+    bytes += chunk.byteLength;
+  }
+  const contents = new Uint8Array(bytes);
+  let at = 0;
+  for (const p of parts) {
+    contents.set(p, at);
+    at += p.byteLength;
+  }
+  await session.writeFile({ path: request.path, contents }, options);
+  return { bytes };
+}
+
+/** A range's numbers must be whole and not negative (typed `invalid_request` otherwise). */
+export function checkRange(request: RunnerFileStreamRequest): void {
+  for (const key of ["offset", "length"] as const) {
+    const v = request[key];
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0))
+      throw new RunnerError("invalid_request", `${key} must be a whole number of bytes >= 0, got ${v}`);
+  }
 }

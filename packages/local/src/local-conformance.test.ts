@@ -15,6 +15,7 @@ for (const isolation of ["none", "bwrap"] as const) {
     secretValues: [SECRET],
     fileScope: isolation === "bwrap" ? "sandbox" : "workspace",
     interactive: ["stdin", "pty"],
+    fileStreams: true,
     sweeper: { owner: `conformance-local-${isolation}`, create: () => createLocalSweeper() },
     destination: {
       id: `local-${isolation}`,
@@ -32,6 +33,7 @@ describeRunnerConformance({
   planMounts: (d) => planMountsFor("unix-local", d),
   fileScope: "sandbox",
   interactive: ["stdin", "pty"],
+  fileStreams: true,
   destination: {
     id: "local-fixed-path",
     provider_id: "unix-local",

@@ -91,26 +91,50 @@ export function mapFsError(error: unknown, path: string): never {
 /** Bytes written per `write(2)` call; the abort signal is checked between chunks. */
 const WRITE_CHUNK = 4 * 1024 * 1024;
 
-/** Writes `contents` to a new file at `tmp` (O_EXCL, no symlink followed), in chunks, then fsyncs it. */
-async function writeTemp(tmp: string, contents: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+/** What a write takes: the whole contents, or chunks as they come (a stream, with bounded memory). */
+export type WriteSource = Uint8Array | AsyncIterable<Uint8Array>;
+
+/** Writes all of `chunk` at `position` (a short write is continued). */
+async function writeAll(handle: fs.FileHandle, chunk: Uint8Array, position: number): Promise<void> {
+  for (let off = 0; off < chunk.length; ) {
+    const { bytesWritten } = await handle.write(chunk, off, chunk.length - off, position + off);
+    off += bytesWritten;
+  }
+}
+
+/**
+ * Writes `contents` to a new file at `tmp` (O_EXCL, no symlink followed), in chunks, then fsyncs it; the bytes
+ * written. The abort signal is checked between chunks; a stream that throws stops the write with its error.
+ */
+async function writeTemp(
+  tmp: string,
+  contents: WriteSource,
+  signal: AbortSignal | undefined,
+): Promise<number> {
   const handle = await fs.open(
     tmp,
     constants.O_CREAT | constants.O_EXCL | constants.O_WRONLY | constants.O_NOFOLLOW,
     0o644,
   );
+  let at = 0;
   try {
-    for (let off = 0; off < contents.length; ) {
-      if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
-      const { bytesWritten } = await handle.write(
-        contents,
-        off,
-        Math.min(WRITE_CHUNK, contents.length - off),
-        off,
-      );
-      off += bytesWritten;
+    if (contents instanceof Uint8Array) {
+      for (; at < contents.length; ) {
+        if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
+        const n = Math.min(WRITE_CHUNK, contents.length - at);
+        await writeAll(handle, contents.subarray(at, at + n), at);
+        at += n;
+      }
+    } else {
+      for await (const chunk of contents) {
+        if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
+        await writeAll(handle, chunk, at);
+        at += chunk.length;
+      }
     }
     if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
     await handle.sync();
+    return at;
   } finally {
     await handle.close();
   }
@@ -124,14 +148,15 @@ async function writeTemp(tmp: string, contents: Uint8Array, signal: AbortSignal 
 async function atomicWriteIn(
   dir: string,
   name: string,
-  contents: Uint8Array,
+  contents: WriteSource,
   signal: AbortSignal | undefined,
-): Promise<void> {
+): Promise<number> {
   const tmp = join(dir, `.roder-tmp-${randomBytes(6).toString("hex")}`);
   try {
-    await writeTemp(tmp, contents, signal);
+    const bytes = await writeTemp(tmp, contents, signal);
     if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
     await fs.rename(tmp, join(dir, name));
+    return bytes;
   } catch (error) {
     await fs.rm(tmp, { force: true }).catch(() => {});
     throw error;
@@ -139,9 +164,13 @@ async function atomicWriteIn(
 }
 
 /** Atomic write of a host path, creating its parents (for the provider's own files, not workspace paths). */
-export async function atomicWrite(path: string, contents: Uint8Array, signal?: AbortSignal): Promise<void> {
+export async function atomicWrite(
+  path: string,
+  contents: WriteSource,
+  signal?: AbortSignal,
+): Promise<number> {
   await fs.mkdir(dirname(path), { recursive: true });
-  await atomicWriteIn(dirname(path), basename(path), contents, signal);
+  return atomicWriteIn(dirname(path), basename(path), contents, signal);
 }
 
 /**
@@ -235,14 +264,14 @@ export async function confinedWrite(
   c: Confinement,
   hostPath: string,
   runnerPath: string,
-  contents: Uint8Array,
+  contents: WriteSource,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<number> {
   if (!PROC_FD) return atomicWrite(hostPath, contents, signal);
   const dir = await openDirInside(c, dirname(hostPath), runnerPath);
   try {
     if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
-    await atomicWriteIn(fdPath(dir.fd), basename(hostPath), contents, signal);
+    return await atomicWriteIn(fdPath(dir.fd), basename(hostPath), contents, signal);
   } finally {
     await dir.close();
   }
@@ -259,18 +288,64 @@ export async function confinedRead(
   runnerPath: string,
   signal?: AbortSignal,
 ): Promise<Uint8Array> {
-  const handle = await fs.open(hostPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  const { handle } = await confinedOpen(c, hostPath, runnerPath);
   try {
-    if (PROC_FD) await checkOpened(handle, await allowedRoots(c, "read"), c, runnerPath);
-    const st = await handle.stat();
-    if (st.isDirectory()) throw new RunnerError("is_a_directory", `path is a directory: ${runnerPath}`);
-    if (!st.isFile()) throw new RunnerError("not_a_regular_file", `not a regular file: ${runnerPath}`);
     const buf = await handle.readFile(signal ? { signal } : {});
     return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
   } catch (error) {
     if ((error as Error).name === "AbortError")
       throw new CancelledError({ operation: "readFile" }, { cause: error });
     throw error;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Opens a confined path for reading as `confinedRead` does (no FIFO blocks, the descriptor's real path checked,
+ * regular files only); the open handle and the file's size. The caller closes the handle.
+ */
+export async function confinedOpen(
+  c: Confinement,
+  hostPath: string,
+  runnerPath: string,
+): Promise<{ handle: fs.FileHandle; size: number }> {
+  const handle = await fs.open(hostPath, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (PROC_FD) await checkOpened(handle, await allowedRoots(c, "read"), c, runnerPath);
+    const st = await handle.stat();
+    if (st.isDirectory()) throw new RunnerError("is_a_directory", `path is a directory: ${runnerPath}`);
+    if (!st.isFile()) throw new RunnerError("not_a_regular_file", `not a regular file: ${runnerPath}`);
+    return { handle, size: st.size };
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+/** Bytes per read of a streamed file. */
+const READ_CHUNK = 1024 * 1024;
+
+/**
+ * The bytes `[offset, offset + length)` of an open file as chunks read on demand (one chunk in memory at a
+ * time); the handle is closed when the reader finishes, stops early, or the signal aborts.
+ */
+export async function* readChunks(
+  handle: fs.FileHandle,
+  offset: number,
+  length: number,
+  signal?: AbortSignal,
+): AsyncGenerator<Uint8Array> {
+  try {
+    for (let at = offset, left = length; left > 0; ) {
+      if (signal?.aborted) throw new CancelledError({ operation: "readFileStream" });
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
+      const { bytesRead } = await handle.read(buf, 0, buf.length, at);
+      if (bytesRead === 0) return;
+      at += bytesRead;
+      left -= bytesRead;
+      yield new Uint8Array(buf.buffer, buf.byteOffset, bytesRead);
+    }
   } finally {
     await handle.close();
   }

@@ -3,8 +3,10 @@ import { randomUUID } from "node:crypto";
 import { createWriteStream, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
-import { finished } from "node:stream/promises";
+import { Readable } from "node:stream";
+import { finished, pipeline } from "node:stream/promises";
 import { CancelledError, RunnerError } from "@roder/runner-contract";
+import type { WriteSource } from "./local-fs.js";
 import { type SandboxRecord, sandboxCommand } from "./local-sandbox.js";
 
 /**
@@ -46,7 +48,7 @@ export function sandboxPathOf(path: string, home: string): string {
 function run(
   _files: SandboxFiles,
   argv: string[],
-  opts: { stdin?: Uint8Array; signal?: AbortSignal | undefined; stdout?: NodeJS.WritableStream },
+  opts: { stdin?: WriteSource; signal?: AbortSignal | undefined; stdout?: NodeJS.WritableStream },
 ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
@@ -74,9 +76,16 @@ function run(
         () => resolve(result),
       );
     });
-    if (opts.stdin) {
+    const stdin = opts.stdin;
+    if (stdin instanceof Uint8Array) {
       child.stdin!.on("error", () => {});
-      child.stdin!.end(Buffer.from(opts.stdin.buffer, opts.stdin.byteOffset, opts.stdin.byteLength));
+      child.stdin!.end(Buffer.from(stdin.buffer, stdin.byteOffset, stdin.byteLength));
+    } else if (stdin) {
+      // A stream, with backpressure; a source that throws kills the writer (its temp file is then removed).
+      pipeline(Readable.from(stdin, { objectMode: false }), child.stdin!).catch((error) => {
+        child.kill("SIGKILL");
+        reject(error);
+      });
     }
   });
 }
@@ -113,20 +122,100 @@ export async function sandboxRead(
 export async function sandboxWrite(
   files: SandboxFiles,
   path: string,
-  contents: Uint8Array,
+  contents: WriteSource,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<number> {
   const tmp = posix.join(posix.dirname(path), `.roder-write-${randomUUID()}`);
-  const r = await run(files, sh(files, WRITE, [path, tmp]), { stdin: contents, signal });
-  if (signal?.aborted) {
-    await run(
+  const removeTmp = () =>
+    run(
       files,
       sandboxCommand(files.tools, files.record, ["rm", "-f", "--", tmp], files.home, files.home),
       {},
     );
+  let bytes = 0;
+  const counted =
+    contents instanceof Uint8Array
+      ? contents
+      : (async function* () {
+          for await (const chunk of contents) {
+            bytes += chunk.byteLength;
+            yield chunk;
+          }
+        })();
+  let r: Awaited<ReturnType<typeof run>>;
+  try {
+    r = await run(files, sh(files, WRITE, [path, tmp]), { stdin: counted, signal });
+  } catch (error) {
+    await removeTmp();
+    throw error;
+  }
+  if (signal?.aborted) {
+    await removeTmp();
     throw new CancelledError({ operation: "writeFile" });
   }
   if (r.code !== 0) fail(r.code, r.stderr, path, "writeFile");
+  return contents instanceof Uint8Array ? contents.byteLength : bytes;
+}
+
+const OPEN = `p=$1; off=$2; len=$3
+if [ ! -e "$p" ]; then echo ENOENT >&2; exit 2; fi
+if [ -d "$p" ]; then echo EISDIR >&2; exit 3; fi
+if [ ! -f "$p" ]; then echo ENOTREG >&2; exit 4; fi
+if [ ! -r "$p" ]; then echo EACCES >&2; exit 5; fi
+exec 3<"$p" || { echo EACCES >&2; exit 5; }
+echo "SIZE $(stat -L -c %s -- "$p")" >&2
+if [ "$len" = all ]; then exec dd bs=1M iflag=skip_bytes skip="$off" status=none <&3
+else exec dd bs=1M iflag=skip_bytes,count_bytes skip="$off" count="$len" status=none <&3; fi`;
+
+/**
+ * A sandbox file's bytes `[offset, offset + length)` streamed out of `dd` in the sandbox, with its size; the
+ * opening errors (missing, a directory, unreadable) come from this call, the read's own from the body.
+ */
+export async function sandboxOpenRead(
+  files: SandboxFiles,
+  path: string,
+  offset: number,
+  length: number | undefined,
+  signal?: AbortSignal,
+): Promise<{ size: number; body: AsyncIterable<Uint8Array> }> {
+  const argv = sh(files, OPEN, [path, String(offset), length === undefined ? "all" : String(length)]);
+  const child = spawn(argv[0]!, argv.slice(1), {
+    cwd: "/",
+    env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const onAbort = () => child.kill("SIGKILL");
+  signal?.addEventListener("abort", onAbort, { once: true });
+  let err = "";
+  const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
+  const size = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.stderr!.on("data", (b: Buffer) => {
+      if (err.length < 4096) err += b.toString("utf8");
+      const m = /^SIZE (\d+)$/m.exec(err);
+      if (m) resolve(Number(m[1]));
+    });
+    void exited.then(() => resolve(null));
+  });
+  if (size === null) {
+    signal?.removeEventListener("abort", onAbort);
+    if (signal?.aborted) throw new CancelledError({ operation: "readFileStream" });
+    fail(await exited, err, path, "readFile");
+  }
+  const stdout = child.stdout!;
+  const body = (async function* () {
+    try {
+      for await (const chunk of stdout as AsyncIterable<Buffer>)
+        yield new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      const code = await exited;
+      if (signal?.aborted) throw new CancelledError({ operation: "readFileStream" });
+      if (code !== 0) fail(code, err.replace(/^SIZE \d+\n/m, ""), path, "readFile");
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  })();
+  return { size, body };
 }
 
 /**

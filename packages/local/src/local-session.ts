@@ -7,6 +7,7 @@ import {
   argvToShell,
   CancelledError,
   CommandNotFoundError,
+  checkRange,
   confinePath,
   type EnvSource,
   isWithin,
@@ -25,6 +26,8 @@ import {
   RunnerError,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
+  type RunnerFileStream,
+  type RunnerFileStreamRequest,
   type RunnerFileWriteInput,
   type RunnerMount,
   type RunnerPortRequestInput,
@@ -39,10 +42,12 @@ import { unmount } from "./local-binds.js";
 import type { LocalDestinationConfig } from "./local-config.js";
 import {
   type Confinement,
+  confinedOpen,
   confinedRead,
   confinedWrite,
   mapFsError,
   pinForExport,
+  readChunks,
   resolveRunnerPath,
 } from "./local-fs.js";
 import { ensurePrivateDir } from "./local-private-dir.js";
@@ -61,6 +66,7 @@ import {
 import {
   type SandboxFiles,
   sandboxCopyOut,
+  sandboxOpenRead,
   sandboxPathOf,
   sandboxRead,
   sandboxWrite,
@@ -520,8 +526,76 @@ export class LocalSession implements RemoteRunnerSession {
           mapFsError(error, request.path);
         }
       },
-      async (p) => sandboxWrite(await this.sandboxFiles(), p, request.contents, options?.signal),
+      async (p) => {
+        await sandboxWrite(await this.sandboxFiles(), p, request.contents, options?.signal);
+      },
     );
+  }
+
+  async readFileStream(
+    request: RunnerFileStreamRequest,
+    options?: RunnerCallOptions,
+  ): Promise<RunnerFileStream> {
+    this.ensureOpen();
+    checkRange(request);
+    checkAborted(options?.signal, "readFileStream");
+    const offset = request.offset ?? 0;
+    const span = (size: number) =>
+      Math.max(0, Math.min(size - offset, request.length ?? Number.POSITIVE_INFINITY));
+    return this.hostOrSandbox(
+      request.path,
+      async () => {
+        const path = await resolveRunnerPath(this.confinement, request.path, "read");
+        try {
+          const { handle, size } = await confinedOpen(this.confinement, path, request.path);
+          const length = span(size);
+          return {
+            path: request.path,
+            size,
+            offset,
+            length,
+            body: readChunks(handle, offset, length, options?.signal),
+          };
+        } catch (error) {
+          mapFsError(error, request.path);
+        }
+      },
+      async (p) => {
+        const { size, body } = await sandboxOpenRead(
+          await this.sandboxFiles(),
+          p,
+          offset,
+          request.length,
+          options?.signal,
+        );
+        return { path: request.path, size, offset, length: span(size), body };
+      },
+    );
+  }
+
+  async writeFileStream(
+    request: { path: string },
+    body: AsyncIterable<Uint8Array>,
+    options?: RunnerCallOptions,
+  ): Promise<{ bytes: number }> {
+    this.ensureOpen();
+    const { path: runnerPath } = parseFileWriteInput({ path: request.path, contents: new Uint8Array() });
+    checkAborted(options?.signal, "writeFileStream");
+    const bytes = await this.hostOrSandbox(
+      runnerPath,
+      async () => {
+        const path = await resolveRunnerPath(this.confinement, runnerPath, "write");
+        if (path === this.info.workspaceRoot)
+          throw new RunnerError("is_a_directory", `cannot write over the workspace root: ${runnerPath}`);
+        try {
+          return await confinedWrite(this.confinement, path, runnerPath, body, options?.signal);
+        } catch (error) {
+          mapFsError(error, runnerPath);
+        }
+      },
+      async (p) => sandboxWrite(await this.sandboxFiles(), p, body, options?.signal),
+    );
+    return { bytes };
   }
 
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {

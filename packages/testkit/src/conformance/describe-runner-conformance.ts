@@ -22,6 +22,7 @@ import {
   withObserver,
 } from "@roder/runner-contract";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fileStreamChecks } from "./file-stream-checks.js";
 
 type MaybePromise<T> = T | Promise<T>;
 
@@ -53,6 +54,12 @@ export interface RunnerConformanceOptions {
    * `pty` (stdin and `pty: { cols, rows }`, `resize`). Default: none (the checks are skipped).
    */
   interactive?: Array<"stdin" | "pty">;
+  /**
+   * The session has `readFileStream` and `writeFileStream` itself (files of any size with bounded memory). The
+   * streamed-file checks run on every provider (through the contract's fallbacks); with this, the methods must
+   * exist.
+   */
+  fileStreams?: boolean;
   /** The provider's published limits (default: `describeProviderLimits(provider.id)`). */
   limits?: RunnerLimits;
   /**
@@ -268,6 +275,14 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
       expect(new TextDecoder().decode((await session.readFile({ path: "deep/a/b/c.txt" })).contents)).toBe(
         "2",
       );
+    });
+
+    fileStreamChecks({
+      check,
+      session: () => session,
+      sh: (script) => sh(script),
+      native: options.fileStreams === true,
+      sandboxScope: options.fileScope === "sandbox",
     });
 
     if ((options.fileScope ?? "workspace") === "workspace") {
