@@ -32,6 +32,8 @@ describeRunnerConformance({
   },
   // The preview URL is E2B's host name for the port, which does not resolve here.
   portPreview: "url-only",
+  // stdin through envd's pipe (commands.sendStdin / closeStdin), a terminal through its PTY (pty.create).
+  interactive: ["stdin", "pty"],
   secretValues: [KEY],
   planMounts: (d) => planMountsFor("e2b", d),
   countLiveSessions: () => standIn.sandboxes().length,

@@ -28,6 +28,7 @@ import {
   type RunnerPortResult,
   type RunnerSessionState,
   type RunnerSnapshotRef,
+  type RunnerStartCommandInput,
   SessionNotFoundError,
   timeoutMarker,
   UnsupportedCapabilityError,
@@ -42,6 +43,7 @@ import {
 import type { Sandbox } from "e2b";
 import type { E2bDestinationConfig } from "./e2b-config.js";
 import { mapE2bError } from "./e2b-errors.js";
+import { isTerminalSize, PtyLaunch } from "./e2b-pty.js";
 
 type SdkSandbox = Sandbox;
 type SdkHandle = Awaited<ReturnType<SdkSandbox["commands"]["run"]>> & {
@@ -54,6 +56,17 @@ type SdkHandle = Awaited<ReturnType<SdkSandbox["commands"]["run"]>> & {
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** Env variable that names a command's id inside the sandbox, so `attachCommand` can find its process. */
 export const COMMAND_ID_ENV = "RODER_COMMAND_ID";
+/** Env variable that says how a command takes input (`stdin` or `pty`), so an attached handle can write to it. */
+export const COMMAND_INPUT_ENV = "RODER_COMMAND_INPUT";
+
+/** How a followed command takes input: none, its stdin (envd's pipe), or its terminal (envd's PTY). */
+type InputKind = "none" | "stdin" | "pty";
+
+interface FollowCallbacks {
+  onStdout: (d: string) => void;
+  onStderr: (d: string) => void;
+  onPty: (d: Uint8Array) => void;
+}
 
 export class E2bSession implements RemoteRunnerSession {
   private closed = false;
@@ -177,13 +190,25 @@ export class E2bSession implements RemoteRunnerSession {
     };
   }
 
+  /**
+   * Starts a command and follows it. `stdin: true` keeps its stdin open (envd's pipe: `commands.sendStdin`,
+   * `commands.closeStdin`); `pty: { cols, rows }` runs it on a terminal of that size (`pty.create`, `sendInput`,
+   * `resize`): E2B's PTY always starts an interactive login shell, into which the argv is typed behind a start
+   * marker (see `PtyLaunch`), so the handle's output is the program's alone.
+   */
   async startCommand(
-    input: RunnerCommandRequestInput,
+    input: RunnerStartCommandInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandHandle> {
     this.ensureOpen();
     if (options?.signal?.aborted) throw new CancelledError({ operation: "runCommand" });
-    const request = parseCommandInput(input);
+    const { stdin: keepStdin, pty, ...wire } = (input ?? {}) as RunnerStartCommandInput;
+    const request = parseCommandInput(wire);
+    if (pty !== undefined && !isTerminalSize(pty))
+      throw new RunnerError(
+        "invalid_request",
+        `pty must be { cols, rows } with whole numbers 1..65535, got ${JSON.stringify(pty)}`,
+      );
     await this.touch();
     const cwd = confinePath(request.cwd ?? this.root, { root: this.root, access: "cwd" });
     const envs: Record<string, string> = {};
@@ -194,30 +219,69 @@ export class E2bSession implements RemoteRunnerSession {
     }
     if (this.running.has(request.command_id))
       throw new RunnerError("invalid_request", `command id '${request.command_id}' is already running`);
-    // The SDK takes a shell line (bash -l -c): argv is quoted so the program receives exactly these bytes.
-    const line = argvToShell([request.program, ...request.args]);
+    const argv = [request.program, ...request.args];
     // envd lists a process with its env: this is how another client finds the command again (attachCommand).
     envs[COMMAND_ID_ENV] = request.command_id;
+    const kind: InputKind = pty ? "pty" : keepStdin === true ? "stdin" : "none";
+    if (kind !== "none") envs[COMMAND_INPUT_ENV] = kind;
+    const timeoutMs = request.timeout_ms ?? 0;
+    if (pty) {
+      const launch = new PtyLaunch(argv);
+      return this.follow(
+        request.command_id,
+        request.timeout_ms,
+        options?.signal,
+        { kind, launch },
+        async (callbacks) => {
+          const handle = (await this.sandbox.pty.create({
+            cols: pty.cols,
+            rows: pty.rows,
+            cwd,
+            envs,
+            timeoutMs,
+            onData: callbacks.onPty,
+          })) as unknown as SdkHandle;
+          try {
+            await this.sandbox.pty.sendInput(handle.pid, launch.line);
+          } catch (error) {
+            await handle.kill().catch(() => false);
+            throw error;
+          }
+          return handle;
+        },
+      );
+    }
+    // The SDK takes a shell line (bash -l -c): argv is quoted so the program receives exactly these bytes.
+    const line = argvToShell(argv);
     return this.follow(
       request.command_id,
       request.timeout_ms,
       options?.signal,
+      { kind },
       (callbacks) =>
         this.sandbox.commands.run(line, {
           background: true,
           cwd,
           envs,
-          timeoutMs: request.timeout_ms ?? 0,
-          ...callbacks,
+          timeoutMs,
+          stdin: kind === "stdin",
+          onStdout: callbacks.onStdout,
+          onStderr: callbacks.onStderr,
         }) as unknown as Promise<SdkHandle>,
     );
   }
 
-  /** The pid of this session's command `commandId` (its RODER_COMMAND_ID env), if envd still runs it. */
-  private async findPid(commandId: string, signal?: AbortSignal): Promise<number | undefined> {
+  /** This session's command `commandId` (its RODER_COMMAND_ID env), if envd still runs it: pid and input. */
+  private async findProcess(
+    commandId: string,
+    signal?: AbortSignal,
+  ): Promise<{ pid: number; kind: InputKind } | undefined> {
     try {
       const list = await this.sandbox.commands.list(signal ? ({ signal } as object) : undefined);
-      return list.find((p) => p.envs?.[COMMAND_ID_ENV] === commandId)?.pid;
+      const p = list.find((x) => x.envs?.[COMMAND_ID_ENV] === commandId);
+      if (!p) return undefined;
+      const input = p.envs?.[COMMAND_INPUT_ENV];
+      return { pid: p.pid, kind: input === "pty" || input === "stdin" ? input : "none" };
     } catch (error) {
       throw this.map(error, "list commands");
     }
@@ -226,25 +290,32 @@ export class E2bSession implements RemoteRunnerSession {
   /**
    * Follows a command started by `startCommand` again, from this or any other client: envd keeps a process
    * whose client went away; it is found by its RODER_COMMAND_ID env. Output starts at the moment of
-   * attaching (envd does not replay); an ended command is gone (CommandNotFoundError).
+   * attaching (envd does not replay); an ended command is gone (CommandNotFoundError). A command started with
+   * stdin or a terminal can be written to (and resized) through the new handle too.
    */
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
     this.ensureOpen();
     if (options?.signal?.aborted) throw new CancelledError({ operation: "attachCommand" });
     await this.touch();
-    const pid = await this.findPid(commandId, options?.signal);
-    if (pid === undefined)
+    const found = await this.findProcess(commandId, options?.signal);
+    if (found === undefined)
       throw new CommandNotFoundError({
         providerId: "e2b",
         commandId,
         message: `no running command '${commandId}' in sandbox ${this.sandbox.sandboxId} (ended commands are not kept)`,
       });
-    return this.follow(
-      commandId,
-      undefined,
-      options?.signal,
-      (callbacks) =>
-        this.sandbox.commands.connect(pid, { timeoutMs: 0, ...callbacks }) as unknown as Promise<SdkHandle>,
+    const { pid, kind } = found;
+    return this.follow(commandId, undefined, options?.signal, { kind }, (callbacks) =>
+      kind === "pty"
+        ? (this.sandbox.pty.connect(pid, {
+            timeoutMs: 0,
+            onData: callbacks.onPty,
+          }) as unknown as Promise<SdkHandle>)
+        : (this.sandbox.commands.connect(pid, {
+            timeoutMs: 0,
+            onStdout: callbacks.onStdout,
+            onStderr: callbacks.onStderr,
+          }) as unknown as Promise<SdkHandle>),
     );
   }
 
@@ -252,12 +323,20 @@ export class E2bSession implements RemoteRunnerSession {
     commandId: string,
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
-    open: (callbacks: { onStdout: (d: string) => void; onStderr: (d: string) => void }) => Promise<SdkHandle>,
+    input: { kind: InputKind; launch?: PtyLaunch },
+    open: (callbacks: FollowCallbacks) => Promise<SdkHandle>,
   ): Promise<RunnerCommandHandle> {
     const output = new OutputQueue();
     let stdout = "";
     let stderr = "";
     const enc = new TextEncoder();
+    // A terminal's bytes: decoded as a stream (a character may be split across chunks), all of it stdout.
+    const ptyText = new TextDecoder();
+    const ptyBytes = (data: Uint8Array) => {
+      if (data.length === 0) return;
+      stdout += ptyText.decode(data, { stream: true });
+      output.push({ stream: "stdout", data });
+    };
     let handle: SdkHandle;
     try {
       handle = await open({
@@ -269,11 +348,13 @@ export class E2bSession implements RemoteRunnerSession {
           stderr += d;
           output.push({ stream: "stderr", data: enc.encode(d) });
         },
+        onPty: (d: Uint8Array) => ptyBytes(input.launch ? input.launch.push(d) : d),
       });
     } catch (error) {
       throw this.map(error, "run command");
     }
-    const entry = { handle, cancelled: false, detached: false };
+    const pty = input.kind === "pty";
+    const entry = { handle, cancelled: false, detached: false, ended: false, stdinClosed: false };
     this.running.set(commandId, entry);
     this.updateKeepAlive();
     const onAbort = () => {
@@ -283,11 +364,24 @@ export class E2bSession implements RemoteRunnerSession {
     signal?.addEventListener("abort", onAbort, { once: true });
     // An abort while the command was starting (before its pid was known) kills it now.
     if (signal?.aborted) onAbort();
+    /** The terminal's last bytes (the launch prelude's tail if the program never started) and decoder state. */
+    const flushPty = () => {
+      if (!pty) return;
+      if (input.launch) ptyBytes(input.launch.end());
+      stdout += ptyText.decode();
+    };
     const result: Promise<RunnerCommandResult> = (async () => {
       try {
         const r = await handle.wait();
-        return { command_id: commandId, exit_code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+        flushPty();
+        return {
+          command_id: commandId,
+          exit_code: r.exitCode,
+          stdout: pty ? stdout : r.stdout,
+          stderr: pty ? "" : r.stderr,
+        };
       } catch (error) {
+        flushPty();
         const e = error as Error & { exitCode?: number; stdout?: string; stderr?: string };
         if (entry.cancelled)
           return { command_id: commandId, exit_code: null, stdout, stderr: stderr + cancelledMarker() };
@@ -296,8 +390,8 @@ export class E2bSession implements RemoteRunnerSession {
           return {
             command_id: commandId,
             exit_code: e.exitCode < 0 ? null : e.exitCode,
-            stdout: e.stdout ?? stdout,
-            stderr: e.stderr ?? stderr,
+            stdout: pty ? stdout : (e.stdout ?? stdout),
+            stderr: pty ? "" : (e.stderr ?? stderr),
           };
         }
         if (e?.name === "TimeoutError" && timeoutMs) {
@@ -311,6 +405,7 @@ export class E2bSession implements RemoteRunnerSession {
         }
         throw this.map(error, "run command");
       } finally {
+        entry.ended = true;
         output.end();
         signal?.removeEventListener("abort", onAbort);
         if (this.running.get(commandId) === entry) this.running.delete(commandId);
@@ -319,7 +414,7 @@ export class E2bSession implements RemoteRunnerSession {
     })();
     result.catch(() => {});
     let reattached: Promise<RunnerCommandResult> | undefined;
-    return {
+    const handleOut: RunnerCommandHandle = {
       commandId,
       output,
       wait: () => {
@@ -337,6 +432,72 @@ export class E2bSession implements RemoteRunnerSession {
         await handle.disconnect().catch(() => {});
       },
     };
+    if (input.kind === "none") return handleOut;
+    const pid = handle.pid;
+    const stdinClosed = (cause?: unknown) =>
+      new RunnerError(
+        "stdin_closed",
+        `the stdin of command '${commandId}' is closed (its process ended, or closeStdin was called)`,
+        cause === undefined ? undefined : { cause },
+      );
+    /** envd refuses input to an ended process (not found) or a closed stdin: that is `stdin_closed`. */
+    const inputError = (error: unknown, operation: string) => {
+      const e = error as { name?: string; message?: string };
+      if (
+        entry.ended ||
+        e?.name === "NotFoundError" ||
+        /stdin not enabled or closed|not found|process.*(ended|exited)/i.test(String(e?.message ?? ""))
+      )
+        return stdinClosed(error);
+      return this.map(error, operation);
+    };
+    const send = async (bytes: Uint8Array) => {
+      if (pty) {
+        // The shell reads the launch line first: input waits until the program has the terminal.
+        await input.launch?.ready;
+        if (entry.ended) throw stdinClosed();
+        await this.sandbox.pty.sendInput(pid, bytes);
+      } else await this.sandbox.commands.sendStdin(pid, bytes);
+    };
+    handleOut.write = async (data: string | Uint8Array) => {
+      if (entry.ended || entry.stdinClosed) throw stdinClosed();
+      const bytes = typeof data === "string" ? enc.encode(data) : data;
+      try {
+        await send(bytes);
+      } catch (error) {
+        throw inputError(error, "write to stdin");
+      }
+    };
+    handleOut.closeStdin = async () => {
+      if (entry.ended || entry.stdinClosed) return;
+      try {
+        // A terminal has no stdin to close: end-of-file is Ctrl+D (what envd says to send).
+        if (pty) await send(new Uint8Array([4]));
+        else {
+          entry.stdinClosed = true;
+          await this.sandbox.commands.closeStdin(pid);
+        }
+      } catch (error) {
+        const mapped = inputError(error, "close stdin");
+        if (!RunnerError.isInstance(mapped) || mapped.code !== "stdin_closed") throw mapped;
+      }
+    };
+    if (pty)
+      handleOut.resize = async (cols: number, rows: number) => {
+        if (!isTerminalSize({ cols, rows }))
+          throw new RunnerError(
+            "invalid_request",
+            `terminal size must be whole numbers 1..65535, got ${cols}x${rows}`,
+          );
+        if (entry.ended) return;
+        try {
+          await this.sandbox.pty.resize(pid, { cols, rows });
+        } catch (error) {
+          if (entry.ended) return;
+          throw this.map(error, "resize terminal");
+        }
+      };
+    return handleOut;
   }
 
   async runCommand(
@@ -352,9 +513,9 @@ export class E2bSession implements RemoteRunnerSession {
     const entry = this.running.get(commandId);
     if (!entry) {
       // Started by another client (or detached): find its process through envd.
-      const pid = await this.findPid(commandId);
-      if (pid === undefined) return false;
-      return this.sandbox.commands.kill(pid).catch((error: unknown) => {
+      const found = await this.findProcess(commandId);
+      if (found === undefined) return false;
+      return this.sandbox.commands.kill(found.pid).catch((error: unknown) => {
         throw this.map(error, "cancel command");
       });
     }

@@ -1,0 +1,72 @@
+import { randomBytes } from "node:crypto";
+import { argvToShell } from "@roder/runner-contract";
+
+/** Largest terminal side accepted (as the local runner and envd's uint32 fields allow in practice). */
+const MAX_SIDE = 65535;
+
+export function isTerminalSize(p: unknown): p is { cols: number; rows: number } {
+  const { cols, rows } = (p ?? {}) as { cols?: unknown; rows?: unknown };
+  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_SIDE;
+  return ok(cols) && ok(rows);
+}
+
+/** Bytes of the prelude kept at most while the start marker has not come (what precedes it is dropped). */
+const PRELUDE_KEPT = 64 * 1024;
+
+/**
+ * E2B's `pty.create` always starts an interactive login shell (`/bin/bash -i -l`) on the terminal. To run an argv
+ * there instead, the provider types one line into it: print a start marker, then `exec` the argv (quoted byte for
+ * byte); `exit` gives exec's failure status (127/126) if the program cannot run, since an interactive shell
+ * survives a failed exec. The terminal's echo of that line shows the marker's escapes, not its bytes (0x1e), so
+ * everything up to the printed marker (profile output, prompt, echo) is the shell's and is dropped; what follows
+ * is the program's. The leading space keeps the line out of the shell's history (Debian's `ignoreboth`).
+ */
+export class PtyLaunch {
+  readonly line: Uint8Array;
+  private readonly marker: Buffer;
+  private prelude = Buffer.alloc(0);
+  private started = false;
+  private settle!: () => void;
+  /** Resolves once the program has the terminal (or the process ended first): input may go to it then. */
+  readonly ready: Promise<void>;
+
+  constructor(argv: string[]) {
+    const nonce = randomBytes(9).toString("hex");
+    this.marker = Buffer.from(`\x1e${nonce}\x1e`);
+    this.line = new TextEncoder().encode(
+      ` builtin printf '\\036%s\\036' ${nonce}; builtin exec ${argvToShell(argv)}; exit\n`,
+    );
+    this.ready = new Promise((resolve) => {
+      this.settle = resolve;
+    });
+  }
+
+  /** Terminal output as it arrives → the program's part of it (empty while the shell's prelude runs). */
+  push(data: Uint8Array): Uint8Array {
+    if (this.started) return data;
+    this.prelude = Buffer.concat([this.prelude, data]);
+    const at = this.prelude.indexOf(this.marker);
+    if (at < 0) {
+      if (this.prelude.length > PRELUDE_KEPT) this.prelude = this.prelude.subarray(-PRELUDE_KEPT);
+      return new Uint8Array(0);
+    }
+    const rest = this.prelude.subarray(at + this.marker.length);
+    this.prelude = Buffer.alloc(0);
+    this.started = true;
+    this.settle();
+    return new Uint8Array(rest);
+  }
+
+  /**
+   * The process ended. If the marker never came (the shell died or was killed first), the tail of what the
+   * terminal showed is returned, so the failure can be read.
+   */
+  end(): Uint8Array {
+    this.settle();
+    if (this.started) return new Uint8Array(0);
+    this.started = true;
+    const tail = new Uint8Array(this.prelude);
+    this.prelude = Buffer.alloc(0);
+    return tail;
+  }
+}
