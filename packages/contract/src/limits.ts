@@ -49,7 +49,7 @@ const TABLE: Record<string, RunnerLimits> = {
   },
   http: {
     provider_id: "http",
-    max_file_bytes: 512 * 1024 * 1024,
+    max_file_bytes: 64 * 1024 * 1024 * 1024,
     max_command_ms: null,
     streaming: "native",
     reattach: true,
@@ -59,7 +59,7 @@ const TABLE: Record<string, RunnerLimits> = {
     pause: "none",
     file_scope: "destination",
     notes:
-      "NDJSON stream endpoint; a streaming command outlives its client's connection (bounded by timeout_ms and the session) and GET /sessions/{id}/commands/{cid}/stream reattaches, replaying what the backend retained; file limit is the server's maxFileBytes (default 512 MiB); GET /capabilities reports the server's",
+      "NDJSON stream endpoint; a streaming command outlives its client's connection (bounded by timeout_ms and the session) and GET /sessions/{id}/commands/{cid}/stream reattaches, replaying what the backend retained; files stream both ways with bounded memory (readFileStream with byte ranges, writeFileStream, atomic) up to the server's maxFileBytes (default 64 GiB; 512 MiB through a backend that does not stream files); GET /capabilities reports the server's",
   },
   fly: {
     provider_id: "fly",
@@ -85,7 +85,7 @@ const TABLE: Record<string, RunnerLimits> = {
     attach_replay: "live",
     cancellation: "native",
     pause: "keeps-memory",
-    file_scope: "workspace",
+    file_scope: "sandbox",
     notes:
       "envd process stream; commands outlive the client and are reattached through envd Connect (found by their RODER_COMMAND_ID env), output from the moment of attaching; ttl_seconds is idle time (the provider moves the sandbox's timeout while the session is used, commands included); the plan's maximum sandbox length (1 h base, 24 h Pro) bounds every command; stdin through envd's pipe (commands.sendStdin / closeStdin) and terminals through envd's PTY (pty.create / sendInput / resize: E2B's PTY starts a login shell, into which the argv is typed behind a start marker; closeStdin on a terminal sends Ctrl+D)",
   },

@@ -39,4 +39,5 @@ describeRunnerConformance({
   secretValues: [TOKEN],
   planMounts: (d) => planMountsFor("http", d),
   countLiveSessions: () => server.sessionCount(),
+  fileStreams: true,
 });

@@ -20,6 +20,7 @@ import {
 } from "@roder/runner-contract";
 import { z } from "zod";
 import { statusForError, type WireErrorBody } from "./http-errors.js";
+import { getFile, putFile } from "./http-server-files.js";
 import {
   applyEnforced,
   checkClientConfig,
@@ -45,8 +46,13 @@ export interface RunnerServerOptions extends RunnerServerPolicy {
   token?: string;
   tokenEnv?: string;
   env?: EnvSource;
-  /** Largest file body accepted by `PUT /files` (default 512 MiB). */
+  /**
+   * Largest file body accepted by `PUT /files` (default 64 GiB). Files stream through the server with bounded
+   * memory when the backend has `readFileStream`/`writeFileStream` (the local runner does).
+   */
   maxFileBytes?: number;
+  /** Largest file moved through a backend without streamed files, held in memory whole (default 512 MiB). */
+  maxBufferedFileBytes?: number;
   /** Largest JSON body (default 8 MiB). */
   maxJsonBytes?: number;
   /** Path prefix, e.g. `/v1` (default none). */
@@ -232,6 +238,9 @@ function lineWriter(res: ServerResponse): Line {
   };
 }
 
+/** Default largest file a client may PUT (the backend's disk is the real bound). */
+export const DEFAULT_MAX_FILE_BYTES = 64 * 1024 * 1024 * 1024;
+
 /** The server's own session ids: `ses_` + 128 random bits. */
 const SESSION_ID = /^ses_[0-9a-f]{32}$/;
 /** Ids of sessions closed or expired are remembered this long (a late DELETE is still a 204). */
@@ -244,7 +253,9 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   if (!token)
     throw new RunnerError("missing_secret", `the runner server needs a bearer token: set ${tokenEnv}`);
   const tokenDigest = createHash("sha256").update(token).digest();
-  const maxFile = options.maxFileBytes ?? 512 * 1024 * 1024;
+  const maxFile = options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  // A backend without streamed files is served whole files in memory: bounded apart.
+  const maxBufferedFile = Math.min(maxFile, options.maxBufferedFileBytes ?? 512 * 1024 * 1024);
   const maxJson = options.maxJsonBytes ?? 8 * 1024 * 1024;
   const base = (options.basePath ?? "").replace(/\/+$/, "");
   const provider = options.provider;
@@ -706,6 +717,8 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
           capabilities: capabilities(),
           limits: {
             max_file_bytes: maxFile,
+            // Files stream both ways (GET honours `Range`) when the backend streams them; else up to this.
+            max_buffered_file_bytes: maxBufferedFile,
             max_json_bytes: maxJson,
             streaming: true,
             reattach: (describeProviderLimits(provider.id)?.attach ?? "in-process") !== "none",
@@ -837,17 +850,20 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       const filePath = url.searchParams.get("path");
       if (filePath === null)
         throw new HttpError(400, "invalid_request", "the 'path' query parameter is required");
-      if (m === "GET") {
-        const result = await e.session.readFile({ path: filePath });
-        return send(res, 200, result.contents, "application/octet-stream");
-      }
-      if (m === "PUT") {
-        const body = await readBody(req, maxFile);
-        await e.session.writeFile({
-          path: filePath,
-          contents: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
-        });
-        return send(res, 204);
+      if (m === "GET" || m === "PUT") {
+        // A client that goes away ends the read, or aborts the write (the old file stays).
+        const ac = new AbortController();
+        const onClose = () => {
+          if (!res.writableFinished) ac.abort();
+        };
+        res.on("close", onClose);
+        try {
+          if (m === "GET") return await getFile(req, res, e.session, filePath, ac.signal);
+          await putFile(req, e.session, filePath, { maxFile, bufferedLimit: maxBufferedFile }, ac.signal);
+          return send(res, 204);
+        } finally {
+          res.off("close", onClose);
+        }
       }
     }
     if (parts.length === 3 && m === "POST") {

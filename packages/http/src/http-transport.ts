@@ -27,7 +27,12 @@ export interface HttpTransport {
     path: string,
     opts: {
       json?: string;
-      body?: Uint8Array;
+      /** Bytes, or a stream of chunks (sent chunked; such a call is never retried: a stream cannot be resent). */
+      body?: Uint8Array | AsyncIterable<Uint8Array>;
+      /** Extra request headers (e.g. `range`). */
+      headers?: Record<string, string>;
+      /** Statuses answered as they are, not as errors (e.g. 416 for a range past the end). */
+      okStatuses?: number[];
       signal?: AbortSignal | undefined;
       idempotent: boolean;
       operation: string;
@@ -39,6 +44,22 @@ export interface HttpTransport {
       buffer?: boolean;
     },
   ): Promise<HttpAnswer>;
+}
+
+/** An async iterable of chunks as a fetch request body (pulled as the connection takes them). */
+function streamBody(source: AsyncIterable<Uint8Array>): RequestInit["body"] {
+  const it = source[Symbol.asyncIterator]();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await it.next();
+      if (done) controller.close();
+      else controller.enqueue(value);
+    },
+    async cancel(reason) {
+      void reason;
+      await it.return?.().catch(() => {});
+    },
+  }) as unknown as RequestInit["body"];
 }
 
 /** fetch + bearer token + typed errors + retries of idempotent calls. The token is read from env per call. */
@@ -55,14 +76,22 @@ export function createTransport(args: {
     async request(method, path, opts) {
       const url = `${args.baseUrl}${path}`;
       const once = async (): Promise<HttpAnswer> => {
-        const headers: Record<string, string> = { authorization: `Bearer ${args.token()}` };
+        const headers: Record<string, string> = {
+          ...opts.headers,
+          authorization: `Bearer ${args.token()}`,
+        };
         let body: RequestInit["body"] | undefined;
+        let duplex = false;
         if (opts.json !== undefined) {
           headers["content-type"] = "application/json";
           body = opts.json;
-        } else if (opts.body) {
+        } else if (opts.body instanceof Uint8Array) {
           headers["content-type"] = "application/octet-stream";
           body = opts.body as unknown as RequestInit["body"];
+        } else if (opts.body) {
+          headers["content-type"] = "application/octet-stream";
+          body = streamBody(opts.body);
+          duplex = true;
         }
         let res: Response;
         try {
@@ -70,6 +99,8 @@ export function createTransport(args: {
             method,
             headers,
             ...(body !== undefined ? { body } : {}),
+            // A streamed request body (fetch needs it said).
+            ...(duplex ? { duplex: "half" } : {}),
             ...(opts.signal ? { signal: opts.signal } : {}),
           });
         } catch (error) {
@@ -85,8 +116,9 @@ export function createTransport(args: {
             { cause: error },
           );
         }
-        if (res.ok && !opts.buffer) return res;
-        if (res.ok) {
+        const ok = res.ok || (opts.okStatuses?.includes(res.status) ?? false);
+        if (ok && !opts.buffer) return res;
+        if (ok) {
           let bytes: ArrayBuffer;
           try {
             bytes = await res.arrayBuffer();
