@@ -52,12 +52,18 @@ describe("e2b artifact export (direct path: the sandbox uploads to a signed URL)
       const dir = await session.exportArtifact({ path: "build", recursive: true });
       expect(dir.artifact_id).toMatch(/^s3:\/\/e2b-art\/out\/.+\/build\.tar\.gz$/);
       expect(JSON.stringify(file) + JSON.stringify(dir)).not.toContain(CANARY);
+      // A file anywhere in the sandbox's view (file scope "sandbox"): here its /tmp.
+      await session.writeFile({ path: "/tmp/outside.txt", contents: "from /tmp" });
+      const outside = await session.exportArtifact({ path: "/tmp/outside.txt", recursive: false });
+      expect(outside.artifact_id).toMatch(/^s3:\/\/e2b-art\/out\/.+\/outside\.txt$/);
+      expect(await (await fetch(outside.url!)).text()).toBe("from /tmp");
+      // The directory's archive was made in the sandbox's /tmp and removed; nothing in the workspace either.
       const left = await session.runCommand({
         command_id: "ls",
         program: "sh",
-        args: ["-c", "ls -A .roder/tmp 2>/dev/null | wc -l"],
+        args: ["-c", "ls -A /tmp | grep -c roder-artifact; ls -A . | grep -c '^.roder' || true"],
       });
-      expect(left.stdout.trim()).toBe("0");
+      expect(left.stdout.trim().split("\n")).toEqual(["0", "0"]);
     } finally {
       await session.close();
     }

@@ -34,6 +34,8 @@ describeRunnerConformance({
   portPreview: "url-only",
   // stdin through envd's pipe (commands.sendStdin / closeStdin), a terminal through its PTY (pty.create).
   interactive: ["stdin", "pty"],
+  // An E2B sandbox is its own machine: the file API and cwd address its whole view.
+  fileScope: "sandbox",
   secretValues: [KEY],
   planMounts: (d) => planMountsFor("e2b", d),
   countLiveSessions: () => standIn.sandboxes().length,

@@ -111,3 +111,41 @@ export function mapE2bError(
     { cause: error },
   );
 }
+
+/**
+ * A file operation's error, typed by what envd said (its messages and the stand-in's): `not_found`,
+ * `is_a_directory`, `not_a_regular_file`, `read_only` (the sandbox refused the access: permissions or a read-only
+ * file system); anything else as `mapE2bError` has it. `path` is the path as the caller gave it.
+ */
+export function mapE2bFileError(
+  error: unknown,
+  ctx: { operation: string; path: string; sandboxId?: string; apiKeyEnv: string },
+): unknown {
+  const mapped = mapE2bError(error, ctx);
+  // A gone sandbox, a refused key, an abort or a rate limit stay what they are.
+  if (
+    !ProviderApiError.isInstance(mapped) &&
+    !(RunnerError.isInstance(mapped) && mapped.code === "not_found")
+  )
+    return mapped;
+  const e = error as { name?: string; message?: string } | null;
+  const msg = String(e?.message ?? error);
+  const typed = (code: string, what: string) =>
+    new RunnerError(code, `${ctx.operation}: ${what}: ${ctx.path}`, { cause: error });
+  if (e?.name === "FileNotFoundError" || /does not exist|no such file|not found/i.test(msg))
+    return typed("not_found", "no such file in the sandbox");
+  if (/is a directory|EISDIR|Errno 21\b/i.test(msg)) return typed("is_a_directory", "path is a directory");
+  if (/not a regular file/i.test(msg)) return typed("not_a_regular_file", "not a regular file");
+  if (
+    /permission denied|operation not permitted|read-only file system|EACCES|EPERM|EROFS|Errno (1|13|30)\b/i.test(
+      msg,
+    )
+  )
+    return typed(
+      "read_only",
+      ctx.operation === "read file"
+        ? "the sandbox refused to read it (permissions)"
+        : "the sandbox refused to write there (permissions or a read-only file system)",
+    );
+  return mapped;
+}

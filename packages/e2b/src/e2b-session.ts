@@ -1,13 +1,11 @@
 import { randomBytes } from "node:crypto";
+import { posix } from "node:path";
 import {
   argvToShell,
   CancelledError,
   CommandNotFoundError,
   cancelledMarker,
-  confinePath,
-  isWithin,
   OutputQueue,
-  PathOutsideWorkspaceError,
   parseArtifactExportInput,
   parseCommandInput,
   parseFileWriteInput,
@@ -42,7 +40,7 @@ import {
 } from "@roder/runner-storage";
 import type { Sandbox } from "e2b";
 import type { E2bDestinationConfig } from "./e2b-config.js";
-import { mapE2bError } from "./e2b-errors.js";
+import { mapE2bError, mapE2bFileError } from "./e2b-errors.js";
 import { isTerminalSize, PtyLaunch } from "./e2b-pty.js";
 
 type SdkSandbox = Sandbox;
@@ -58,6 +56,18 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const COMMAND_ID_ENV = "RODER_COMMAND_ID";
 /** Env variable that says how a command takes input (`stdin` or `pty`), so an attached handle can write to it. */
 export const COMMAND_INPUT_ENV = "RODER_COMMAND_INPUT";
+
+/**
+ * A path in the sandbox's own view (an E2B sandbox is its own machine: file scope "sandbox"): absolute paths as
+ * the sandbox sees them, relative ones against the workspace; `..` never climbs above the sandbox's `/`. NUL
+ * bytes and empty paths are refused before anything is sent.
+ */
+export function sandboxPath(path: string, root: string): string {
+  if (typeof path !== "string" || path === "")
+    throw new RunnerError("invalid_request", "a path must be a non-empty string");
+  if (path.includes("\u0000")) throw new RunnerError("invalid_request", "paths cannot contain NUL bytes");
+  return posix.normalize(path.startsWith("/") ? path : `${root}/${path}`).replace(/(.)\/+$/, "$1");
+}
 
 /** How a followed command takes input: none, its stdin (envd's pipe), or its terminal (envd's PTY). */
 type InputKind = "none" | "stdin" | "pty";
@@ -210,7 +220,8 @@ export class E2bSession implements RemoteRunnerSession {
         `pty must be { cols, rows } with whole numbers 1..65535, got ${JSON.stringify(pty)}`,
       );
     await this.touch();
-    const cwd = confinePath(request.cwd ?? this.root, { root: this.root, access: "cwd" });
+    // The sandbox is its own machine: a cwd is any directory of its view (relative: the workspace's).
+    const cwd = sandboxPath(request.cwd ?? this.root, this.root);
     const envs: Record<string, string> = {};
     for (const [k, v] of request.env) {
       if (!ENV_NAME.test(k))
@@ -231,7 +242,7 @@ export class E2bSession implements RemoteRunnerSession {
         request.command_id,
         request.timeout_ms,
         options?.signal,
-        { kind, launch },
+        { kind, launch, cwd },
         async (callbacks) => {
           const handle = (await this.sandbox.pty.create({
             cols: pty.cols,
@@ -257,7 +268,7 @@ export class E2bSession implements RemoteRunnerSession {
       request.command_id,
       request.timeout_ms,
       options?.signal,
-      { kind },
+      { kind, cwd },
       (callbacks) =>
         this.sandbox.commands.run(line, {
           background: true,
@@ -323,7 +334,7 @@ export class E2bSession implements RemoteRunnerSession {
     commandId: string,
     timeoutMs: number | undefined,
     signal: AbortSignal | undefined,
-    input: { kind: InputKind; launch?: PtyLaunch },
+    input: { kind: InputKind; launch?: PtyLaunch; cwd?: string },
     open: (callbacks: FollowCallbacks) => Promise<SdkHandle>,
   ): Promise<RunnerCommandHandle> {
     const output = new OutputQueue();
@@ -351,6 +362,20 @@ export class E2bSession implements RemoteRunnerSession {
         onPty: (d: Uint8Array) => ptyBytes(input.launch ? input.launch.push(d) : d),
       });
     } catch (error) {
+      const why = String((error as Error)?.message ?? "");
+      // envd checks the working directory before it spawns (invalid_argument).
+      if (input.cwd !== undefined && /cwd '.*' does not exist/.test(why))
+        throw new RunnerError(
+          "not_found",
+          `run command: the working directory '${input.cwd}' does not exist in the sandbox`,
+          { cause: error },
+        );
+      if (input.cwd !== undefined && /chdir .*not a directory/i.test(why))
+        throw new RunnerError(
+          "invalid_request",
+          `run command: the working directory '${input.cwd}' is not a directory`,
+          { cause: error },
+        );
       throw this.map(error, "run command");
     }
     const pty = input.kind === "pty";
@@ -525,31 +550,19 @@ export class E2bSession implements RemoteRunnerSession {
     return killed;
   }
 
-  /** Resolves symlinks in the sandbox and checks the real path stays in the workspace. */
-  private async realConfined(path: string, access: "read" | "write"): Promise<string> {
-    const p = confinePath(path, { root: this.root, access });
-    let real: string;
-    try {
-      const r = await this.sandbox.commands.run(argvToShell(["realpath", "-m", "--", p]), {
-        timeoutMs: 30_000,
-      });
-      real = r.stdout.trim();
-    } catch (error) {
-      throw this.map(error, "resolve path");
-    }
-    if (!isWithin(real, this.root))
-      throw new PathOutsideWorkspaceError({
-        path,
-        root: this.root,
-        reason: "its real path (symbolic links resolved) is outside the workspace",
-      });
-    return p;
+  private fileError(error: unknown, operation: string, path: string): unknown {
+    return mapE2bFileError(error, {
+      operation,
+      path,
+      sandboxId: this.sandbox.sandboxId,
+      apiKeyEnv: this.info.apiKeyEnv,
+    });
   }
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen(options, "readFile");
+    const p = sandboxPath(request.path, this.root);
     await this.touch();
-    const p = await this.realConfined(request.path, "read");
     try {
       const bytes = await this.sandbox.files.read(p, {
         format: "bytes",
@@ -557,23 +570,26 @@ export class E2bSession implements RemoteRunnerSession {
       });
       return { path: request.path, contents: bytes };
     } catch (error) {
-      throw this.map(error, "read file");
+      throw this.fileError(error, "read file", request.path);
     }
   }
 
+  /**
+   * Writes anywhere in the sandbox's view, atomically: the bytes land in a temp file of the target's directory
+   * (a random name), then a rename replaces the target — a reader never sees half a file, and a symbolic link
+   * at the target is replaced rather than written through.
+   */
   async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen(options, "writeFile");
     const request = parseFileWriteInput(input);
+    const p = sandboxPath(request.path, this.root);
+    if (p === this.root || p === "/")
+      throw new RunnerError(
+        "is_a_directory",
+        `write file: cannot write over ${p === "/" ? "the sandbox's root" : "the workspace root"}: ${request.path}`,
+      );
     await this.touch();
-    const p = await this.realConfined(request.path, "write");
-    if (p === this.root)
-      throw new PathOutsideWorkspaceError({
-        path: request.path,
-        root: this.root,
-        reason: "cannot write over the workspace root",
-      });
-    // Atomic: the bytes land in a temp file of the same directory, then a rename replaces the target.
-    const tmp = `${p.slice(0, p.lastIndexOf("/"))}/.roder-tmp-${randomBytes(6).toString("hex")}`;
+    const tmp = `${posix.dirname(p)}/.roder-tmp-${randomBytes(6).toString("hex")}`;
     try {
       const c = request.contents;
       await this.sandbox.files.write(
@@ -584,7 +600,7 @@ export class E2bSession implements RemoteRunnerSession {
       await this.sandbox.files.rename(tmp, p);
     } catch (error) {
       await this.sandbox.files.remove(tmp).catch(() => {});
-      throw this.map(error, "write file");
+      throw this.fileError(error, "write file", request.path);
     }
   }
 
@@ -610,13 +626,14 @@ export class E2bSession implements RemoteRunnerSession {
         message: "e2b: this destination has no artifacts bucket (config.artifacts)",
       });
     const target = parseArtifactTarget("e2b", this.info.config.artifacts);
-    const path = await this.realConfined(request.path, "read");
+    const path = sandboxPath(request.path, this.root);
     return exportArtifact({
       providerId: "e2b",
       target,
       env: this.info.env,
       source: sessionArtifactSource(this, {
-        tmpDir: `${this.root}/.roder/tmp`,
+        // Archives of directories are made in the sandbox's /tmp, not in the workspace.
+        tmpDir: "/tmp",
         // envd streams a file's bytes: the stream path never holds the whole artifact.
         openStream: async (file) => {
           const { Readable } = await import("node:stream");

@@ -700,6 +700,9 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       pid = s.nextPid++;
       // Without a cwd the process starts in the backend's workspace (the user's home, /home/user, by default).
       const cwd = p.cwd ? resolvePath(p.cwd, user) : null;
+      // envd checks the working directory before it spawns: a missing one is invalid_argument, as is a file
+      // (its spawn fails). The user's home is there already; another one is checked in the sandbox.
+      if (cwd && cwd !== user.home) await checkCwd(s, cwd);
       // envd gives a process a stdin pipe unless `stdin: false` (the field defaults to true), and a terminal with `pty`.
       const pty = msg.pty ? { cols: msg.pty.size?.cols ?? 80, rows: msg.pty.size?.rows ?? 24 } : undefined;
       const stdin = pty === undefined && msg.stdin !== false;
@@ -782,6 +785,20 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
       clearInterval(keepalive);
       res.off("close", follower.stop);
     }
+  }
+
+  /** envd's cwd check: `cwd '<path>' does not exist` (invalid_argument); a file fails the spawn the same way. */
+  async function checkCwd(s: E2bStandInSandbox, cwd: string): Promise<void> {
+    let type: unknown;
+    try {
+      type = ((await fsOp(s.session, "stat", { path: cwd })).entry as { type?: unknown } | undefined)?.type;
+    } catch (e) {
+      if (e instanceof EnvdFsError && e.connectCode === "not_found")
+        throw new ApiError(400, `cwd '${cwd}' does not exist`, "invalid_argument");
+      throw e;
+    }
+    if (type !== "FILE_TYPE_DIRECTORY")
+      throw new ApiError(400, `fork/exec /bin/bash: chdir ${cwd}: not a directory`, "invalid_argument");
   }
 
   /** `filesystem.Filesystem/WatchDir`: inotify in the sandbox, its events as they come, until the client goes. */

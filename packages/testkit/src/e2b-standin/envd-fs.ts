@@ -126,7 +126,9 @@ def place(r):
         try:
             ensure_dirs(os.path.dirname(p))
             if os.path.isdir(p): raise Err('invalid_argument', 'path is a directory: %s' % p)
-            with open(t, 'rb') as src, open(p, 'wb') as dst: shutil.copyfileobj(src, dst, 1 << 20)
+            try: dst = open(p, 'wb')
+            except OSError as x: raise Err('internal', 'error opening file: %s' % x)
+            with open(t, 'rb') as src, dst: shutil.copyfileobj(src, dst, 1 << 20)
         finally:
             try: os.remove(t)
             except OSError: pass
