@@ -5,6 +5,12 @@ import { main } from "./cli.js";
 // notice out of it (a user can still opt in by setting the variable to anything else).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 
+// A reader that goes away (`| head`) is an interruption like Ctrl-C: the command is killed and the session
+// closed, rather than the CLI dying on EPIPE with the session left behind.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.kill(process.pid, "SIGTERM");
+});
+
 const code = await main(process.argv.slice(2), {
   stdout: (s) => process.stdout.write(s),
   stderr: (s) => process.stderr.write(s),

@@ -1,25 +1,47 @@
-import { accessSync, constants, readFileSync, writeFileSync } from "node:fs";
+import { accessSync, constants, readFileSync } from "node:fs";
 import { delimiter, join } from "node:path";
 import { parseArgs } from "node:util";
 import {
+  CancelledError,
   codecs,
   commandOutcome,
   createRunnerRegistry,
+  MissingDependencyError,
   type RemoteRunnerSession,
   type RunnerCapabilities,
+  type RunnerCommandHandle,
+  type RunnerCommandRequestInput,
   type RunnerCommandResult,
   type RunnerDestination,
   RunnerError,
+  type RunnerSessionState,
+  SessionNotFoundError,
+  UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { parse as parseToml } from "smol-toml";
+import { checkDestination, download, openSource, upload } from "./copy.js";
+import { missingWith } from "./missing-deps.js";
+import { createProgress, humanBytes, transferSummary } from "./progress.js";
 import { loadProviders } from "./providers.js";
+import {
+  canDelete,
+  deleteHttpSnapshot,
+  findSnapshot,
+  forgetSnapshot,
+  type IndexedSnapshot,
+  listSnapshots,
+  recordSnapshot,
+} from "./snapshots.js";
 import {
   checkHttpState,
   checkLocalState,
+  checkPrivateFile,
   StateGoneError,
   StateRefusedError,
   writePrivateFile,
 } from "./state-check.js";
+import { describeConnectionError, describeFsError, errnoOf } from "./sys-errors.js";
+import { forwardInput, onDroppedInput, type StdinMode, stdinMode, terminalSize } from "./terminal.js";
 
 export const VERSION = "0.1.0";
 
@@ -31,6 +53,7 @@ export const EXIT = {
   config: 3,
   provider: 4,
   timeout: 124,
+  interrupted: 130,
   killed: 137,
 } as const;
 
@@ -61,13 +84,14 @@ Commands:
   exec --destination D -- PROGRAM ARGS   run a command (streams output, exits with its code)
   cp SRC DST                             copy between host paths and runner:PATH
   export PATH [--recursive]              export an artifact to the destination's bucket
-  snapshot                               snapshot a kept session
-  close                                  close a kept session
+  snapshot [list|restore ID|rm ID]       snapshot a kept session; list, restore, delete snapshots
+  close                                  close a kept session (idempotent)
   serve [--provider local]               serve the HTTP runner protocol in front of a provider
   sweep --provider P --owner O          remove expired sessions a crashed caller left (fly, e2b, local, http)
 
 Run 'roder-runner <command> --help' for a command's options.
-Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 provider/API error, 124 timeout, 137 killed;
+Exit codes: 0 ok, 1 failure, 2 usage, 3 configuration, 4 provider/API error, 124 timeout, 130 interrupted,
+137 killed;
 exec exits with the command's own code.
 Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, FLY_API_TOKEN, ...).`,
   providers:
@@ -76,15 +100,25 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
   --destination, -d FILE|ID   destination JSON/TOML file, or a built-in id: local
   --session, -s FILE|-        resume the session stored in FILE (from --keep); - reads stdin
   --keep                      leave the session up and write its RunnerSessionState JSON
-  --state-out FILE|-          where --keep writes the state (file, mode 0600; - = stdout; default stderr)
+  --state-out FILE|-          where --keep writes the state (file, mode 0600; - = stdout, and the command's
+                              stdout then goes to stderr; default stderr)
+  -i, --interactive           keep stdin open and forward it (also from a terminal); piped stdin is
+                              forwarded without -i
+  -t, --tty                   run the command on a terminal (size from ours, resized with it; our terminal
+                              in raw mode, so Ctrl-C reaches the command)
   --timeout MS                kill the command after MS milliseconds (exit 124)
   --cwd PATH                  working directory (runner path)
   --env K=V                   environment pair (repeatable)`,
-  cp: "Usage: roder-runner cp (--destination D | --session S) [--keep] SRC DST\n  One of SRC/DST is runner:PATH, the other a host path; - is stdin (as SRC) or stdout (as DST).",
+  cp: "Usage: roder-runner cp (--destination D | --session S) [--keep] SRC DST\n  One of SRC/DST is runner:PATH, the other a host path; - is stdin (as SRC) or stdout (as DST).\n  Streams with bounded memory; progress (bytes, percent, rate) on a terminal.",
   export:
     "Usage: roder-runner export (--destination D | --session S) PATH [--recursive]\n  Prints the RunnerArtifactExportResult as JSON; shows progress on a terminal.",
-  snapshot: "Usage: roder-runner snapshot --session S\n  Prints the RunnerSnapshotRef as JSON.",
-  close: "Usage: roder-runner close --session S",
+  snapshot: `Usage: roder-runner snapshot --session S           take one: prints the RunnerSnapshotRef as JSON
+       roder-runner snapshot list [--json]            the snapshots taken from this CLI
+       roder-runner snapshot restore ID|FILE [--state-out FILE|-]
+                                                      a new session from it; its state on stdout (or FILE)
+       roder-runner snapshot rm ID|FILE               delete it (local store, runner server) and forget it
+  The index lives in RODER_RUNNER_STATE_DIR (default $XDG_STATE_HOME/roder-runner or ~/.local/state/roder-runner).`,
+  close: "Usage: roder-runner close --session S\n  Idempotent: a session already closed or expired exits 0.",
   sweep:
     "Usage: roder-runner sweep --provider fly|e2b|local|http --owner OWNER [--app APP] [--root DIR] [--url URL] [--dry-run] [--json]\n  Lists the sessions tagged with owner OWNER and removes those past their expiry.\n  fly: in app APP (needs --app); e2b: E2B_API_KEY; local: workspaces under DIR (default the provider's root);\n  http: the server at URL (or RODER_RUNNER_HTTP_URL), token RODER_RUNNER_HTTP_TOKEN.",
   serve: `Usage: roder-runner serve [--provider local] [--port N] [--host 127.0.0.1] [options]
@@ -146,16 +180,6 @@ export function loadDestination(ref: string): RunnerDestination {
   }
 }
 
-function humanBytes(n: number): string {
-  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${i === 0 ? Math.round(n) : n.toFixed(1)} ${units[i]}`;
-}
-
 function capsLine(c: RunnerCapabilities): string {
   const flags = (
     [
@@ -176,6 +200,20 @@ function capsLine(c: RunnerCapabilities): string {
 
 function mapError(error: unknown): CliError {
   if (error instanceof CliError) return error;
+  if (error instanceof StateRefusedError) return new CliError(error.message, EXIT.config);
+  if (CancelledError.isInstance(error)) return new CliError("interrupted", EXIT.interrupted);
+  if (MissingDependencyError.isInstance(error)) {
+    // Name every missing package of the group at once: one install line, not one per try.
+    const all = missingWith(error.dependency);
+    const purpose = error.message.split(" needs '")[0];
+    return new CliError(
+      `${purpose} needs ${all.join(", ")}, ${all.length > 1 ? "which are" : "which is"} not installed`,
+      EXIT.config,
+      `npm install ${all.join(" ")}`,
+    );
+  }
+  const connection = describeConnectionError(error);
+  if (connection) return new CliError(connection, EXIT.provider);
   if (RunnerError.isInstance(error)) {
     const config = [
       "invalid_destination_config",
@@ -188,14 +226,22 @@ function mapError(error: unknown): CliError {
       "path_outside_workspace",
       "invalid_request",
     ].includes(error.code);
-    const hint =
-      error.code === "missing_secret"
-        ? "set the variables named above"
-        : error.code === "unknown_provider"
-          ? "install the provider package, e.g. npm install @roder/runner-e2b"
-          : undefined;
+    if (error.code === "unknown_provider") {
+      const id = /'([^']+)'/.exec(error.message)?.[1];
+      const pkg = id === "e2b" ? "@roder/runner-e2b" : undefined;
+      return new CliError(
+        error.message,
+        EXIT.config,
+        pkg
+          ? `npm install ${missingWith(pkg).join(" ")}`
+          : "install the provider package, e.g. npm install @roder/runner-e2b",
+      );
+    }
+    const hint = error.code === "missing_secret" ? "set the variables named above" : undefined;
     return new CliError(error.message, config ? EXIT.config : EXIT.provider, hint);
   }
+  const fs = describeFsError(error);
+  if (fs) return new CliError(fs, EXIT.failure);
   return new CliError((error as Error)?.message ?? String(error), EXIT.failure);
 }
 
@@ -240,6 +286,8 @@ async function run(argv: string[], io: Io): Promise<number> {
         destination: { type: "string", short: "d" },
         session: { type: "string", short: "s" },
         keep: { type: "boolean" },
+        interactive: { type: "boolean", short: "i" },
+        tty: { type: "boolean", short: "t" },
         "state-out": { type: "string" },
         timeout: { type: "string" },
         cwd: { type: "string" },
@@ -369,35 +417,59 @@ async function run(argv: string[], io: Io): Promise<number> {
   }
 
   // Commands that need a session.
-  const openSession = async (): Promise<{ session: RemoteRunnerSession; resumed: boolean }> => {
-    if (typeof v.session === "string") {
-      let text: string;
-      try {
-        text = readFileSync(v.session === "-" ? 0 : v.session, "utf8");
-      } catch {
+  // Ctrl-C / SIGTERM / SIGHUP (and a closed stdout): a running command is killed (its result says so, exit
+  // 137); otherwise the pending call is aborted (exit 130). Either way the session is closed, or its state
+  // written with --keep, before the CLI exits: no session is left behind. A second signal exits at once.
+  const abort = new AbortController();
+  let onInterrupt: (() => void) | undefined;
+  let interrupts = 0;
+  const interrupt = () => {
+    interrupts += 1;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    if (onInterrupt) onInterrupt();
+    else abort.abort();
+  };
+  const stopSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
+  const readState = (): { state: RunnerSessionState; where: string } => {
+    const where = v.session === "-" ? "stdin" : String(v.session);
+    let text: string;
+    try {
+      text = readFileSync(v.session === "-" ? 0 : String(v.session), "utf8");
+    } catch (error) {
+      throw new CliError(
+        `cannot read session state file ${where}: ${describeFsError(error)?.replace(/^cannot \w+ [^:]+: /, "") ?? (error as Error).message}`,
+        EXIT.config,
+        "write one with 'roder-runner exec --keep --state-out FILE'",
+      );
+    }
+    return { state: codecs.RunnerSessionState.decode(text.trim()), where };
+  };
+  const checkState = (state: RunnerSessionState, where: string) => {
+    // A state file is data, not authority: what it names must be the runner's own before anything runs, and
+    // above all before `close` deletes or unmounts anything.
+    try {
+      if (state.provider_id === "unix-local") checkLocalState(state);
+      if (state.provider_id === "http") checkHttpState(state, io.env.RODER_RUNNER_HTTP_URL);
+    } catch (error) {
+      if (error instanceof StateGoneError) throw new CliError(error.message, EXIT.provider);
+      if (error instanceof StateRefusedError)
         throw new CliError(
-          `cannot read session state file ${v.session}`,
+          `refusing the session state in ${where}: ${error.message}; nothing was touched`,
           EXIT.config,
-          "write one with 'roder-runner exec --keep --state-out FILE'",
+          "use a state file written by 'roder-runner exec --keep --state-out FILE' on this machine",
         );
-      }
-      const state = codecs.RunnerSessionState.decode(text.trim());
-      // A state file is data, not authority: what it names must be the runner's own before anything runs,
-      // and above all before `close` deletes or unmounts anything.
-      try {
-        if (state.provider_id === "unix-local") checkLocalState(state);
-        if (state.provider_id === "http") checkHttpState(state, io.env.RODER_RUNNER_HTTP_URL);
-      } catch (error) {
-        if (error instanceof StateGoneError) throw new CliError(error.message, EXIT.provider);
-        if (error instanceof StateRefusedError)
-          throw new CliError(
-            `refusing the session state in ${v.session === "-" ? "stdin" : v.session}: ${error.message}; nothing was touched`,
-            EXIT.config,
-            "use a state file written by 'roder-runner exec --keep --state-out FILE' on this machine",
-          );
-        throw error;
-      }
-      return { session: await registry.resumeSession(state), resumed: true };
+      throw error;
+    }
+  };
+  /** `owned`: made by this run (created, or restored from a snapshot): closed at the end unless --keep. */
+  const openSession = async (): Promise<{ session: RemoteRunnerSession; owned: boolean }> => {
+    if (typeof v.session === "string") {
+      const { state, where } = readState();
+      checkState(state, where);
+      // A state holding a snapshot restores into a new session: this run owns it.
+      const session = await registry.resumeSession(state, { signal: abort.signal });
+      return { session, owned: state.snapshot !== null };
     }
     if (typeof v.destination !== "string")
       throw new CliError(
@@ -407,7 +479,10 @@ async function run(argv: string[], io: Io): Promise<number> {
       );
     const destination = loadDestination(v.destination);
     try {
-      return { session: await registry.createSession(destination), resumed: false };
+      return {
+        session: await registry.createSession(destination, { signal: abort.signal }),
+        owned: true,
+      };
     } catch (error) {
       // A provider that is not set up (no API answer: a variable it needs is unset) is a configuration
       // problem, whatever error class the provider used for it. A refusal by the API stays a provider error.
@@ -425,20 +500,61 @@ async function run(argv: string[], io: Io): Promise<number> {
       throw error;
     }
   };
-  const finish = async (session: RemoteRunnerSession, resumed: boolean) => {
-    if (v.keep) {
-      const state = `${codecs.RunnerSessionState.encode(session.state())}\n`;
-      if (v["state-out"] === "-") io.stdout(state);
-      else if (typeof v["state-out"] === "string") {
-        try {
-          writePrivateFile(v["state-out"], state);
-        } catch (error) {
-          if (error instanceof StateRefusedError)
-            throw new CliError(`--state-out: ${error.message}`, EXIT.config, "pass a path of your own");
-          throw error;
-        }
-      } else io.stderr(`session state: ${state}`);
-    } else if (!resumed || command === "close") await session.close();
+  const stateOut = v["state-out"] as string | undefined;
+  if (stateOut !== undefined && !v.keep && command !== "snapshot")
+    throw new CliError("--state-out applies with --keep", EXIT.usage, "add --keep to leave the session up");
+  /** Writes a session's state where --state-out says (stdout for `-`; default stderr, or stdout for restore). */
+  const writeState = (session: RemoteRunnerSession, fallback: "stderr" | "stdout") => {
+    const state = `${codecs.RunnerSessionState.encode(session.state())}\n`;
+    if (stateOut === "-" || (stateOut === undefined && fallback === "stdout")) io.stdout(state);
+    else if (stateOut !== undefined) {
+      try {
+        writePrivateFile(stateOut, state);
+      } catch (error) {
+        if (error instanceof StateRefusedError)
+          throw new CliError(`--state-out: ${error.message}`, EXIT.config, "pass a path of your own");
+        throw error;
+      }
+    } else io.stderr(`session state: ${state}`);
+  };
+  /** The state file must be writable before a session is made for it (else the session would be orphaned). */
+  const checkStateOut = () => {
+    if (stateOut === undefined || stateOut === "-") return;
+    try {
+      checkPrivateFile(stateOut);
+    } catch (error) {
+      if (error instanceof StateRefusedError)
+        throw new CliError(`--state-out: ${error.message}`, EXIT.config, "pass a path of your own");
+      throw error;
+    }
+  };
+  /**
+   * Runs `fn` on the session, then closes it (a session this run made) or writes its state (--keep). When the
+   * state cannot be written, a session this run made is closed rather than left behind.
+   */
+  const withSession = async <T>(fn: (session: RemoteRunnerSession) => Promise<T>): Promise<T> => {
+    checkStateOut();
+    for (const s of stopSignals) process.on(s, interrupt);
+    let opened: { session: RemoteRunnerSession; owned: boolean } | undefined;
+    try {
+      opened = await openSession();
+      if (abort.signal.aborted) throw new CliError("interrupted", EXIT.interrupted);
+      return await fn(opened.session);
+    } finally {
+      for (const s of stopSignals) process.off(s, interrupt);
+      if (opened) {
+        const { session, owned } = opened;
+        if (v.keep) {
+          try {
+            writeState(session, "stderr");
+          } catch (error) {
+            if (owned) await session.close().catch(() => {});
+            // biome-ignore lint/correctness/noUnsafeFinally: the state could not be handed over; that is the error
+            throw error;
+          }
+        } else if (owned) await session.close();
+      }
+    }
   };
 
   if (command === "exec") {
@@ -456,10 +572,23 @@ async function run(argv: string[], io: Io): Promise<number> {
     const timeout = v.timeout === undefined ? undefined : Number(v.timeout);
     if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0))
       throw new CliError("--timeout takes a positive number of milliseconds", EXIT.usage);
-    const { session, resumed } = await openSession();
-    try {
+    if (v.session === "-" && (v.tty || v.interactive))
+      throw new CliError(
+        "-i and -t forward stdin, and --session - reads the state from it",
+        EXIT.usage,
+        "pass the state as a file: --session FILE",
+      );
+    const mode = stdinMode({
+      tty: v.tty === true,
+      interactive: v.interactive === true,
+      stateOnStdin: v.session === "-",
+    });
+    // With the state on stdout (--state-out -), the command's stdout goes to stderr: `state=$(…)` gets the state
+    // alone.
+    const out = v.keep && stateOut === "-" ? io.stderr : io.stdout;
+    return withSession(async (session) => {
       const request = {
-        command_id: `cli-${Date.now()}`,
+        command_id: `cli-${process.pid}-${Date.now()}`,
         program: tail[0]!,
         args: tail.slice(1),
         cwd: (v.cwd as string | undefined) ?? null,
@@ -467,20 +596,33 @@ async function run(argv: string[], io: Io): Promise<number> {
         ...(timeout ? { timeout_ms: timeout } : {}),
       };
       let result: RunnerCommandResult;
+      const provider = session.state().provider_id;
+      const dropped = () =>
+        io.stderr(
+          `roder-runner: warning: stdin is not forwarded: provider '${provider}' cannot write to a running command's stdin\n`,
+        );
       if (session.startCommand) {
-        const handle = await session.startCommand(request);
-        // Ctrl-C / SIGTERM kill the remote command; its result then reports the kill (exit 137).
-        const onSignal = () => void handle.kill();
-        process.once("SIGINT", onSignal);
-        process.once("SIGTERM", onSignal);
-        for await (const chunk of handle.output)
-          (chunk.stream === "stdout" ? io.stdout : io.stderr)(chunk.data);
-        result = await handle.wait();
-        process.off("SIGINT", onSignal);
-        process.off("SIGTERM", onSignal);
+        const handle = await startWithInput(session, request, mode);
+        // Signals kill the remote command; its result then reports the kill (exit 137).
+        onInterrupt = () => void handle.kill();
+        const stopInput =
+          handle.write || mode === "none" ? forwardInput(handle, mode, io.env) : onDroppedInput(dropped);
+        try {
+          for await (const chunk of handle.output) (chunk.stream === "stdout" ? out : io.stderr)(chunk.data);
+          result = await handle.wait();
+        } finally {
+          stopInput();
+          onInterrupt = undefined;
+        }
       } else {
-        result = await session.runCommand(request);
-        io.stdout(result.stdout);
+        if (mode === "pty" || mode === "interactive")
+          throw new CliError(
+            `provider '${session.state().provider_id}' cannot stream a command, so -i and -t cannot work`,
+            EXIT.provider,
+          );
+        const stopInput = mode === "piped" ? onDroppedInput(dropped) : () => {};
+        result = await session.runCommand(request, { signal: abort.signal }).finally(stopInput);
+        out(result.stdout);
         io.stderr(result.stderr);
       }
       const outcome = commandOutcome(result);
@@ -489,9 +631,37 @@ async function run(argv: string[], io: Io): Promise<number> {
         return EXIT.timeout;
       }
       return result.exit_code ?? EXIT.killed;
-    } finally {
-      await finish(session, resumed);
+    });
+  }
+
+  /** Starts the command attached as `mode` says; a piped stdin the provider cannot take is warned about. */
+  async function startWithInput(
+    session: RemoteRunnerSession,
+    request: RunnerCommandRequestInput,
+    mode: StdinMode,
+  ): Promise<RunnerCommandHandle> {
+    const provider = session.state().provider_id;
+    const attach =
+      mode === "pty" ? { pty: terminalSize(io.env) } : mode === "none" ? {} : { stdin: true as const };
+    let handle: RunnerCommandHandle;
+    try {
+      handle = await session.startCommand!({ ...request, ...attach }, { signal: abort.signal });
+    } catch (error) {
+      // A piped stdin the provider cannot take: warned about if input actually comes (see onDroppedInput).
+      if (mode !== "piped" || !UnsupportedCapabilityError.isInstance(error)) throw error;
+      return session.startCommand!(request, { signal: abort.signal });
     }
+    if (mode !== "none" && !handle.write) {
+      if (mode !== "piped") {
+        await handle.kill();
+        await handle.wait();
+        throw new CliError(
+          `provider '${provider}' cannot write to a running command's stdin, so ${mode === "pty" ? "-t" : "-i"} cannot work`,
+          EXIT.provider,
+        );
+      }
+    }
+    return handle;
   }
 
   if (command === "cp") {
@@ -505,68 +675,244 @@ async function run(argv: string[], io: Io): Promise<number> {
     const remote = (p: string) => p.startsWith("runner:");
     if (remote(src) === remote(dst))
       throw new CliError("exactly one of SRC and DST must be runner:PATH", EXIT.usage);
-    const { session, resumed } = await openSession();
-    try {
-      if (remote(dst)) {
-        await session.writeFile({
-          path: dst.slice(7),
-          contents: new Uint8Array(readFileSync(src === "-" ? 0 : src)),
-        });
-      } else {
-        const r = await session.readFile({ path: src.slice(7) });
-        if (dst === "-") io.stdout(r.contents);
-        else writeFileSync(dst, r.contents);
-      }
+    if (dst === "-" && stateOut === "-")
+      throw new CliError("cp to stdout and --state-out - would mix the file and the state", EXIT.usage);
+    if (src === "-" && v.session === "-")
+      throw new CliError("cp from stdin and --session - would both read stdin", EXIT.usage);
+    // Open the host side first: a missing source or an unwritable target fails before a session is made.
+    if (!remote(src) && src !== "-") openSource(src).stream.destroy();
+    if (!remote(dst)) checkDestination(dst);
+    const started = Date.now();
+    const progress = (total: number | undefined) =>
+      createProgress({
+        label: `cp ${src}`,
+        total,
+        enabled: io.isTTY,
+        write: (s) => io.stderr(s),
+      });
+    return withSession(async (session) => {
+      const moved = remote(dst)
+        ? await upload(session, src, dst.slice(7), progress, abort.signal)
+        : await download(session, src.slice(7), dst, io.stdout, progress, abort.signal);
+      if (io.isTTY) io.stderr(`copied ${src} → ${dst}: ${transferSummary(moved, started)}\n`);
       return EXIT.ok;
-    } finally {
-      await finish(session, resumed);
-    }
+    });
   }
 
   if (command === "export") {
     const [path] = parsed.positionals;
     if (!path) throw new CliError("export needs a PATH", EXIT.usage);
-    const { session, resumed } = await openSession();
-    try {
-      // The contract's export call reports no progress mid-transfer, so a terminal sees the elapsed time while
-      // it runs and the bytes moved and the rate when it ends; piped output gets only the JSON.
+    if (stateOut === "-")
+      throw new CliError(
+        "export prints its result on stdout: --state-out - would mix it with the state",
+        EXIT.usage,
+        "pass --state-out FILE",
+      );
+    return withSession(async (session) => {
+      // The export call reports no progress mid-transfer: a terminal sees the size (measured first), the
+      // elapsed time while it runs, and the bytes, 100% and the rate when it ends; piped output gets only the
+      // JSON.
+      const total = io.isTTY ? await measure(session, path, v.recursive === true) : undefined;
       const started = Date.now();
+      const label = `exporting ${path}${total !== undefined ? ` (${humanBytes(total)}${v.recursive ? " of files" : ""})` : ""}…`;
       const ticker = io.isTTY
         ? setInterval(
-            () => io.stderr(`\r\x1b[Kexporting ${path}… ${((Date.now() - started) / 1000).toFixed(1)} s`),
+            () => io.stderr(`\r\x1b[K${label} ${((Date.now() - started) / 1000).toFixed(1)} s`),
             200,
           )
         : undefined;
-      const result = await session.exportArtifact({ path, recursive: Boolean(v.recursive) }).finally(() => {
-        clearInterval(ticker);
-        if (io.isTTY) io.stderr("\r\x1b[K");
-      });
+      const result = await session
+        .exportArtifact({ path, recursive: Boolean(v.recursive) }, { signal: abort.signal })
+        .finally(() => {
+          clearInterval(ticker);
+          if (io.isTTY) io.stderr("\r\x1b[K");
+        });
       const meta = result.metadata as { size?: number } | null;
-      if (io.isTTY && typeof meta?.size === "number") {
-        const s = Math.max((Date.now() - started) / 1000, 0.001);
-        io.stderr(
-          `exported ${path}: ${humanBytes(meta.size)} (${meta.size} bytes) in ${s.toFixed(1)} s, ${humanBytes(meta.size / s)}/s\n`,
-        );
-      }
+      if (io.isTTY && typeof meta?.size === "number")
+        io.stderr(`exported ${path}: ${transferSummary(meta.size, started)}\n`);
       io.stdout(`${codecs.RunnerArtifactExportResult.encodePretty(result)}\n`);
       return EXIT.ok;
-    } finally {
-      await finish(session, resumed);
-    }
+    });
   }
 
-  if (command === "snapshot" || command === "close") {
-    if (typeof v.session !== "string") throw new CliError(`${command} needs --session FILE`, EXIT.usage);
-    const { session } = await openSession();
-    if (command === "snapshot") {
-      const snap = await session.snapshot();
-      io.stdout(`${snap ? codecs.RunnerSnapshotRef.encodePretty(snap) : "null"}\n`);
-      return EXIT.ok;
+  if (command === "snapshot") return snapshotCommand();
+
+  if (command === "close") {
+    if (typeof v.session !== "string") throw new CliError("close needs --session FILE", EXIT.usage);
+    const { state, where } = readState();
+    // Closing is idempotent: a session already closed (or expired) is not an error.
+    try {
+      checkState(state, where);
+      const session = await registry.resumeSession(state);
+      await session.close();
+    } catch (error) {
+      if (error instanceof CliError && error.exitCode === EXIT.provider) return EXIT.ok; // gone
+      if (SessionNotFoundError.isInstance(error)) return EXIT.ok;
+      throw error;
     }
-    await session.close();
     return EXIT.ok;
   }
   throw new CliError(`unknown command '${command}'`, EXIT.usage);
+
+  async function snapshotCommand(): Promise<number> {
+    const [sub, ref] = parsed.positionals;
+    if (sub === undefined) {
+      if (typeof v.session !== "string")
+        throw new CliError("snapshot needs --session FILE (or list, restore ID, rm ID)", EXIT.usage);
+      return withSession(async (session) => {
+        const snap = await session.snapshot({ signal: abort.signal });
+        if (snap) {
+          try {
+            recordSnapshot(io.env, snap, session.state());
+          } catch (error) {
+            io.stderr(
+              `roder-runner: warning: the snapshot was taken but not recorded for 'snapshot list': ${(error as Error).message}\n`,
+            );
+          }
+        }
+        io.stdout(`${snap ? codecs.RunnerSnapshotRef.encodePretty(snap) : "null"}\n`);
+        return EXIT.ok;
+      });
+    }
+    if (sub === "list") {
+      const all = listSnapshots(io.env);
+      if (v.json) {
+        io.stdout(
+          `${JSON.stringify(
+            all.map((e) => JSON.parse(codecs.RunnerSnapshotRef.encode(e.ref))),
+            null,
+            2,
+          )}\n`,
+        );
+        return EXIT.ok;
+      }
+      const rows = all.map((e) => {
+        const m = (e.ref.metadata ?? {}) as { size?: unknown; created_at?: unknown };
+        return [
+          e.ref.snapshot_id,
+          e.ref.provider_id,
+          typeof m.size === "number" ? humanBytes(m.size) : "-",
+          typeof m.created_at === "string" ? m.created_at : "-",
+          e.state.session_id || "-",
+        ];
+      });
+      const head = ["SNAPSHOT", "PROVIDER", "SIZE", "CREATED", "FROM SESSION"];
+      const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+      for (const r of [head, ...rows])
+        io.stdout(
+          `${r
+            .map((c, i) => c.padEnd(w[i]!))
+            .join("  ")
+            .trimEnd()}\n`,
+        );
+      return EXIT.ok;
+    }
+    if (sub !== "restore" && sub !== "rm")
+      throw new CliError(
+        `unknown snapshot command '${sub}'`,
+        EXIT.usage,
+        "snapshot list | restore ID | rm ID",
+      );
+    if (!ref) throw new CliError(`snapshot ${sub} needs a snapshot id or ref file`, EXIT.usage);
+    const entry = resolveSnapshot(ref);
+    if (sub === "rm") {
+      const provider = registry.get(entry.ref.provider_id);
+      if (canDelete(provider)) await provider.deleteSnapshot(entry.ref);
+      else if (entry.ref.provider_id === "http") {
+        checkState(entry.state, ref);
+        await deleteHttpSnapshot(entry.ref, io.env);
+      } else
+        throw new CliError(
+          `provider '${entry.ref.provider_id}' cannot delete snapshots from here`,
+          EXIT.provider,
+          "delete it with the provider's own tools; 'snapshot rm' then only forgets it",
+        );
+      forgetSnapshot(io.env, entry.ref.snapshot_id);
+      return EXIT.ok;
+    }
+    // restore: a new session from the snapshot, its state written like --keep (stdout by default).
+    checkState(entry.state, ref);
+    checkStateOut();
+    for (const s of stopSignals) process.on(s, interrupt);
+    try {
+      const session = await registry.resumeSession(entry.state, { signal: abort.signal });
+      try {
+        if (abort.signal.aborted) throw new CliError("interrupted", EXIT.interrupted);
+        writeState(session, "stdout");
+      } catch (error) {
+        await session.close().catch(() => {});
+        throw error;
+      }
+      return EXIT.ok;
+    } finally {
+      for (const s of stopSignals) process.off(s, interrupt);
+    }
+  }
+
+  /** A snapshot id of the index, or a file holding a `RunnerSnapshotRef` (from `snapshot`) or a state with one. */
+  function resolveSnapshot(ref: string): IndexedSnapshot {
+    const indexed = findSnapshot(io.env, ref);
+    if (indexed) return indexed;
+    let raw: Record<string, unknown>;
+    try {
+      raw = JSON.parse(readFileSync(ref, "utf8")) as Record<string, unknown>;
+    } catch (error) {
+      throw new CliError(
+        `'${ref}' is neither a snapshot in the index nor a readable JSON file${errnoOf(error) ? ` (${errnoOf(error)!.code})` : ""}`,
+        EXIT.config,
+        "'roder-runner snapshot list' shows the snapshots taken from this CLI",
+      );
+    }
+    if (raw.snapshot && typeof raw.session_id === "string") {
+      const state = codecs.RunnerSessionState.parse(raw);
+      return { ref: state.snapshot!, state };
+    }
+    const snap = codecs.RunnerSnapshotRef.parse(raw);
+    const known = findSnapshot(io.env, snap.snapshot_id);
+    if (known) return known;
+    if (snap.provider_id === "unix-local" && command === "snapshot" && parsed.positionals[0] === "restore")
+      throw new CliError(
+        `snapshot '${snap.snapshot_id}' is not in this CLI's index: a unix-local snapshot restores with the state of the session it was taken from`,
+        EXIT.config,
+        "restore it by id as the user who took it (same RODER_RUNNER_STATE_DIR), or pass a session state whose snapshot field is this ref",
+      );
+    return {
+      ref: snap,
+      state: {
+        provider_id: snap.provider_id,
+        session_id: "",
+        destination_id: "restored",
+        snapshot: snap,
+        metadata: {},
+      },
+    };
+  }
+}
+
+/** Bytes a path holds (a directory's files summed), for the export progress line; undefined when unknown. */
+async function measure(
+  session: RemoteRunnerSession,
+  path: string,
+  recursive: boolean,
+): Promise<number | undefined> {
+  try {
+    const r = await session.runCommand({
+      command_id: `cli-measure-${process.pid}-${Date.now()}`,
+      program: "sh",
+      args: [
+        "-c",
+        recursive
+          ? 'find "$1" -type f -exec wc -c {} + | awk \'$2 != "total" { s += $1 } END { print s + 0 }\''
+          : 'wc -c < "$1"',
+        "sh",
+        path,
+      ],
+    });
+    const n = Number(r.stdout.trim());
+    return r.exit_code === 0 && Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Path of an executable on PATH, or null. */

@@ -148,3 +148,26 @@ export function writePrivateFile(path: string, text: string): void {
     closeSync(fd);
   }
 }
+
+/**
+ * Checks before a session is made that `path` can take a state file: opened (created empty if missing) without
+ * following a symlink, a regular file of this user. Nothing is truncated.
+ */
+export function checkPrivateFile(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new StateRefusedError(
+      code === "ELOOP" ? `${path} is a symbolic link: not followed` : `cannot write ${path} (${code})`,
+    );
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || (uid() >= 0 && st.uid !== uid()))
+      throw new StateRefusedError(`${path} is not a regular file of this user`);
+  } finally {
+    closeSync(fd);
+  }
+}
