@@ -41,3 +41,36 @@ describeRunnerConformance({
   countLiveSessions: () => server.sessionCount(),
   fileStreams: true,
 });
+
+// In front of an isolated backend (one bubblewrap per session), the file API addresses the sandbox's whole
+// view through the server too: the server says so in its create answer (`file_scope: "sandbox"`) and the client
+// leaves the confining to it (issue 23).
+let isolatedServer: RunnerServer;
+let isolatedUrl = "";
+describeRunnerConformance({
+  name: "http → server → unix-local (bwrap)",
+  setup: async () => {
+    isolatedServer = createRunnerServer({
+      provider: createLocalProvider(),
+      token: TOKEN,
+      isolation: "bwrap",
+    });
+    isolatedUrl = (await isolatedServer.listen(0)).url;
+  },
+  teardown: async () => {
+    await isolatedServer.close();
+  },
+  createProvider: () =>
+    createHttpRunnerProvider({ baseUrl: isolatedUrl, env: { RODER_RUNNER_HTTP_TOKEN: TOKEN } }),
+  destination: () => ({
+    id: "http-dest-bwrap",
+    provider_id: "http",
+    config: null,
+    default_manifest: { entries: [], mounts: [] },
+  }),
+  secretValues: [TOKEN],
+  fileScope: "sandbox",
+  fileStreams: true,
+  interactive: [],
+  countLiveSessions: () => isolatedServer.sessionCount(),
+});

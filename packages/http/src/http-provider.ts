@@ -19,6 +19,12 @@ import { DEFAULT_RETRY, type RetryPolicy } from "./http-retry.js";
 import { HttpRunnerSession } from "./http-session.js";
 import { createTransport } from "./http-transport.js";
 
+/** What a session's file API addresses, as the server says (an older server says nothing: the workspace). */
+const FileScopeSchema = z
+  .enum(["sandbox", "workspace"])
+  .nullish()
+  .transform((v) => v ?? "workspace");
+
 export interface HttpRunnerProviderSettings {
   /** Provider id (default `http`); a hosted service may register its own id. */
   id?: string;
@@ -123,7 +129,11 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
       operation: o.operation,
     });
     const created = z
-      .object({ session_id: z.string(), workspace_root: z.string().nullish() })
+      .object({
+        session_id: z.string(),
+        workspace_root: z.string().nullish(),
+        file_scope: FileScopeSchema,
+      })
       .parse(await res.json());
     if (o.signal?.aborted) {
       await t
@@ -140,6 +150,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
       destinationId: o.destinationId,
       baseUrl: o.baseUrl,
       workspaceRoot: created.workspace_root ?? null,
+      fileScope: created.file_scope,
     });
   };
 
@@ -193,7 +204,11 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
     },
     async resumeSession(state: RunnerSessionState, options?: RunnerCallOptions) {
       const meta = z
-        .object({ base_url: z.string().optional(), workspace_root: z.string().nullish() })
+        .object({
+          base_url: z.string().optional(),
+          workspace_root: z.string().nullish(),
+          file_scope: FileScopeSchema,
+        })
         .passthrough()
         .parse(state.metadata ?? {});
       const baseUrl = baseUrlFor(meta.base_url, "the session state");
@@ -220,7 +235,10 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
         sessionId: state.session_id,
       });
       const info = z
-        .object({ workspace_root: z.string().nullish() })
+        .object({
+          workspace_root: z.string().nullish(),
+          file_scope: z.enum(["sandbox", "workspace"]).nullish(),
+        })
         .passthrough()
         .parse(await res.json());
       return new HttpRunnerSession(t, {
@@ -229,6 +247,8 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
         destinationId: state.destination_id,
         baseUrl,
         workspaceRoot: info.workspace_root ?? meta.workspace_root ?? null,
+        // The server's word now; a state's only when the server (an older one) says nothing.
+        fileScope: info.file_scope ?? meta.file_scope,
       });
     },
   };

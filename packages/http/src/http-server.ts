@@ -417,6 +417,16 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     return typeof meta?.workspace_root === "string" ? meta.workspace_root : null;
   }
 
+  /**
+   * What the session's file API addresses: the backend session's own word (`metadata.file_scope`), else its
+   * provider's limits; `workspace` when neither says (the client then confines to the workspace too).
+   */
+  function fileScope(s: RemoteRunnerSession): "sandbox" | "workspace" {
+    const meta = s.state().metadata as { file_scope?: unknown } | null;
+    if (meta?.file_scope === "sandbox" || meta?.file_scope === "workspace") return meta.file_scope;
+    return describeProviderLimits(provider.id)?.file_scope === "sandbox" ? "sandbox" : "workspace";
+  }
+
   /** Host paths and backend ids of a session, each with what the client may see instead. */
   function hostPathsOf(s: RemoteRunnerSession, id: string): Array<[string, string]> {
     const st = s.state();
@@ -554,6 +564,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         session_id: id,
         snapshot,
         workspace_root: workspaceRoot(session),
+        file_scope: fileScope(session),
         ...(ignored.length ? { ignored_config_keys: ignored } : {}),
         ...(pinned.length ? { pinned_config_keys: pinned } : {}),
       }),
@@ -757,6 +768,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
             session_id: id,
             destination_id: e.destinationId,
             workspace_root: workspaceRoot(e.session),
+            file_scope: fileScope(e.session),
           }),
         );
       }

@@ -42,6 +42,11 @@ export class HttpRunnerSession implements RemoteRunnerSession {
       destinationId: string;
       baseUrl: string;
       workspaceRoot: string | null;
+      /**
+       * `sandbox`: the server's backend is isolated and its file API addresses the sandbox's whole view (the
+       * server confines); `workspace`: confined to the workspace here too, before anything is sent.
+       */
+      fileScope: "sandbox" | "workspace";
     },
   ) {}
 
@@ -60,6 +65,10 @@ export class HttpRunnerSession implements RemoteRunnerSession {
 
   /** Client-side confinement when the server told us the root (the server confines again). */
   private confine(path: string, access: "read" | "write" | "cwd"): void {
+    if (this.info.fileScope === "sandbox") {
+      if (path.includes("\u0000")) throw new RunnerError("invalid_request", "paths cannot contain NUL bytes");
+      return;
+    }
     if (this.info.workspaceRoot && access !== "read")
       confinePath(path, { root: this.info.workspaceRoot, access });
     else if (path.includes("\u0000")) confinePath(path, { root: this.info.workspaceRoot ?? "/", access });
@@ -75,6 +84,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
         base_url: this.info.baseUrl,
         provider: this.info.providerId,
         workspace_root: this.info.workspaceRoot,
+        file_scope: this.info.fileScope,
       },
     };
   }
