@@ -59,9 +59,51 @@ export const FlyDestinationConfigSchema = z
      * `true` for every mount, or the names of the mounts allowed (see @roder/runner-storage).
      */
     allow_credentials_in_sandbox: z.union([z.boolean(), z.array(z.string().min(1))]).optional(),
+    /**
+     * `agent`: the machine runs `roder-runner serve` and the provider speaks the HTTP runner protocol to it through
+     * the app's public address (`fly-force-instance-id`): no exec in the loop. `exec`: any image, every operation
+     * an exec of the Machines API. Default: `agent` when `image_has_agent` is true, else `exec`.
+     */
+    mode: z.enum(["agent", "exec"]).optional(),
+    /** The image has the agent (`roder-runner` on PATH, Node 20+): see packages/fly/agent/Dockerfile. */
+    image_has_agent: z.boolean().default(false),
+    /** The program that starts the agent in the machine (`serve` and its flags follow). */
+    agent_command: z
+      .array(z.string().min(1))
+      .min(1)
+      .default(() => ["roder-runner"]),
+    /** The agent's internal port (the app gets a service on it). */
+    agent_port: z.number().int().min(1).max(65535).default(8080),
+    /** The app's public address, `{app}` replaced: the provider reaches the agent there (agent mode). */
+    agent_url: z
+      .string()
+      .regex(/^https?:\/\/[^/]/, "an http(s) URL")
+      .default("https://{app}.fly.dev"),
+    /**
+     * A Fly volume created with the machine and mounted at `workspace_root` (deleted at close): the workspace
+     * then survives a stop/start, which rebuilds the machine's root filesystem from its image. Needs `region`.
+     */
+    volume: z
+      .object({
+        /** 1–500 GB (Fly's bounds). */
+        size_gb: z.number().int().min(1).max(500).default(1),
+        /** Fly volume names: lowercase letters, digits and underscores, at most 30 characters. */
+        name: z
+          .string()
+          .regex(/^[a-z0-9_]{1,30}$/, "lowercase letters, digits and underscores, at most 30 characters")
+          .default("roder_workspace"),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.volume && !c.region)
+      ctx.addIssue({
+        code: "custom",
+        path: ["region"],
+        message: "a Fly volume lives in one region: set region when volume is set",
+      });
     const size = guestSizeProblem(c.guest);
     if (size) ctx.addIssue({ code: "custom", path: ["guest"], message: size });
     if (c.suspend === true) {
@@ -70,6 +112,11 @@ export const FlyDestinationConfigSchema = z
     }
   });
 export type FlyDestinationConfig = z.infer<typeof FlyDestinationConfigSchema>;
+
+/** The mode a config runs in: its `mode`, else `agent` when the image has the agent, else `exec`. */
+export function flyMode(c: Pick<FlyDestinationConfig, "mode" | "image_has_agent">): "agent" | "exec" {
+  return c.mode ?? (c.image_has_agent ? "agent" : "exec");
+}
 
 const SHARED_CPUS = [1, 2, 4, 6, 8];
 const PERFORMANCE_CPUS = [1, 2, 4, 6, 8, 10, 12, 14, 16];

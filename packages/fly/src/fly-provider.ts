@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { promises as fs } from "node:fs";
+import { posix } from "node:path";
 import {
   CancelledError,
   confinePath,
@@ -21,11 +22,28 @@ import {
   mountManifestInSandbox,
   type SandboxMountRef,
 } from "@roder/runner-storage";
+import {
+  AGENT_TOKEN_ENV,
+  agentClient,
+  agentDestination,
+  agentInit,
+  agentServices,
+  agentState,
+  agentToken,
+  waitAgent,
+} from "./fly-agent.js";
+import { FlyAgentSession } from "./fly-agent-session.js";
 import { FlyApi, type FlyMachine, type RetryPolicy } from "./fly-api.js";
-import { type FlyDestinationConfig, FlyDestinationConfigSchema, parseFlyConfig } from "./fly-config.js";
+import {
+  type FlyDestinationConfig,
+  FlyDestinationConfigSchema,
+  flyMode,
+  parseFlyConfig,
+} from "./fly-config.js";
 import { DEFAULT_FLY_RATE_LIMIT, type FlyRateLimit, sharedFlyRateLimiter } from "./fly-rate-limit.js";
 import { CHECK_MARK, MARK } from "./fly-scripts.js";
 import { destroyMachine, FlySession } from "./fly-session.js";
+import { createVolume, deleteVolume, type FlyVolume, volumeMounts } from "./fly-volumes.js";
 import { FlyWorkspaceLostError } from "./fly-workspace-lost-error.js";
 
 export interface FlyProviderSettings {
@@ -52,6 +70,14 @@ export interface FlyProviderSettings {
   rateLimit?: FlyRateLimit | false;
   /** Largest part of a file, and of each output stream, moved by one exec (default 4 MiB). */
   chunkBytes?: number;
+  /**
+   * Agent mode: the secret the agent's per-session token is derived from (HMAC of the app and a per-session nonce
+   * kept in the state), so `resumeSession` in any process recovers the token and no state holds it. Default: the
+   * `agentSecretEnv` variable, else the Fly API token itself (whoever holds it can already exec in the machine).
+   */
+  agentSecret?: string;
+  /** Env variable holding the agent secret when `agentSecret` is not given (default `RODER_FLY_AGENT_SECRET`). */
+  agentSecretEnv?: string;
 }
 
 const CAPABILITIES: RunnerCapabilities = {
@@ -93,14 +119,25 @@ export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
   });
 }
 
-/** The Fly provider: its sessions are `FlySession`s (with `pause`). */
-export type FlyRunnerProvider = RemoteRunnerProviderOf<FlySession>;
+/** The Fly provider: its sessions are `FlySession`s (exec mode) or `FlyAgentSession`s (agent mode), both with `pause`. */
+export type FlyRunnerProvider = RemoteRunnerProviderOf<FlySession | FlyAgentSession>;
 
 export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunnerProvider {
   const env = () => settings.env ?? process.env;
   const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
   const owner = settings.owner ?? "roder-runners";
   const api = () => createFlyApi(settings);
+  const agentSecretEnv = settings.agentSecretEnv ?? "RODER_FLY_AGENT_SECRET";
+  const agentSecret = () => {
+    const secret = settings.agentSecret ?? env()[agentSecretEnv] ?? settings.token ?? env()[tokenEnv];
+    if (!secret)
+      throw new ProviderApiError({
+        providerId: "fly",
+        isRetryable: false,
+        message: `agent mode needs a secret to derive the agent's token: set ${agentSecretEnv} or ${tokenEnv}, or pass agentSecret`,
+      });
+    return secret;
+  };
   const tuning = { chunkBytes: settings.chunkBytes ?? 4 * 1024 * 1024 };
   if (!Number.isInteger(tuning.chunkBytes) || tuning.chunkBytes < 1024)
     throw new RangeError("fly: chunkBytes must be a whole number of bytes, at least 1024");
@@ -113,6 +150,12 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
         message: `destination is for provider '${d.provider_id}'`,
       });
     const config = parseFlyConfig(d.config);
+    if (flyMode(config) === "agent" && config.cmd)
+      throw new InvalidDestinationConfigError({
+        providerId: "fly",
+        message:
+          "cmd: in agent mode the machine runs the agent (agent_command serve …); set mode 'exec' to run cmd",
+      });
     checkSandboxMounts("fly", d.default_manifest.mounts, config.workspace_root, env(), {
       allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
     });
@@ -178,6 +221,18 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
     }
   }
 
+  /** The machine's state when it can no longer run the agent (stopped, failed, gone), else null. */
+  async function machineDown(a: FlyApi, config: FlyDestinationConfig, id: string): Promise<string | null> {
+    const m = await a
+      .call<FlyMachine>("GET", `/apps/${config.app}/machines/${id}`, {
+        idempotent: true,
+        operation: "get machine",
+        machineId: id,
+      })
+      .catch((error) => (SessionNotFoundError.isInstance(error) ? ({ state: "gone" } as FlyMachine) : null));
+    return m && !["started", "starting", "created"].includes(m.state) ? `machine ${m.state}` : null;
+  }
+
   return {
     id: "fly",
     capabilities: () => CAPABILITIES,
@@ -190,8 +245,10 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
     },
     async createSession(destination, options?: RunnerCallOptions) {
       const { d, config } = validate(destination);
+      const mode = flyMode(config);
       const a = api();
       const files: Array<{ guest_path: string; raw_value: string }> = [];
+      const entryFiles: Array<{ rel: string; abs: string }> = [];
       for (const e of d.default_manifest.entries) {
         const target = confinePath(e.target, { root: config.workspace_root, access: "write" });
         for (const f of await manifestSourceFiles(e.source).catch((err) => {
@@ -200,51 +257,135 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
             { cause: err },
           );
         })) {
-          files.push({
-            guest_path: f.rel ? `${target}/${f.rel}` : target,
-            raw_value: (await fs.readFile(f.abs)).toString("base64"),
-          });
+          const guest = f.rel ? `${target}/${f.rel}` : target;
+          if (mode === "agent")
+            entryFiles.push({ rel: posix.relative(config.workspace_root, guest), abs: f.abs });
+          else files.push({ guest_path: guest, raw_value: (await fs.readFile(f.abs)).toString("base64") });
         }
       }
+      const nonce = mode === "agent" ? randomBytes(16).toString("hex") : undefined;
+      // Derived before anything is created: a missing secret fails here.
+      const token = nonce ? agentToken(agentSecret(), config.app, nonce) : undefined;
+      if (options?.signal?.aborted) throw new CancelledError({ operation: "create session" });
       const now = Date.now();
+      const volume: FlyVolume | undefined = config.volume
+        ? await createVolume(a, config, options?.signal)
+        : undefined;
       const body = {
         ...(config.region ? { region: config.region } : {}),
         config: {
           image: config.image,
           ...(config.guest ? { guest: config.guest } : {}),
-          ...(config.cmd ? { init: { cmd: config.cmd } } : {}),
+          ...(token
+            ? {
+                init: { cmd: agentInit(config) },
+                env: { [AGENT_TOKEN_ENV]: token },
+                services: agentServices(config),
+              }
+            : config.cmd
+              ? { init: { cmd: config.cmd } }
+              : {}),
           metadata: {
             roder_owner: owner,
             roder_expires_at: new Date(now + config.ttl_seconds * 1000).toISOString(),
             roder_destination: d.id,
+            ...(volume ? { roder_volume: volume.id } : {}),
           },
           restart: { policy: "no" },
           auto_destroy: false,
           ...(files.length ? { files } : {}),
+          ...(volume ? { mounts: volumeMounts(config, volume.id) } : {}),
         },
       };
-      if (options?.signal?.aborted) throw new CancelledError({ operation: "create session" });
       // The create request itself is not aborted: a machine Fly made after the client hung up would be left
       // with no one knowing its id. An abort is honoured as soon as the answer is in (and destroys it).
-      const machine = await a.call<FlyMachine>("POST", `/apps/${config.app}/machines`, {
-        body,
-        idempotent: false,
-        operation: "create machine",
-      });
-      const marker = randomBytes(12).toString("hex");
-      const session = new FlySession(a, {
-        machineId: machine.id,
-        destinationId: d.id,
-        config,
-        env: env() as Record<string, string | undefined>,
-        mounted: [],
-        marker,
-        tuning,
-      });
+      let machine: FlyMachine;
       try {
-        await waitStarted(a, config, machine.id, now + config.create_timeout_ms, options?.signal);
+        machine = await a.call<FlyMachine>("POST", `/apps/${config.app}/machines`, {
+          body,
+          idempotent: false,
+          operation: "create machine",
+        });
+      } catch (error) {
+        if (volume) await deleteVolume(a, config.app, volume.id, undefined).catch(() => {});
+        throw error;
+      }
+      const deadline = now + config.create_timeout_ms;
+      try {
+        await waitStarted(a, config, machine.id, deadline, options?.signal);
+        if (mode === "agent") {
+          await waitAgent({
+            config,
+            machineId: machine.id,
+            token: token!,
+            fetch: settings.fetch ?? globalThis.fetch,
+            deadline,
+            signal: options?.signal,
+            machineDown: () => machineDown(a, config, machine.id),
+          });
+          const inner = await agentClient({
+            config,
+            machineId: machine.id,
+            token: token!,
+            fetch: settings.fetch ?? globalThis.fetch,
+            onRetry: settings.onRetry,
+          }).createSession(agentDestination(config, d.id), options);
+          const session = new FlyAgentSession(a, inner, {
+            machineId: machine.id,
+            destinationId: d.id,
+            config,
+            env: env() as Record<string, string | undefined>,
+            nonce: nonce!,
+            volumeId: volume?.id,
+            mounted: [],
+          });
+          try {
+            for (const f of entryFiles)
+              await session.writeFile(
+                { path: f.rel || ".", contents: new Uint8Array(await fs.readFile(f.abs)) },
+                options,
+              );
+            for (const e of d.default_manifest.entries.filter((x) => !x.writable)) {
+              const target = confinePath(e.target, { root: config.workspace_root, access: "write" });
+              await session.runCommand(
+                {
+                  command_id: `protect-${randomBytes(4).toString("hex")}`,
+                  program: "chmod",
+                  args: ["-R", "a-w", "--", posix.relative(config.workspace_root, target) || "."],
+                },
+                options,
+              );
+            }
+            session.info.mounted.push(
+              ...(await mountManifestInSandbox(session, {
+                providerId: "fly",
+                mounts: d.default_manifest.mounts,
+                workspaceRoot: session.root,
+                env: env(),
+                allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
+                ...(options?.signal ? { signal: options.signal } : {}),
+              })),
+            );
+            if (options?.signal?.aborted) throw new CancelledError({ operation: "create session" });
+          } catch (error) {
+            await inner.close().catch(() => {});
+            throw error;
+          }
+          return session;
+        }
+        const marker = randomBytes(12).toString("hex");
+        const session = new FlySession(a, {
+          machineId: machine.id,
+          destinationId: d.id,
+          config,
+          env: env() as Record<string, string | undefined>,
+          mounted: [],
+          marker,
+          tuning,
+          ...(volume ? { volumeId: volume.id } : {}),
+        });
         // The workspace and its marker: a machine that was stopped and started again is rebuilt from its image,
-        // and resumeSession tells that from the marker being gone.
+        // and resumeSession tells that from the marker being gone (kept when the workspace is on a volume).
         const prep = await session.exec(
           ["/bin/sh", "-c", MARK, "roder-mark", config.workspace_root, marker],
           {
@@ -281,14 +422,21 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
       } catch (error) {
         // A failed or aborted create destroys what it started: nothing is left running and billing.
         await destroyMachine(a, config.app, machine.id).catch(() => {});
+        if (volume) await deleteVolume(a, config.app, volume.id, machine.id).catch(() => {});
         throw error;
       }
     },
     async resumeSession(state: RunnerSessionState, options?: RunnerCallOptions) {
-      const meta = state.metadata as { machine_id?: unknown; config?: unknown } | null;
+      const meta = state.metadata as {
+        machine_id?: unknown;
+        config?: unknown;
+        mode?: unknown;
+        volume_id?: unknown;
+      } | null;
       if (state.provider_id !== "fly" || typeof meta?.machine_id !== "string")
         throw new RunnerError("invalid_request", "not a fly session state");
       const config = FlyDestinationConfigSchema.parse(meta.config);
+      const volumeId = typeof meta.volume_id === "string" ? meta.volume_id : undefined;
       const a = api();
       const m = await a.call<FlyMachine>("GET", `/apps/${config.app}/machines/${meta.machine_id}`, {
         idempotent: true,
@@ -311,6 +459,84 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
         });
         await waitStarted(a, config, m.id, Date.now() + config.create_timeout_ms, options?.signal);
       }
+      const lost = async (detail: string) => {
+        // The session's files and processes are gone: it cannot be handed out. The empty machine goes too.
+        await destroyMachine(a, config.app, m.id).catch(() => {});
+        if (volumeId) await deleteVolume(a, config.app, volumeId, m.id).catch(() => {});
+        return new FlyWorkspaceLostError({
+          machineId: m.id,
+          message: `fly: the workspace of machine ${m.id} was lost: ${detail}. The machine has been destroyed; create a new session.`,
+        });
+      };
+      const mounted = Array.isArray((meta as { mounted?: unknown }).mounted)
+        ? (meta as { mounted: SandboxMountRef[] }).mounted
+        : [];
+      if (meta.mode === "agent") {
+        const am = meta as { agent_session_id?: unknown; agent_nonce?: unknown; workspace_root?: unknown };
+        if (typeof am.agent_session_id !== "string" || typeof am.agent_nonce !== "string")
+          throw new RunnerError("invalid_request", "not a fly agent session state");
+        const token = agentToken(agentSecret(), config.app, am.agent_nonce);
+        await waitAgent({
+          config,
+          machineId: m.id,
+          token,
+          fetch: settings.fetch ?? globalThis.fetch,
+          deadline: Date.now() + config.create_timeout_ms,
+          signal: options?.signal,
+          machineDown: () => machineDown(a, config, m.id),
+        });
+        const client = agentClient({
+          config,
+          machineId: m.id,
+          token,
+          fetch: settings.fetch ?? globalThis.fetch,
+          onRetry: settings.onRetry,
+        });
+        const info = {
+          machineId: m.id,
+          destinationId: state.destination_id,
+          config,
+          env: env() as Record<string, string | undefined>,
+          nonce: am.agent_nonce,
+          volumeId,
+          mounted,
+        };
+        try {
+          const inner = await client.resumeSession(
+            agentState(config, am.agent_session_id, state.destination_id),
+            options,
+          );
+          return new FlyAgentSession(a, inner, info);
+        } catch (error) {
+          if (!SessionNotFoundError.isInstance(error)) throw error;
+        }
+        // The agent does not know the session: the machine was reset (its agent started afresh).
+        const reset =
+          "the machine was stopped and started again, which rebuilds a Fly Machine from its image (only volumes keep data)";
+        if (!volumeId || typeof am.workspace_root !== "string") throw await lost(reset);
+        // The workspace is on the volume: a new agent session takes its files over (a rename on the volume).
+        const inner = await client.createSession(agentDestination(config, state.destination_id), options);
+        const session = new FlyAgentSession(a, inner, { ...info, mounted: [] });
+        const moved = await session.runCommand(
+          {
+            command_id: `adopt-${randomBytes(4).toString("hex")}`,
+            program: "/bin/sh",
+            args: [
+              "-c",
+              '[ -d "$1" ] || exit 3; find "$1" -mindepth 1 -maxdepth 1 -exec mv -t "$2" -- {} + && rmdir -- "$1" && rm -f -- "$1.session.json"',
+              "roder-adopt",
+              am.workspace_root,
+              session.root,
+            ],
+          },
+          options,
+        );
+        if (moved.exit_code !== 0) {
+          await inner.close().catch(() => {});
+          throw await lost(`${reset}, and the old workspace is not on its volume (${moved.stderr.trim()})`);
+        }
+        return session;
+      }
       const marker =
         typeof (meta as { marker?: unknown }).marker === "string"
           ? (meta as { marker: string }).marker
@@ -320,27 +546,20 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
         destinationId: state.destination_id,
         config,
         env: env() as Record<string, string | undefined>,
-        mounted: Array.isArray((meta as { mounted?: unknown }).mounted)
-          ? (meta as { mounted: SandboxMountRef[] }).mounted
-          : [],
+        mounted,
         ...(marker ? { marker } : {}),
         tuning,
+        ...(volumeId ? { volumeId } : {}),
       });
       if (marker) {
         const r = await session.exec(
           ["/bin/sh", "-c", CHECK_MARK, "roder-check", config.workspace_root, marker],
           { timeoutS: 30, signal: options?.signal, operation: "check workspace", idempotent: true },
         );
-        if ((r.exit_code ?? 0) !== 0) {
-          // The session's files and processes are gone: it cannot be handed out. The empty machine goes too.
-          await destroyMachine(a, config.app, m.id).catch(() => {});
-          throw new FlyWorkspaceLostError({
-            machineId: m.id,
-            message:
-              `fly: the workspace of machine ${m.id} was lost: the machine was stopped and started again, which ` +
-              "rebuilds a Fly Machine from its image (only volumes keep data). The machine has been destroyed; create a new session.",
-          });
-        }
+        if ((r.exit_code ?? 0) !== 0)
+          throw await lost(
+            "the machine was stopped and started again, which rebuilds a Fly Machine from its image (only volumes keep data)",
+          );
       }
       return session;
     },

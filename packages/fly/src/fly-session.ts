@@ -42,6 +42,7 @@ import {
 import type { ExecResult, FlyApi } from "./fly-api.js";
 import { type FlyDestinationConfig, suspendProblem } from "./fly-config.js";
 import { DISCARD, EXIT, FOLLOW, KILL, READ, START, WRITE } from "./fly-scripts.js";
+import { deleteVolume } from "./fly-volumes.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -116,6 +117,8 @@ export class FlySession implements RemoteRunnerSession {
       /** Written in the workspace at create: resumeSession checks it is still there (see FlyWorkspaceLostError). */
       marker?: string;
       tuning?: FlySessionTuning;
+      /** The workspace's Fly volume (created with the machine, deleted at close). */
+      volumeId?: string;
     },
   ) {
     this.hold = info.config.exec_hold_s;
@@ -146,6 +149,7 @@ export class FlySession implements RemoteRunnerSession {
         config: this.info.config,
         mounted: this.info.mounted,
         ...(this.info.marker ? { marker: this.info.marker } : {}),
+        ...(this.info.volumeId ? { volume_id: this.info.volumeId } : {}),
       },
     };
   }
@@ -809,6 +813,14 @@ export class FlySession implements RemoteRunnerSession {
       await unmountInSandbox(this, ref).catch(() => {});
     this.closed = true;
     await destroyMachine(this.api, this.info.config.app, this.info.machineId, options?.signal);
+    if (this.info.volumeId)
+      await deleteVolume(
+        this.api,
+        this.info.config.app,
+        this.info.volumeId,
+        this.info.machineId,
+        options?.signal,
+      );
   }
 }
 

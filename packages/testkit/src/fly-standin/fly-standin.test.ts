@@ -170,9 +170,12 @@ describe("fly stand-in: documented behaviour by default", () => {
 describe("fly stand-in: init command and the app's public address", () => {
   it("routes fly-force-instance-id to that machine's service; a machine whose init exits stops", async () => {
     const { s, call, create } = await start({ rateLimit: false });
-    const ports = [await freePort(), await freePort()];
+    // Each machine has a network of its own (as on Fly, where the proxy reaches a machine on its private address,
+    // so a service listens on 0.0.0.0): two machines may use the same internal port.
+    const port = await freePort();
+    const ports = [port, port];
     const server = (port: number) =>
-      `require("http").createServer((q, r) => r.end(process.env.WHO + ":" + q.url + ":" + (q.headers["fly-force-instance-id"] ?? "-"))).listen(${port}, "127.0.0.1")`;
+      `require("http").createServer((q, r) => r.end(process.env.WHO + ":" + q.url + ":" + (q.headers["fly-force-instance-id"] ?? "-"))).listen(${port}, "0.0.0.0")`;
     const ids: string[] = [];
     for (const [i, port] of ports.entries())
       ids.push(

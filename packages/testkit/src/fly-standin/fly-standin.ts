@@ -16,8 +16,17 @@ import { createFaultSwitch, type FaultSwitch } from "../fault/faults.js";
  */
 export interface FlyStandInOptions {
   backend: RemoteRunnerProvider;
-  /** The backend destination of each machine (default: unix-local under bwrap with the workspace at /workspace). */
-  backendDestination?: (machineId: string) => RunnerDestination;
+  /**
+   * The backend destination of each machine (default: unix-local under bwrap with the workspace at /workspace, on
+   * this host's network; a machine with a service gets a network namespace of its own, as a Fly machine has, so
+   * that two machines' internal ports never meet, and the app's address reaches it through a forwarded port).
+   */
+  backendDestination?: (machineId: string, config: Record<string, unknown>) => RunnerDestination;
+  /**
+   * Host directories every machine's image holds, read-only at the same paths (default none): e.g. this
+   * repository, so that a machine can run its built CLI as the agent (`node <repo>/packages/cli/dist/bin.js`).
+   */
+  imageDirs?: string[];
   token?: string;
   /** Time a machine spends in `starting` (default 150 ms). */
   startDelayMs?: number;
@@ -76,11 +85,33 @@ export interface FlyStandInMachine {
   init?: RunnerCommandHandle;
   /** When it was destroyed (ms since epoch): GET answers `destroyed` until `destroyedLingerMs` later, then 404. */
   destroyed_at?: number;
+  /** Where the app's address reaches the machine's service (`config.services[0].internal_port`) on this host. */
+  serviceUrl?: string;
+  /** The output of the machine's init (its last 64 KiB), as `fly logs` shows it. */
+  log: string;
   lease?: { nonce: string; expires_at: number; owner: string; description: string };
+}
+
+/** A Fly volume (fly-go `Volume`): its files survive the resets of the machine it is mounted in. */
+export interface FlyStandInVolume {
+  id: string;
+  app: string;
+  name: string;
+  state: "created" | "pending_destroy";
+  size_gb: number;
+  region: string;
+  zone: string;
+  encrypted: boolean;
+  attached_machine_id: string | null;
+  created_at: string;
+  /** The files under the mount path, as a tar archive, kept while no machine has them (at stop and destroy). */
+  contents?: Uint8Array;
 }
 
 export interface FlyStandIn {
   baseUrl: string;
+  /** Volumes not deleted. */
+  volumes(): FlyStandInVolume[];
   token: string;
   /** Machines not destroyed (leak counting). */
   machines(): FlyStandInMachine[];
@@ -159,6 +190,7 @@ function suspendProblem(config: Record<string, unknown>): string | null {
 export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlyStandIn> {
   const token = options.token ?? `fly-standin-${randomBytes(12).toString("hex")}`;
   const machines = new Map<string, FlyStandInMachine>();
+  const volumes = new Map<string, FlyStandInVolume>();
   const requests: FlyStandIn["requests"] = [];
   const bodies: FlyStandIn["bodies"] = [];
   const faults = createFaultSwitch((status) =>
@@ -179,12 +211,19 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
   };
   const backendDestination =
     options.backendDestination ??
-    ((id: string) => ({
+    ((id: string, config: Record<string, unknown>) => ({
       id: `fly-${id}`,
       provider_id: options.backend.id,
       // One sandbox per machine (its /tmp and processes shared by every command), on this host's network: the
       // stand-in models the internet as this host's loopback, where the tests' S3/GCS/Azure stand-ins listen.
-      config: { isolation: "bwrap", workspace_path: "/workspace", network: "host" },
+      // A machine with a service has a network of its own (its internal port is its own), reached through a
+      // forwarded port as Fly's proxy reaches a machine on its private address.
+      config: {
+        isolation: "bwrap",
+        workspace_path: "/workspace",
+        network: typeof servicePort({ config }) === "number" ? "egress" : "host",
+        ...(options.imageDirs?.length ? { read_roots: options.imageDirs } : {}),
+      },
       default_manifest: { entries: [], mounts: [] },
     }));
 
@@ -210,6 +249,144 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
   };
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+  const servicePort = (m: Pick<FlyStandInMachine, "config">) =>
+    (m.config as { services?: Array<{ internal_port?: unknown }> }).services?.[0]?.internal_port;
+
+  /** The machine's volume mounts (`config.mounts`: `{volume, path}`). */
+  const mountsOf = (m: Pick<FlyStandInMachine, "config">) =>
+    ((m.config as { mounts?: Array<{ volume?: unknown; path?: unknown }> }).mounts ?? []).filter(
+      (x): x is { volume: string; path: string } =>
+        typeof x.volume === "string" && typeof x.path === "string",
+    );
+
+  /**
+   * A volume outlives the machine's root filesystem: before the machine is reset (stop) or destroyed, the files
+   * under each mount path are kept as the volume's contents (a tar archive made in the machine)...
+   */
+  async function saveVolumes(m: FlyStandInMachine, session: RemoteRunnerSession): Promise<void> {
+    for (const mount of mountsOf(m)) {
+      const v = volumes.get(mount.volume);
+      if (!v) continue;
+      const file = `/tmp/.fly-volume-${v.id}.tar`;
+      const r = await session
+        .runCommand({
+          command_id: `volume-save-${randomBytes(4).toString("hex")}`,
+          program: "tar",
+          args: ["-C", mount.path, "-cf", file, "."],
+        })
+        .catch(() => null);
+      if (r?.exit_code !== 0) continue;
+      v.contents = (await session.readFile({ path: file }).catch(() => null))?.contents;
+    }
+  }
+
+  /** ...and are there again, under the same path, when the machine boots. */
+  async function restoreVolumes(m: FlyStandInMachine, session: RemoteRunnerSession): Promise<void> {
+    for (const mount of mountsOf(m)) {
+      const v = volumes.get(mount.volume);
+      if (!v?.contents) continue;
+      const file = `/tmp/.fly-volume-${v.id}.tar`;
+      await session.writeFile({ path: file, contents: v.contents });
+      const r = await session.runCommand({
+        command_id: `volume-restore-${randomBytes(4).toString("hex")}`,
+        program: "sh",
+        args: ["-c", 'mkdir -p -- "$1" && tar -C "$1" -xpf "$2" && rm -f -- "$2"', "sh", mount.path, file],
+      });
+      if (r.exit_code !== 0)
+        throw new Error(`volume ${v.id} could not be mounted at ${mount.path}: ${r.stderr}`);
+    }
+  }
+
+  const volumeView = (v: FlyStandInVolume) => ({
+    id: v.id,
+    name: v.name,
+    state: v.state,
+    size_gb: v.size_gb,
+    region: v.region,
+    zone: v.zone,
+    encrypted: v.encrypted,
+    attached_machine_id: v.attached_machine_id,
+    attached_alloc_id: null,
+    created_at: v.created_at,
+    host_dedication_id: "",
+    snapshot_retention: 5,
+    auto_backup_enabled: true,
+  });
+
+  /** `/v1/apps/{app}/volumes[/{id}]` (fly-go flaps_volumes.go). */
+  async function routeVolumes(req: IncomingMessage, res: ServerResponse, app: string, id?: string) {
+    const method = req.method ?? "GET";
+    if (!id) {
+      if (method === "POST") {
+        takeToken(`app:${app}:volume_create`);
+        const body = await readJson(req);
+        bodies.push({ path: `/v1/apps/${app}/volumes`, body });
+        if (typeof body.name !== "string" || !/^[a-z0-9_]{1,30}$/.test(body.name))
+          throw new ApiError(
+            400,
+            "invalid volume name: lowercase alphanumeric characters and underscores, at most 30",
+          );
+        if (typeof body.region !== "string" || !body.region) throw new ApiError(400, "region is required");
+        const size = body.size_gb ?? 3;
+        if (typeof size !== "number" || !Number.isInteger(size) || size < 1 || size > 500)
+          throw new ApiError(400, "size_gb must be a whole number of GB between 1 and 500");
+        const v: FlyStandInVolume = {
+          id: `vol_${randomBytes(8).toString("hex")}`,
+          app,
+          name: body.name,
+          state: "created",
+          size_gb: size,
+          region: body.region,
+          zone: randomBytes(2).toString("hex"),
+          encrypted: body.encrypted !== false,
+          attached_machine_id: null,
+          created_at: new Date().toISOString(),
+        };
+        volumes.set(v.id, v);
+        return send(res, 200, volumeView(v));
+      }
+      if (method === "GET") {
+        takeToken(`app:${app}:volume_list`);
+        return send(res, 200, [...volumes.values()].filter((v) => v.app === app).map(volumeView));
+      }
+      throw new ApiError(404, "not found");
+    }
+    takeToken(`volume:${id}:${method}`);
+    const v = volumes.get(id);
+    if (!v || v.app !== app) throw new ApiError(404, "volume not found");
+    if (method === "GET") return send(res, 200, volumeView(v));
+    if (method === "DELETE") {
+      const holder = v.attached_machine_id ? machines.get(v.attached_machine_id) : undefined;
+      if (holder && holder.state !== "destroyed")
+        throw new ApiError(
+          412,
+          `failed_precondition: volume ${v.id} is attached to machine ${holder.id}: destroy the machine first`,
+        );
+      volumes.delete(v.id);
+      v.state = "pending_destroy";
+      return send(res, 200, volumeView(v));
+    }
+    throw new ApiError(404, "not found");
+  }
+
+  /** A machine's `config.mounts` at create: each volume exists, is free, and is in the machine's region. */
+  function attachVolumes(app: string, machineId: string, region: string, config: Record<string, unknown>) {
+    const wanted = mountsOf({ config });
+    for (const mount of wanted) {
+      const v = volumes.get(mount.volume);
+      if (!v || v.app !== app) throw new ApiError(404, `volume ${mount.volume} not found`);
+      if (v.attached_machine_id && machines.get(v.attached_machine_id)?.state !== "destroyed")
+        throw new ApiError(409, `volume ${v.id} is already attached to machine ${v.attached_machine_id}`);
+      if (v.region !== region)
+        throw new ApiError(
+          422,
+          `volume ${v.id} is in region ${v.region}, the machine in ${region}: a volume mounts only in its region`,
+        );
+      if (!mount.path.startsWith("/")) throw new ApiError(400, `mount path must be absolute: ${mount.path}`);
+    }
+    for (const mount of wanted) volumes.get(mount.volume)!.attached_machine_id = machineId;
+  }
 
   const setState = (m: FlyStandInMachine, state: FlyMachineState) => {
     m.state = state;
@@ -247,12 +424,18 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
       return;
     }
     try {
-      const session = await options.backend.createSession(backendDestination(m.id));
+      const session = await options.backend.createSession(backendDestination(m.id, m.config));
       if ((m.state as FlyMachineState) !== "starting") {
         await session.close().catch(() => {});
         return;
       }
       m.session = session;
+      await restoreVolumes(m, session);
+      const port = servicePort(m);
+      m.serviceUrl =
+        typeof port === "number"
+          ? ((await session.exposePort({ port })).url ?? `http://127.0.0.1:${port}`).replace(/\/+$/, "")
+          : undefined;
       const files = (
         (m.config as { files?: Array<{ guest_path: string; raw_value?: string }> }).files ?? []
       ).filter((f) => f.raw_value !== undefined);
@@ -286,8 +469,9 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     });
     m.init = handle;
     void (async () => {
-      for await (const _ of handle.output) {
-        // The init's output is the machine's log; nothing reads it here.
+      for await (const chunk of handle.output) {
+        // The init's output is the machine's log (its last 64 KiB kept, as `fly logs` would show it).
+        m.log = (m.log + new TextDecoder().decode(chunk.data)).slice(-64 * 1024);
       }
       await handle.wait().catch(() => undefined);
       const policy = (m.config as { restart?: { policy?: string } }).restart?.policy ?? "no";
@@ -308,6 +492,7 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     if (resetOnStop) {
       const s = m.session;
       m.session = undefined;
+      if (s) await saveVolumes(m, s);
       await s?.close().catch(() => {});
     }
     if (m.state === "stopping") setState(m, "stopped");
@@ -442,6 +627,8 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     const parts = url.pathname.split("/").filter(Boolean);
     const method = req.method ?? "GET";
     if (req.headers.authorization !== `Bearer ${token}`) throw new ApiError(401, "unauthorized");
+    if (parts[0] === "v1" && parts[1] === "apps" && parts[2] && parts[3] === "volumes" && parts.length <= 5)
+      return routeVolumes(req, res, parts[2], parts[4]);
     if (parts[0] !== "v1" || parts[1] !== "apps" || !parts[2] || parts[3] !== "machines")
       throw new ApiError(404, "not found");
     const app = parts[2];
@@ -457,16 +644,22 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
         const problem = enforceGuest ? guestProblem(config.guest) : null;
         if (problem) throw new ApiError(422, `invalid machine config: ${problem}`);
         const now = new Date().toISOString();
+        const machineId = randomBytes(7).toString("hex");
+        // Without a region, a machine with a volume is placed where its volume is.
+        const firstVolume = volumes.get(mountsOf({ config })[0]?.volume ?? "");
+        const region = typeof body.region === "string" ? body.region : (firstVolume?.region ?? "iad");
+        attachVolumes(app, machineId, region, config);
         const m: FlyStandInMachine = {
-          id: randomBytes(7).toString("hex"),
+          id: machineId,
           app,
           name: typeof body.name === "string" ? body.name : `machine-${randomBytes(3).toString("hex")}`,
           state: "created",
-          region: typeof body.region === "string" ? body.region : "iad",
+          region,
           instance_id: randomBytes(10).toString("hex").toUpperCase(),
           config,
           created_at: now,
           updated_at: now,
+          log: "",
         };
         machines.set(m.id, m);
         if (body.skip_launch !== true) void boot(m);
@@ -504,8 +697,10 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
         const s = m.session;
         m.session = undefined;
         m.init = undefined;
+        if (s) await saveVolumes(m, s);
         await s?.close().catch(() => {});
         await sleep(transitionMs);
+        for (const v of volumes.values()) if (v.attached_machine_id === m.id) v.attached_machine_id = null;
         setState(m, "destroyed");
         return send(res, 200, { ok: true });
       }
@@ -639,8 +834,6 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
 
   // The app's public address: Fly's proxy, routing by `fly-force-instance-id` to a machine's service.
   let roundRobin = 0;
-  const servicePort = (m: FlyStandInMachine) =>
-    (m.config as { services?: Array<{ internal_port?: unknown }> }).services?.[0]?.internal_port;
   const proxy = createServer((req, res) => {
     const fail = (status: number, message: string) => {
       req.resume();
@@ -648,7 +841,7 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     };
     const wanted = req.headers["fly-force-instance-id"];
     const candidates = [...machines.values()].filter(
-      (m) => m.state === "started" && typeof servicePort(m) === "number",
+      (m) => m.state === "started" && m.serviceUrl !== undefined,
     );
     const m =
       typeof wanted === "string"
@@ -663,8 +856,9 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
       );
     const headers = { ...req.headers };
     delete headers["fly-force-instance-id"];
+    const target = new URL(m.serviceUrl!);
     const upstream = httpRequest(
-      { host: "127.0.0.1", port: servicePort(m) as number, method: req.method, path: req.url, headers },
+      { host: target.hostname, port: Number(target.port), method: req.method, path: req.url, headers },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
@@ -685,6 +879,7 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     appUrl: `http://127.0.0.1:${appPort}`,
     token,
     machines: () => [...machines.values()].filter((m) => m.state !== "destroyed"),
+    volumes: () => [...volumes.values()],
     faults: Object.assign(faults, {
       failNextStart() {
         failNextStart = true;
