@@ -1,6 +1,11 @@
 // The HTTP protocol on loopback: this project's client and server against raw fetch of the same endpoints,
 // and a load run of many parallel sessions.
-import { writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
 import { createHttpRunnerProvider, createRunnerServer } from "@roder/runner-http";
 import { createLocalProvider } from "@roder/runner-local";
 
@@ -89,6 +94,10 @@ try {
     ratio: ourGet / rawGet,
   });
 
+  // A big file through a server in its own process (its RSS measured alone), by curl, against a plain Node
+  // server streaming the same file to and from disk: what "bounded memory at loopback speed" means.
+  rows.push(...(await bigFileRows()));
+
   // Load: many sessions in parallel, each running commands in sequence.
   let errors = 0;
   const latencies = [];
@@ -138,3 +147,69 @@ const rss = process.resourceUsage().maxRSS / 1024;
 for (const r of rows) r.peak_rss_mb ??= rss;
 if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({ rows }));
 else console.table(rows);
+
+async function bigFileRows() {
+  const BIG = (short ? 128 : 1024) * 1024 * 1024;
+  const dir = mkdtempSync(join(tmpdir(), "roder-bench-big-"));
+  const src = join(dir, "src.bin");
+  execFileSync("head", ["-c", String(BIG), "/dev/urandom"], { stdio: ["ignore", openOut(src), "inherit"] });
+  const out = [];
+  try {
+    const measure = {};
+    for (const mode of ["raw", "ours"]) {
+      const child = spawn(
+        process.execPath,
+        ["--expose-gc", join(dirname(fileURLToPath(import.meta.url)), "big-file-child.mjs"), mode, dir],
+        {
+          stdio: [
+            "pipe",
+            "pipe",
+            process.env.BENCH_CHILD_LOG ? openSync(process.env.BENCH_CHILD_LOG, "a") : "inherit",
+          ],
+        },
+      );
+      const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+      const next = async () => JSON.parse((await lines.next()).value);
+      const info = await next();
+      const ask = async (what) => {
+        child.stdin.write(`${what}\n`);
+        return next();
+      };
+      const target =
+        mode === "raw" ? `${info.url}/f` : `${info.url}/sessions/${info.session}/files?path=big.bin`;
+      const headers = mode === "raw" ? [] : ["-H", `authorization: Bearer ${info.token}`];
+      const curl = (args) => {
+        const t = performance.now();
+        execFileSync("curl", ["-sSf", "--noproxy", "*", ...headers, ...args, target]);
+        return performance.now() - t;
+      };
+      const { base } = await ask("reset");
+      const put = Math.min(curl(["-T", src]), curl(["-T", src]));
+      const get = Math.min(curl(["-o", "/dev/null"]), curl(["-o", "/dev/null"]));
+      const { peak } = await ask("rss");
+      measure[mode] = { put, get, growth: peak - base };
+      child.stdin.write("exit\n");
+      await new Promise((r) => child.on("exit", r));
+    }
+    const mib = BIG / 2 ** 20;
+    for (const op of ["put", "get"]) {
+      const ours = measure.ours[op];
+      const raw = measure.raw[op];
+      out.push({
+        operation: `${mib} MiB ${op.toUpperCase()} through the server (curl), server RSS growth ${measure.ours.growth.toFixed(0)} MiB (raw ${measure.raw.growth.toFixed(0)})`,
+        ours,
+        baseline: raw,
+        baseline_name: "plain Node HTTP server streaming the file (curl)",
+        unit: "ms",
+        ratio: ours / raw,
+      });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
+}
+
+function openOut(path) {
+  return openSync(path, "w");
+}

@@ -94,6 +94,9 @@ const WRITE_CHUNK = 4 * 1024 * 1024;
 /** What a write takes: the whole contents, or chunks as they come (a stream, with bounded memory). */
 export type WriteSource = Uint8Array | AsyncIterable<Uint8Array>;
 
+/** Streamed writes gather chunks up to this before writing. */
+const STREAM_BATCH = 1024 * 1024;
+
 /** Writes all of `chunk` at `position` (a short write is continued). */
 async function writeAll(handle: fs.FileHandle, chunk: Uint8Array, position: number): Promise<void> {
   for (let off = 0; off < chunk.length; ) {
@@ -126,11 +129,28 @@ async function writeTemp(
         at += n;
       }
     } else {
+      // Small chunks (a socket's 64 KiB) are gathered into one write of up to 1 MiB: fewer system calls.
+      const batch = Buffer.allocUnsafe(STREAM_BATCH);
+      let held = 0;
+      const flush = async () => {
+        if (held === 0) return;
+        await writeAll(handle, batch.subarray(0, held), at);
+        at += held;
+        held = 0;
+      };
       for await (const chunk of contents) {
         if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
-        await writeAll(handle, chunk, at);
-        at += chunk.length;
+        if (chunk.length >= STREAM_BATCH) {
+          await flush();
+          await writeAll(handle, chunk, at);
+          at += chunk.length;
+          continue;
+        }
+        if (held + chunk.length > STREAM_BATCH) await flush();
+        batch.set(chunk, held);
+        held += chunk.length;
       }
+      await flush();
     }
     if (signal?.aborted) throw new CancelledError({ operation: "writeFile" });
     await handle.sync();
