@@ -209,6 +209,67 @@ describe("fly stand-in: init command and the app's public address", () => {
   }, 60_000);
 });
 
+describe("fly stand-in: volumes", () => {
+  it("creates, attaches, keeps files across a reset, refuses what Fly refuses, deletes, then 404", async () => {
+    const { s, call, create, exec } = await start({ rateLimit: false });
+    // fly-go CreateVolumeRequest → Volume.
+    expect((await call("POST", "/volumes", { name: "Bad-Name", region: "ams", size_gb: 1 })).status).toBe(
+      400,
+    );
+    expect((await call("POST", "/volumes", { name: "data", size_gb: 1 })).status).toBe(400);
+    expect((await call("POST", "/volumes", { name: "data", region: "ams", size_gb: 501 })).status).toBe(400);
+    const made = await call("POST", "/volumes", { name: "data", region: "ams", size_gb: 1, encrypted: true });
+    expect(made.status).toBe(200);
+    expect(made.body).toMatchObject({
+      name: "data",
+      state: "created",
+      size_gb: 1,
+      region: "ams",
+      encrypted: true,
+      attached_machine_id: null,
+    });
+    const vol = made.body.id as string;
+    expect(vol).toMatch(/^vol_/);
+    // A volume mounts only in its region.
+    const elsewhere = await call("POST", "/machines", {
+      region: "iad",
+      config: { image: "debian:bookworm-slim", mounts: [{ volume: vol, path: "/workspace" }] },
+    });
+    expect(elsewhere.status).toBe(422);
+    expect(elsewhere.body.error).toMatch(/region/);
+    // Without a region, the machine goes where its volume is.
+    const id = await create({ mounts: [{ volume: vol, path: "/workspace" }] });
+    expect((await call("GET", `/machines/${id}`)).body.region).toBe("ams");
+    expect((await call("GET", `/volumes/${vol}`)).body.attached_machine_id).toBe(id);
+    // One machine per volume.
+    const twice = await call("POST", "/machines", {
+      config: { image: "debian:bookworm-slim", mounts: [{ volume: vol, path: "/workspace" }] },
+    });
+    expect(twice.status).toBe(409);
+    expect(
+      (await exec(id, ["sh", "-c", "echo on-volume > /workspace/v.txt; echo on-root > /tmp/r.txt"])).status,
+    ).toBe(200);
+    // Stop then start: the root filesystem is rebuilt from the image, the volume's files are there.
+    await call("POST", `/machines/${id}/stop`, {});
+    await call("POST", `/machines/${id}/start`, {});
+    expect((await call("GET", `/machines/${id}/wait?state=started&timeout=30`)).status).toBe(200);
+    const after = await exec(id, ["sh", "-c", "cat /workspace/v.txt; cat /tmp/r.txt || echo no-root-file"]);
+    expect(after.body.stdout).toBe("on-volume\nno-root-file\n");
+    // An attached volume cannot be deleted; once its machine is destroyed it can, and is gone.
+    const attached = await call("DELETE", `/volumes/${vol}`);
+    expect(attached.status).toBe(412);
+    expect(attached.body).toEqual({ error: expect.stringMatching(/attached/), status: "unknown" });
+    expect((await call("DELETE", `/machines/${id}?force=true`)).status).toBe(200);
+    expect((await call("GET", `/volumes/${vol}`)).body.attached_machine_id).toBeNull();
+    const deleted = await call("DELETE", `/volumes/${vol}`);
+    expect(deleted.status).toBe(200);
+    expect(deleted.body.state).toBe("pending_destroy");
+    expect((await call("GET", `/volumes/${vol}`)).status).toBe(404);
+    expect((await call("GET", "/volumes")).body).toEqual([]);
+    expect(s.volumes()).toEqual([]);
+  }, 60_000);
+});
+
 async function freePort(): Promise<number> {
   const { createServer } = await import("node:net");
   return new Promise((resolve) => {
