@@ -40,6 +40,14 @@ export class OutputQueue implements AsyncIterable<RunnerOutputChunk> {
   }
 }
 
+/** Retained output shared by the commands of one session (see `OutputLog`). */
+export class OutputBudget {
+  used = 0;
+  /** Called when a push takes the total over `max`, before the pushing log trims itself. */
+  onOver?: () => void;
+  constructor(readonly max: number) {}
+}
+
 /**
  * The output of one command for any number of followers: every chunk is retained (up to `maxRetainedBytes`;
  * past it the oldest are dropped) so a follower that attaches late replays what was printed, then follows
@@ -52,20 +60,47 @@ export class OutputLog {
   private done = false;
   /** Bytes dropped from the front of the log, per stream (a late follower misses them). */
   readonly dropped = { stdout: 0, stderr: 0 };
-  constructor(private readonly maxRetainedBytes = 16 * 1024 * 1024) {}
+  /**
+   * `budget`: shared by the logs of one session, so that many commands together retain at most `budget.max`
+   * bytes (each log drops its own oldest chunks while the total is over it; a log ended gives its bytes back).
+   */
+  constructor(
+    private readonly maxRetainedBytes = 16 * 1024 * 1024,
+    private readonly budget?: OutputBudget,
+  ) {}
   get ended(): boolean {
     return this.done;
+  }
+  /** Bytes this log holds for late followers. */
+  get retainedBytes(): number {
+    return this.retained;
   }
   push(chunk: RunnerOutputChunk): void {
     if (this.done) return;
     this.chunks.push(chunk);
     this.retained += chunk.data.length;
-    while (this.retained > this.maxRetainedBytes && this.chunks.length > 1) {
+    if (this.budget) {
+      this.budget.used += chunk.data.length;
+      // The session may free others' output first (ended commands kept for a late attach).
+      if (this.budget.used > this.budget.max) this.budget.onOver?.();
+    }
+    while (
+      (this.retained > this.maxRetainedBytes || (this.budget && this.budget.used > this.budget.max)) &&
+      this.chunks.length > 1
+    ) {
       const old = this.chunks.shift()!;
       this.retained -= old.data.length;
+      if (this.budget) this.budget.used -= old.data.length;
       this.dropped[old.stream] += old.data.length;
     }
     for (const f of this.followers) f.push(chunk);
+  }
+  /** Drops every retained chunk and gives its bytes back to the budget (the log is forgotten). */
+  release(): void {
+    if (this.budget) this.budget.used -= this.retained;
+    for (const c of this.chunks) this.dropped[c.stream] += c.data.length;
+    this.chunks.length = 0;
+    this.retained = 0;
   }
   end(): void {
     if (this.done) return;

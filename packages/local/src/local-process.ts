@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import {
   cancelledMarker,
+  type OutputBudget,
   OutputLog,
   type RunnerCommandHandle,
   type RunnerCommandResult,
@@ -23,6 +24,8 @@ export interface SpawnSpec {
   interactive?: boolean;
   /** Resizes the command's terminal (a command started on a PTY). */
   resize?: (pid: number, cols: number, rows: number) => Promise<void>;
+  /** The session's retained-output budget, shared by its commands. */
+  outputBudget?: OutputBudget | undefined;
 }
 
 /** Bounded collector for one stream: keeps the first `limit` bytes, counts the rest. */
@@ -58,6 +61,10 @@ export interface LocalCommandHandle extends RunnerCommandHandle {
   readonly finished: boolean;
   /** Another handle on the same command whose `output` replays the retained output, then follows live. */
   follow(): RunnerCommandHandle;
+  /** Forgets the retained output (late followers replay nothing), giving its bytes back to the budget. */
+  releaseOutput(): void;
+  /** Bytes of output retained for late followers. */
+  readonly retainedBytes: number;
 }
 
 function killGroup(child: ChildProcess, signal: NodeJS.Signals): boolean {
@@ -82,7 +89,7 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
   const [program, ...args] = spec.argv;
   const stdout = new Collector(spec.outputLimitBytes);
   const stderr = new Collector(spec.outputLimitBytes);
-  const queue = new OutputLog();
+  const queue = new OutputLog(undefined, spec.outputBudget);
   let timedOut = false;
   let cancelled = false;
   let finished = false;
@@ -248,6 +255,10 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
       return finished;
     },
     follow: follower,
+    releaseOutput: () => queue.release(),
+    get retainedBytes() {
+      return queue.retainedBytes;
+    },
     cancel() {
       if (finished || !child) return false;
       cancelled = true;

@@ -11,6 +11,7 @@ import {
   confinePath,
   type EnvSource,
   isWithin,
+  OutputBudget,
   PathOutsideWorkspaceError,
   parseArtifactExportInput,
   parseCommandInput,
@@ -190,15 +191,32 @@ export function checkAborted(signal: AbortSignal | undefined, operation: string)
 /** Commands of every live session of this process, by session id, so any session object can attach. */
 const COMMANDS = new Map<
   string,
-  { running: Map<string, LocalCommandHandle>; ended: Map<string, LocalCommandHandle> }
+  {
+    running: Map<string, LocalCommandHandle>;
+    ended: Map<string, LocalCommandHandle>;
+    budget: OutputBudget;
+  }
 >();
+/**
+ * Output retained for late followers, per session, across its commands (running and ended): past it, the output
+ * of ended commands is forgotten first (oldest first), then each running command drops its own oldest chunks.
+ */
+export const SESSION_RETAINED_OUTPUT_BYTES = 64 * 1024 * 1024;
 /** Ended commands kept per session for a late `attachCommand` (their output and result). */
 const ENDED_KEPT = 32;
 
 function commandsOf(sessionId: string) {
   let c = COMMANDS.get(sessionId);
   if (!c) {
-    c = { running: new Map(), ended: new Map() };
+    const ended = new Map<string, LocalCommandHandle>();
+    const budget = new OutputBudget(SESSION_RETAINED_OUTPUT_BYTES);
+    budget.onOver = () => {
+      for (const h of ended.values()) {
+        if (budget.used <= budget.max) break;
+        h.releaseOutput();
+      }
+    };
+    c = { running: new Map(), ended, budget };
     COMMANDS.set(sessionId, c);
   }
   return c;
@@ -401,7 +419,9 @@ export class LocalSession implements RemoteRunnerSession {
       env[SESSION_MARKER] = this.info.sessionId;
       if (sandbox?.kind === "cgroup") argv = cgroupCommand(sandbox, argv);
     }
+    const commands = commandsOf(this.info.sessionId);
     const handle = spawnCommand({
+      outputBudget: commands.budget,
       commandId: request.command_id,
       argv,
       cwd: spawnCwd,
@@ -412,14 +432,17 @@ export class LocalSession implements RemoteRunnerSession {
       interactive: interactive === true || pty !== undefined,
       ...(pty ? { resize: resizeTerminal } : {}),
     });
-    const commands = commandsOf(this.info.sessionId);
     commands.running.set(request.command_id, handle);
     void handle.wait().finally(() => {
       if (commands.running.get(request.command_id) !== handle) return;
       commands.running.delete(request.command_id);
       commands.ended.delete(request.command_id);
       commands.ended.set(request.command_id, handle);
-      if (commands.ended.size > ENDED_KEPT) commands.ended.delete(commands.ended.keys().next().value!);
+      if (commands.ended.size > ENDED_KEPT) {
+        const oldest = commands.ended.keys().next().value!;
+        commands.ended.get(oldest)?.releaseOutput();
+        commands.ended.delete(oldest);
+      }
     });
     return handle;
   }
