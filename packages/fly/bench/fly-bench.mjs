@@ -1,8 +1,10 @@
-// Fly in exec mode through the Machines API stand-in with Fly's documented limits (its defaults: 1 request/s
+// Fly in exec and agent mode through the Machines API stand-in with Fly's documented limits (its defaults: 1 request/s
 // per action per machine with burst 3, exec answered 408 after 30 s): parallel file round trips, sequential
 // commands, and a command longer than the exec limit. Errors that reach the user and 429s met are reported.
 import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { createFlyProvider } from "@roder/runner-fly";
+import { createHttpRunnerProvider, createRunnerServer } from "@roder/runner-http";
 import { createLocalProvider } from "@roder/runner-local";
 import { startFlyStandIn } from "@roder/runner-testkit";
 
@@ -134,6 +136,86 @@ await withStandIn({ execRequestLimitMs: EXEC_LIMIT_MS }, async (standIn) => {
       baseline_name: "the command's own duration",
       unit: "ms",
       ratio: ms / (LONG_S * 1000),
+    });
+  } finally {
+    await session.close();
+  }
+});
+
+// Agent mode: the machine runs this repository's built CLI (`roder-runner serve`) and every call goes to it over
+// HTTP through the stand-in's app address (`fly-force-instance-id`), against the HTTP provider talking to the same
+// server on loopback directly, in the same run: `true` p50 and a 64 MiB write then read.
+const AGENT_COMMANDS = short ? 20 : 100;
+const AGENT_BYTES = 64 * 1024 * 1024;
+const repo = fileURLToPath(new URL("../../..", import.meta.url)).replace(/\/+$/, "");
+async function agentFigures(session) {
+  for (let i = 0; i < 3; i++) await session.runCommand({ command_id: `w${i}`, program: "true" });
+  const times = [];
+  for (let i = 0; i < AGENT_COMMANDS; i++) {
+    const t = performance.now();
+    const r = await session.runCommand({ command_id: `a${i}`, program: "true" });
+    if (r.exit_code !== 0) throw new Error(`true exited ${r.exit_code}`);
+    times.push(performance.now() - t);
+  }
+  const data = new Uint8Array(AGENT_BYTES).map((_, i) => (i * 7) & 255);
+  const t = performance.now();
+  await session.writeFile({ path: "big.bin", contents: data });
+  const back = await session.readFile({ path: "big.bin" });
+  const ms = performance.now() - t;
+  if (Buffer.compare(Buffer.from(back.contents), Buffer.from(data)) !== 0) throw new Error("bytes differ");
+  return { p50: pct(times, 0.5), file: ms };
+}
+const serverToken = `bench-${Math.random().toString(36).slice(2)}-token`;
+const server = createRunnerServer({
+  provider: backend,
+  token: serverToken,
+  maxFileBytes: 1024 * 1024 * 1024,
+});
+const { url } = await server.listen(0);
+let direct;
+try {
+  const http = createHttpRunnerProvider({ baseUrl: url, token: serverToken });
+  const s = await http.createSession({
+    id: "bench-http",
+    provider_id: "http",
+    config: null,
+    default_manifest: { entries: [], mounts: [] },
+  });
+  try {
+    direct = await agentFigures(s);
+  } finally {
+    await s.close();
+  }
+} finally {
+  await server.close();
+}
+await withStandIn({ imageDirs: [repo] }, async (standIn) => {
+  const session = await provider(standIn).createSession(
+    destination({
+      mode: "agent",
+      agent_command: [process.execPath, `${repo}/packages/cli/dist/bin.js`],
+      agent_url: standIn.appUrl,
+    }),
+  );
+  try {
+    const before = standIn.requests.length;
+    const agent = await agentFigures(session);
+    const sent = standIn.requests.slice(before).filter((r) => r.path.endsWith("/exec")).length;
+    rows.push({
+      operation: `agent mode: ${AGENT_COMMANDS} sequential commands \`true\`, p50 (execs sent: ${sent})`,
+      ours: agent.p50,
+      baseline: direct.p50,
+      baseline_name: "the HTTP provider to a local roder-runner server directly",
+      unit: "ms",
+      ratio: agent.p50 / direct.p50,
+    });
+    rows.push({
+      operation: "agent mode: 64 MiB file write then read",
+      ours: agent.file,
+      baseline: direct.file,
+      baseline_name: "the HTTP provider to a local roder-runner server directly",
+      unit: "ms",
+      ratio: agent.file / direct.file,
     });
   } finally {
     await session.close();
