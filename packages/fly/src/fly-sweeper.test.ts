@@ -70,4 +70,37 @@ describe("fly sweeper", () => {
     ]);
     await other.close();
   }, 60_000);
+
+  it("removes an expired machine's workspace volume with it", async () => {
+    const session = await createFlyProvider({
+      baseUrl: standIn.baseUrl,
+      env: { FLY_API_TOKEN: standIn.token },
+      owner: "abandoned",
+    }).createSession({
+      id: "vol",
+      provider_id: "fly",
+      config: {
+        app: "roder-test",
+        image: "debian:bookworm-slim",
+        ttl_seconds: 1,
+        region: "ams",
+        volume: { name: "swept" },
+      },
+      default_manifest: { entries: [], mounts: [] },
+    });
+    const volumeId = (session.state().metadata as { volume_id: string }).volume_id;
+    expect(standIn.volumes().map((v) => v.id)).toContain(volumeId);
+    await new Promise((r) => setTimeout(r, 1200));
+    const result = await sweepExpiredSessions(
+      createFlySweeper({
+        app: "roder-test",
+        baseUrl: standIn.baseUrl,
+        env: { FLY_API_TOKEN: standIn.token },
+      }),
+      { owner: "abandoned" },
+    );
+    expect(result.removed).toEqual([session.state().session_id]);
+    expect(result.errors).toEqual([]);
+    expect(standIn.volumes().map((v) => v.id)).not.toContain(volumeId);
+  }, 60_000);
 });

@@ -2,10 +2,12 @@ import type { OwnedSession, SweepableProvider } from "@roder/runner-contract";
 import type { FlyMachine } from "./fly-api.js";
 import { createFlyApi, type FlyProviderSettings } from "./fly-provider.js";
 import { destroyMachine } from "./fly-session.js";
+import { deleteVolume } from "./fly-volumes.js";
 
 /**
  * Lists and removes the machines of one app that carry a `roder_owner` tag (written at creation, before the
- * machine starts), so `sweepExpiredSessions` can clean up after callers that died.
+ * machine starts), so `sweepExpiredSessions` can clean up after callers that died; a machine's workspace volume
+ * goes with it.
  */
 export function createFlySweeper(settings: FlyProviderSettings & { app: string }): SweepableProvider {
   const api = createFlyApi(settings);
@@ -25,6 +27,19 @@ export function createFlySweeper(settings: FlyProviderSettings & { app: string }
           state: m.state,
         }));
     },
-    destroySession: (id, opts) => destroyMachine(api, settings.app, id, opts?.signal),
+    /** Destroys the machine, then its workspace volume (`roder_volume` metadata), if it had one. */
+    async destroySession(id, opts) {
+      const m = await api
+        .call<FlyMachine>("GET", `/apps/${settings.app}/machines/${id}`, {
+          idempotent: true,
+          operation: "get machine",
+          machineId: id,
+          signal: opts?.signal,
+        })
+        .catch(() => null);
+      await destroyMachine(api, settings.app, id, opts?.signal);
+      const volume = m?.config?.metadata?.roder_volume;
+      if (volume) await deleteVolume(api, settings.app, volume, id, opts?.signal);
+    },
   };
 }
