@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   InvalidDestinationConfigError,
   ProviderApiError,
@@ -190,6 +193,39 @@ describe("fly agent mode", () => {
       expect(s.requests.filter((r) => r.path.endsWith("/exec"))).toEqual([]);
     } finally {
       await session.close();
+    }
+    expect(s.machines()).toEqual([]);
+  }, 120_000);
+
+  it("copies manifest entries into the agent's workspace, read-only ones without write permission", async () => {
+    const { s, provider, destination } = await setup();
+    const src = mkdtempSync(join(tmpdir(), "fly-agent-entries-"));
+    mkdirSync(join(src, "lib"));
+    writeFileSync(join(src, "lib", "a.txt"), "A");
+    writeFileSync(join(src, "notes.md"), "N");
+    const d = destination("agent");
+    d.default_manifest.entries = [
+      { source: join(src, "lib"), target: "vendor/lib", writable: false },
+      { source: join(src, "notes.md"), target: "/workspace/notes.md", writable: true },
+    ];
+    const session = await provider.createSession(d);
+    try {
+      expect(text((await session.readFile({ path: "vendor/lib/a.txt" })).contents)).toBe("A");
+      expect(text((await session.readFile({ path: "notes.md" })).contents)).toBe("N");
+      const modes = await session.runCommand({
+        command_id: "modes",
+        program: "stat",
+        args: ["-c", "%A", "vendor/lib/a.txt", "notes.md"],
+      });
+      expect(
+        modes.stdout
+          .split("\n")
+          .filter(Boolean)
+          .map((m) => m.includes("w")),
+      ).toEqual([false, true]);
+    } finally {
+      await session.close();
+      rmSync(src, { recursive: true, force: true });
     }
     expect(s.machines()).toEqual([]);
   }, 120_000);
