@@ -40,6 +40,7 @@ describeRunnerConformance({
   planMounts: (d) => planMountsFor("http", d),
   countLiveSessions: () => server.sessionCount(),
   fileStreams: true,
+  interactive: ["stdin", "pty"],
 });
 
 // In front of an isolated backend (one bubblewrap per session), the file API addresses the sandbox's whole
@@ -71,6 +72,6 @@ describeRunnerConformance({
   secretValues: [TOKEN],
   fileScope: "sandbox",
   fileStreams: true,
-  interactive: [],
+  interactive: ["stdin", "pty"],
   countLiveSessions: () => isolatedServer.sessionCount(),
 });

@@ -36,6 +36,7 @@ import {
 } from "./http-server-policy.js";
 import { proxyToPort } from "./http-server-ports.js";
 import { scrubHostPaths } from "./http-server-scrub.js";
+import { CommandInputs, interactiveOptions, terminalSize } from "./http-server-stdin.js";
 
 export { HOST_PATH_CONFIG_KEYS, type RunnerServerPolicy } from "./http-server-policy.js";
 
@@ -203,6 +204,8 @@ interface Entry {
   hostPaths: Array<[string, string]>;
   /** Port → preview id. */
   previews: Map<number, string>;
+  /** Running commands' stdin (writes with offsets). */
+  inputs: CommandInputs;
 }
 
 /** Node's timers hold at most 2^31−1 ms; a longer timeout would fire after 1 ms. */
@@ -556,6 +559,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       active: 0,
       hostPaths: hostPathsOf(session, id),
       previews: new Map(),
+      inputs: new CommandInputs(),
     });
     send(
       res,
@@ -599,7 +603,10 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   }
 
   async function streamCommand(req: IncomingMessage, res: ServerResponse, e: Entry): Promise<void> {
-    const request = commandRequest(await readJson(req));
+    const text = await readJson(req);
+    const request = commandRequest(text);
+    const io = interactiveOptions(text);
+    const interactive = io.stdin === true || io.pty !== undefined;
     const line = lineWriter(res);
     // With a backend that can attach, a command outlives its client's connection (bounded by its timeout
     // and the session) so the client can attach again; otherwise a lost connection cancels it.
@@ -615,12 +622,24 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     res.on("close", onClose);
     try {
       if (e.session.startCommand) {
-        handle = await e.session.startCommand(request, attachable ? {} : { signal: ac.signal });
+        handle = await e.session.startCommand({ ...request, ...io }, attachable ? {} : { signal: ac.signal });
+        if (interactive) e.inputs.register(handle);
         res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-        await line({ type: "started", command_id: request.command_id, attachable });
+        await line({
+          type: "started",
+          command_id: request.command_id,
+          attachable,
+          ...(interactive ? { stdin_offset: 0 } : {}),
+        });
         if (res.destroyed) onClose();
         await pipeHandle(res, handle, line);
       } else {
+        if (interactive)
+          throw new UnsupportedCapabilityError({
+            providerId: provider.id,
+            capability: io.pty ? "pty" : "stdin",
+            message: `the '${provider.id}' backend of this server cannot stream commands, nor write to their stdin`,
+          });
         res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
         await line({ type: "started", command_id: request.command_id, attachable: false });
         const result = await e.session.runCommand(request, { signal: ac.signal });
@@ -643,6 +662,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
         message: `the '${provider.id}' backend of this server cannot reattach commands`,
       });
     const handle = await e.session.attachCommand(commandId);
+    e.inputs.register(handle);
     const line = lineWriter(res);
     const onClose = () => {
       if (!res.writableFinished) void handle.detach?.();
@@ -651,7 +671,13 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
     try {
       // `offset`: bytes of each stream before the replay, so a client resuming a cut stream continues exactly.
-      await line({ type: "attached", command_id: commandId, offset: handle.replayOffset ?? null });
+      await line({
+        type: "attached",
+        command_id: commandId,
+        offset: handle.replayOffset ?? null,
+        // Where a client that writes to the command's stdin continues (bytes it has taken so far).
+        stdin_offset: e.inputs.offset(commandId),
+      });
       await pipeHandle(res, handle, line);
     } catch (error) {
       await streamError(line, error, e);
@@ -853,6 +879,32 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
       }
       if (parts.length === 4 && parts[3] === "stream" && m === "POST") return streamCommand(req, res, e);
       if (parts.length === 5 && parts[4] === "stream" && m === "GET") return attachStream(res, e, parts[3]!);
+      if (parts.length === 5 && parts[4] === "stdin" && m === "POST") {
+        const raw = url.searchParams.get("offset") ?? "";
+        const offset = Number(raw);
+        if (!/^\d+$/.test(raw) || !Number.isSafeInteger(offset))
+          throw new HttpError(400, "invalid_request", "the 'offset' query parameter (bytes) is required");
+        const body = await readBody(req, maxJson);
+        const after = await e.inputs.write(parts[3]!, offset, body);
+        return send(res, 200, JSON.stringify({ offset: after }));
+      }
+      if (parts.length === 6 && parts[4] === "stdin" && parts[5] === "close" && m === "POST") {
+        await readBody(req, maxJson);
+        await e.inputs.close(parts[3]!);
+        return send(res, 204);
+      }
+      if (parts.length === 5 && parts[4] === "resize" && m === "POST") {
+        let size: { cols: number; rows: number };
+        try {
+          const { cols, rows } = JSON.parse(await readJson(req)) as { cols?: unknown; rows?: unknown };
+          size = terminalSize(cols, rows);
+        } catch (error) {
+          if (error instanceof HttpError) throw error;
+          throw new HttpError(400, "invalid_request", "the body must be JSON: { cols, rows }");
+        }
+        await e.inputs.resize(parts[3]!, size.cols, size.rows);
+        return send(res, 204);
+      }
       if (parts.length === 4 && m === "DELETE") {
         const cancelled = await e.session.cancelCommand(parts[3]!);
         return send(res, 200, JSON.stringify({ cancelled }));

@@ -26,10 +26,17 @@ import {
   type RunnerPortResult,
   type RunnerSessionState,
   type RunnerSnapshotRef,
+  type RunnerStartCommandInput,
   SessionNotFoundError,
   sleep,
 } from "@roder/runner-contract";
 import type { HttpAnswer, HttpTransport } from "./http-transport.js";
+
+function isTerminalSize(p: unknown): p is { cols: number; rows: number } {
+  const { cols, rows } = (p ?? {}) as { cols?: unknown; rows?: unknown };
+  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  return ok(cols) && ok(rows);
+}
 
 export class HttpRunnerSession implements RemoteRunnerSession {
   private closed = false;
@@ -109,35 +116,107 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   }
 
   async startCommand(
-    input: RunnerCommandRequestInput,
+    input: RunnerStartCommandInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandHandle> {
     this.ensureOpen();
     const request = parseCommandInput(input);
     if (request.cwd !== null) this.confine(request.cwd, "cwd");
     if (options?.signal?.aborted) throw new CancelledError({ operation: "start command" });
-    return this.follow(request.command_id, options?.signal, (signal) =>
-      this.t.request("POST", `${this.path}/commands/stream`, {
-        json: codecs.RunnerCommandRequest.encode(request),
-        signal,
-        idempotent: false,
-        operation: "start command",
-        sessionId: this.info.sessionId,
-      }),
+    const { stdin, pty } = input;
+    if (pty !== undefined && !isTerminalSize(pty))
+      throw new RunnerError("invalid_request", "pty must be { cols, rows }, whole numbers 1..65535");
+    const body = {
+      ...(JSON.parse(codecs.RunnerCommandRequest.encode(request)) as object),
+      ...(stdin ? { stdin: true } : {}),
+      ...(pty ? { pty: { cols: pty.cols, rows: pty.rows } } : {}),
+    };
+    return this.follow(
+      request.command_id,
+      options?.signal,
+      (signal) =>
+        this.t.request("POST", `${this.path}/commands/stream`, {
+          json: JSON.stringify(body),
+          signal,
+          idempotent: false,
+          operation: "start command",
+          sessionId: this.info.sessionId,
+        }),
+      stdin === true || pty !== undefined ? { pty: pty !== undefined } : null,
     );
+  }
+
+  /**
+   * Stdin of a command as the server takes it: each write says the byte offset it starts at (the bytes this
+   * handle has had taken so far), so a write resent after a lost answer is applied once; writes are sent one
+   * at a time, in order.
+   */
+  private stdinWriter(commandId: string, start: Promise<number>) {
+    let chain: Promise<unknown> = Promise.resolve();
+    let offset: number | null = null;
+    const base = `${this.path}/commands/${encodeURIComponent(commandId)}`;
+    const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+      const run = chain.then(fn);
+      chain = run.catch(() => {});
+      return run;
+    };
+    return {
+      write: (data: string | Uint8Array) =>
+        serial(async () => {
+          offset ??= await start;
+          const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+          const res = await this.t.request("POST", `${base}/stdin?offset=${offset}`, {
+            body: bytes,
+            idempotent: true,
+            operation: "write to stdin",
+            buffer: true,
+            sessionId: this.info.sessionId,
+          });
+          offset = ((await res.json()) as { offset: number }).offset;
+        }),
+      closeStdin: () =>
+        serial(async () => {
+          await this.t.request("POST", `${base}/stdin/close`, {
+            idempotent: true,
+            operation: "close stdin",
+            buffer: true,
+            sessionId: this.info.sessionId,
+          });
+        }),
+      resize: (cols: number, rows: number) =>
+        serial(async () => {
+          if (!isTerminalSize({ cols, rows }))
+            throw new RunnerError(
+              "invalid_request",
+              `terminal size must be whole numbers 1..65535, got ${cols}x${rows}`,
+            );
+          await this.t.request("POST", `${base}/resize`, {
+            json: JSON.stringify({ cols, rows }),
+            idempotent: true,
+            operation: "resize terminal",
+            buffer: true,
+            sessionId: this.info.sessionId,
+          });
+        }),
+    };
   }
 
   /** Follows a command again (from this or another process): the server replays what it retained. */
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
     this.ensureOpen();
     if (options?.signal?.aborted) throw new CancelledError({ operation: "attach command" });
-    return this.follow(commandId, options?.signal, (signal) =>
-      this.t.request("GET", `${this.path}/commands/${encodeURIComponent(commandId)}/stream`, {
-        signal,
-        idempotent: true,
-        operation: "attach command",
-        sessionId: this.info.sessionId,
-      }),
+    return this.follow(
+      commandId,
+      options?.signal,
+      (signal) =>
+        this.t.request("GET", `${this.path}/commands/${encodeURIComponent(commandId)}/stream`, {
+          signal,
+          idempotent: true,
+          operation: "attach command",
+          sessionId: this.info.sessionId,
+        }),
+      // Any attached handle may write (the server refuses with `stdin_closed` when the command takes none).
+      { pty: true, attached: true },
     );
   }
 
@@ -149,7 +228,14 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     commandId: string,
     signal: AbortSignal | undefined,
     open: (signal: AbortSignal) => Promise<HttpAnswer>,
+    interactive: { pty: boolean; attached?: boolean } | null = null,
   ): Promise<RunnerCommandHandle> {
+    // Where this handle's stdin writes start: 0 for a command it started, the server's word for an attach.
+    let knowOffset!: (n: number) => void;
+    const stdinStart = new Promise<number>((resolve) => {
+      knowOffset = resolve;
+    });
+    if (interactive && !interactive.attached) knowOffset(0);
     const detacher = new AbortController();
     const onAbort = () => {
       // The server keeps a disconnected command running: cancel it explicitly, then drop the stream.
@@ -217,11 +303,13 @@ export class HttpRunnerSession implements RemoteRunnerSession {
                 result?: unknown;
                 attachable?: boolean;
                 offset?: { stdout: number; stderr: number } | null;
+                stdin_offset?: number;
                 error?: { code: string; message: string };
               };
               if (msg.type === "started") resumable = msg.attachable === true;
               else if (msg.type === "attached") {
                 resumable = true;
+                if (resumes === 0) knowOffset(msg.stdin_offset ?? 0);
                 // Where this replay starts, per stream; a gap (output dropped before what we saw) cannot resume.
                 const o = msg.offset;
                 if (resumes === 0 && o) {
@@ -295,8 +383,10 @@ export class HttpRunnerSession implements RemoteRunnerSession {
         }
       }
       signal?.removeEventListener("abort", onAbort);
+      knowOffset(0);
       output.end();
     })();
+    const stdin = interactive ? this.stdinWriter(commandId, stdinStart) : null;
     let reattached: Promise<RunnerCommandResult> | undefined;
     return {
       commandId,
@@ -317,6 +407,8 @@ export class HttpRunnerSession implements RemoteRunnerSession {
         detached = true;
         detacher.abort();
       },
+      ...(stdin ? { write: stdin.write, closeStdin: stdin.closeStdin } : {}),
+      ...(stdin && interactive?.pty ? { resize: stdin.resize } : {}),
     };
   }
 
