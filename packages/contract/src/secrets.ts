@@ -163,3 +163,63 @@ export function secretValuesFromEnv(env: EnvSource = defaultEnv()): string[] {
     .filter(([k, v]) => k.startsWith(SECRET_ENV_PREFIX) && typeof v === "string" && v.length > 0)
     .map(([, v]) => v as string);
 }
+
+/**
+ * A store of secrets other than the environment (Vault, a cloud secret manager, E2B or Modal secrets): given a
+ * secret ref, the fields of that secret (`{ access_key_id, secret_access_key }` for an S3 ref). A field it does
+ * not know is left out; the environment (`RODER_SECRET_<ID>_<FIELD>`) still fills what the resolver leaves.
+ */
+export type SecretResolver = (ref: RunnerSecretRef) => Promise<Readonly<Record<string, string | undefined>>>;
+
+/** Every secret ref (`{ "id": "…" }`) in a config, manifest or mount list, each id once. */
+export function secretRefsIn(value: unknown): RunnerSecretRef[] {
+  const found = new Map<string, RunnerSecretRef>();
+  const walk = (v: unknown, depth: number) => {
+    if (depth > 64 || v === null || typeof v !== "object") return;
+    if (isSecretRef(v)) {
+      const ref = v as RunnerSecretRef;
+      if (!found.has(ref.id)) found.set(ref.id, { id: ref.id });
+      return;
+    }
+    for (const child of Array.isArray(v) ? v : Object.values(v)) walk(child, depth + 1);
+  };
+  walk(value, 0);
+  return [...found.values()];
+}
+
+/**
+ * Asks `resolver` for each ref's fields and returns them as the variables `resolveSecret` reads
+ * (`RODER_SECRET_<ID>_<FIELD>`), to lay over the environment. A resolver that fails is a `MissingSecretError`
+ * naming the secret (its message is kept, as the resolver is the caller's code; values it returned never are).
+ */
+export async function secretsAsEnv(
+  refs: readonly RunnerSecretRef[],
+  resolver: SecretResolver | undefined,
+): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  if (!resolver) return out;
+  for (const ref of refs) {
+    let fields: Readonly<Record<string, string | undefined>>;
+    try {
+      fields = await resolver({ id: ref.id });
+    } catch (error) {
+      throw new MissingSecretError(
+        {
+          secretId: ref.id,
+          variables: [],
+          message: `secret '${ref.id}': the secret resolver failed: ${String((error as Error)?.message ?? error).slice(0, 300)}`,
+        },
+        { cause: error },
+      );
+    }
+    if (fields === null || typeof fields !== "object")
+      throw new InvalidSecretError({
+        secretId: ref.id,
+        variables: [],
+        reason: "the secret resolver must answer an object of fields",
+      });
+    for (const [field, value] of Object.entries(fields))
+      if (typeof value === "string" && value !== "") out[secretEnvName(ref.id, field)] = value;
+  }
+  return out;
+}

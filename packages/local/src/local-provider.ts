@@ -20,7 +20,10 @@ import {
   type RunnerMount,
   type RunnerSessionState,
   type RunnerSnapshotRef,
+  type SecretResolver,
   SessionNotFoundError,
+  secretRefsIn,
+  secretsAsEnv,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { resolveBucketCredentials } from "@roder/runner-storage";
@@ -65,6 +68,13 @@ export interface LocalProviderSettings {
   root?: string;
   /** Owner written in every session's tag, for `createLocalSweeper`. Default `roder-runners`. */
   owner?: string;
+  /**
+   * Secrets from a store other than the environment (Vault, a cloud secret manager): asked for the fields of
+   * each secret ref the destination names (mount credentials, the artifact store's) when a session is created or
+   * resumed; what it leaves out is read from `env` as usual. Values stay in this provider's memory, never in
+   * state, errors or commands' environments.
+   */
+  secrets?: SecretResolver;
 }
 
 const MetadataSchema = z.object({
@@ -92,7 +102,16 @@ export interface LocalRunnerProvider extends RemoteRunnerProvider {
 }
 
 export function createLocalProvider(settings: LocalProviderSettings = {}): LocalRunnerProvider {
-  const env = () => settings.env ?? process.env;
+  // Secrets the resolver gave, as the variables `resolveSecret` reads, laid over the environment.
+  const resolved: Record<string, string> = {};
+  const env = (): EnvSource =>
+    Object.keys(resolved).length
+      ? { ...(settings.env ?? process.env), ...resolved }
+      : (settings.env ?? process.env);
+  const primeSecrets = async (...sources: unknown[]) => {
+    if (settings.secrets)
+      Object.assign(resolved, await secretsAsEnv(secretRefsIn(sources), settings.secrets));
+  };
   const bwrap = () => settings.bwrapPath ?? which("bwrap");
   const runtime = () => ({
     env: env(),
@@ -167,6 +186,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         message: `destination is for provider '${d.provider_id}'`,
       });
     const config = parseLocalConfig(d.config);
+    await primeSecrets(d.config, d.default_manifest.mounts);
     if (config.isolation === "bwrap") {
       const rt = runtime();
       if (!rt.bwrap)
@@ -356,6 +376,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         );
       const meta = parsed.data;
       if (state.snapshot) {
+        await primeSecrets(meta.config, meta.mounts);
         const snap = z.object({ archive: z.string(), sha256: z.string() }).parse(state.snapshot.metadata);
         let bytes: Buffer;
         try {
@@ -425,6 +446,8 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
         });
       }
       const sandbox = checkedSandbox(entry.sandbox, state.session_id);
+      // The registry's refs, not the state's: only what the session was made with is asked for.
+      await primeSecrets(entry.config ?? meta.config, entry.mounts ?? meta.mounts);
       const info: LocalSessionInfo = {
         sessionId: state.session_id,
         destinationId: state.destination_id,
