@@ -69,3 +69,29 @@ describe("createHttpRunnerProvider({ token })", () => {
     );
   });
 });
+
+describe("createHttpRunnerProvider({ token: () => … })", () => {
+  it("asks the function before each request (a token from a secret store), never caching it", async () => {
+    let current = WRONG;
+    let asked = 0;
+    const provider = createHttpRunnerProvider({
+      baseUrl: url,
+      env: {},
+      token: async () => {
+        asked++;
+        return current;
+      },
+    });
+    const refused = await provider.createSession({ config: null }).catch((e) => e);
+    expect(String(refused)).toMatch(/refused/);
+    expect(leaks(refused, WRONG)).toBe(false);
+    // Rotated in the store: the next request carries the new value.
+    current = TOKEN;
+    const session = await provider.createSession({ config: null });
+    const r = await session.runCommand({ command_id: "c", program: "true" });
+    expect(r.exit_code).toBe(0);
+    expect(asked).toBeGreaterThanOrEqual(3);
+    expect(JSON.stringify(session.state())).not.toContain(TOKEN);
+    await session.close();
+  });
+});

@@ -36,9 +36,10 @@ export interface HttpRunnerProviderSettings {
   baseUrlEnv?: string;
   /**
    * The bearer token, for an app that holds one per tenant or server; default the `tokenEnv` variable. Kept in
-   * memory only: never in a destination config, a session state or an error.
+   * memory only: never in a destination config, a session state or an error. A function is asked before each
+   * request (a token from a secret store, rotated there: the provider never caches it).
    */
-  token?: string;
+  token?: string | (() => string | Promise<string>);
   /** Environment variable holding the bearer token when `token` is not given (default `RODER_RUNNER_HTTP_TOKEN`). */
   tokenEnv?: string;
   fetch?: typeof globalThis.fetch;
@@ -72,8 +73,9 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
   const env = () => settings.env ?? process.env;
   const retry = { ...DEFAULT_RETRY, ...settings.retry };
   const owner = settings.owner ?? "roder-runners";
-  const token = () => {
-    const t = settings.token ?? env()[tokenEnv];
+  const token = async () => {
+    const t =
+      typeof settings.token === "function" ? await settings.token() : (settings.token ?? env()[tokenEnv]);
     if (!t)
       throw new ProviderApiError({
         providerId: id,

@@ -66,7 +66,7 @@ function streamBody(source: AsyncIterable<Uint8Array>): RequestInit["body"] {
 export function createTransport(args: {
   providerId: string;
   baseUrl: string;
-  token: () => string;
+  token: () => string | Promise<string>;
   tokenEnv: string;
   fetch: typeof globalThis.fetch;
   retry: RetryPolicy;
@@ -78,7 +78,7 @@ export function createTransport(args: {
       const once = async (): Promise<HttpAnswer> => {
         const headers: Record<string, string> = {
           ...opts.headers,
-          authorization: `Bearer ${args.token()}`,
+          authorization: `Bearer ${await args.token()}`,
         };
         let body: RequestInit["body"] | undefined;
         let duplex = false;
