@@ -43,8 +43,9 @@ describe("planMountsFor (mount planning before create)", () => {
     expect(local[2]!.env).toContain("RODER_SECRET_AZ_CONNECTION_STRING");
     expect(local[0]!.requires).toContain("rclone");
     const http = planMountsFor("http", destination, { env });
-    expect(http.map((p) => p.strategy)).toEqual(["native", "native", "fuse-in-sandbox"]);
-    expect(http[2]!.credentials_in_sandbox).toBe(true);
+    // The server's backend mounts every kind (Azure here) with the server's secret: none reaches the sandbox.
+    expect(http.map((p) => p.strategy)).toEqual(["native", "native", "native"]);
+    expect(http.map((p) => p.credentials_in_sandbox)).toEqual([false, false, false]);
     const allowed = { ...destination, config: { allow_credentials_in_sandbox: true } };
     const fly = planMountsFor("fly", allowed, { env });
     // Buckets: rclone inside the machine (credentials there, as the destination allows); volumes: not managed.

@@ -85,20 +85,15 @@ export function planMountsFor(
       return { ...base, strategy: "fuse-on-host", requires: FUSE, credentials_in_sandbox: false };
     }
     if (providerId === "http") {
-      if (kind === "s3" || kind === "r2" || kind === "gcs")
-        return {
-          ...base,
-          strategy: "native",
-          requires: [],
-          credentials_in_sandbox: false,
-          reason: "cloud-bucket mount; the server resolves the secret from its own env",
-        };
+      // Every bucket kind (Box and Azure too) is mounted by the server's backend with the secret from the
+      // server's environment: the unix-local backend runs rclone on the server's host, outside the sandbox.
       return {
         ...base,
-        strategy: "fuse-in-sandbox",
-        requires: FUSE,
-        credentials_in_sandbox: true,
-        reason: "only if the server's backend supports it",
+        strategy: "native",
+        requires: [],
+        credentials_in_sandbox: false,
+        reason:
+          "mounted by the server's backend, which resolves the secret from the server's own environment (the unix-local backend: rclone on the server's host, outside the sandbox); the client never holds it",
       };
     }
     if ((providerId === "fly" || providerId === "e2b") && !allowsCredentialsInSandbox(allowed, m.name))
