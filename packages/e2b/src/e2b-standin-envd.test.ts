@@ -163,9 +163,10 @@ describe("envd's filesystem answers as E2B's", () => {
         (e) => void events.push({ name: e.name, type: e.type, ...(e.entry ? { path: e.entry.path } : {}) }),
         { recursive: true, includeEntry: true },
       );
-      await sbx.commands.run(
-        "echo 1 > watched/sub/f.txt && echo 2 >> watched/sub/f.txt && rm watched/sub/f.txt",
-      );
+      await sbx.commands.run("echo 1 > watched/sub/f.txt && echo 2 >> watched/sub/f.txt");
+      // The entry is read when the event is handled: the file must still be there then (a loaded machine is slow).
+      await until(() => events.some((e) => e.name === "sub/f.txt" && e.type === FilesystemEventType.WRITE));
+      await sbx.commands.run("rm watched/sub/f.txt");
       await until(() => events.some((e) => e.type === FilesystemEventType.REMOVE));
       // An upload writes over an existing file in place, as envd does: a write, not a rename.
       await sbx.files.write("watched/up.txt", "first");
@@ -299,6 +300,55 @@ describe("E2B's edge: signed file URLs, the port proxy, health", () => {
     ]);
     expect(await sbx.isRunning()).toBe(false);
   }, 30_000);
+});
+
+describe("E2B's edge over HTTPS (getHost names through the intercepting proxy)", () => {
+  it("serves https://<port>-<id>.<domain> with a certificate of the run's CA; refuses other hosts", async () => {
+    const { execFile } = await import("node:child_process");
+    const tls = await startE2bStandIn({ backend: createLocalProvider(), httpsEdge: true });
+    const edge = tls.httpsEdge!;
+    /** curl through the proxy, trusting only the run's CA: [exit code, HTTP status, body]. */
+    const curl = (url: string, trust = true) =>
+      new Promise<[number, string, string]>((resolve) => {
+        const args = ["-sS", "--max-time", "20", "--proxy", edge.proxyUrl, "-w", "\n%{http_code}", url];
+        execFile("curl", trust ? ["--cacert", edge.caCertFile, ...args] : args, (error, stdout) => {
+          const code = error ? Number((error as { code?: unknown }).code ?? 1) : 0;
+          const at = stdout.lastIndexOf("\n");
+          resolve([code, stdout.slice(at + 1), stdout.slice(0, Math.max(0, at))]);
+        });
+      });
+    const sbx = await Sandbox.create("base", {
+      apiKey: tls.apiKey,
+      apiUrl: tls.apiUrl,
+      sandboxUrl: tls.sandboxUrl,
+      domain: tls.domain,
+    });
+    try {
+      await sbx.commands.run("mkdir -p www && echo over-tls > www/index.html");
+      await sbx.commands.run("python3 -m http.server 8777 -d www", { background: true });
+      const url = `https://${sbx.getHost(8777)}/index.html`;
+      const page = await until(async () => {
+        const r = await curl(url);
+        return r[1] === "200" ? r : undefined;
+      });
+      expect(page).toEqual([0, "200", "over-tls\n"]);
+      // The certificate is the run's CA's: without trusting it, TLS fails (curl 60).
+      expect((await curl(url, false))[0]).toBe(60);
+      // E2B's answers come through too: a closed port is its 502.
+      const closed = await curl(`https://${sbx.getHost(8778)}/`);
+      expect(closed[1]).toBe("502");
+      expect(JSON.parse(closed[2])).toMatchObject({ message: "The sandbox is running but port is not open" });
+      // Only one label below the domain, and nothing else, goes through: the rest is refused at CONNECT.
+      expect((await curl(`https://a.${sbx.getHost(8777)}/`))[0]).not.toBe(0);
+      expect((await curl("https://example.com/"))[0]).not.toBe(0);
+      await sbx.kill();
+      const gone = await curl(url);
+      expect([gone[1], JSON.parse(gone[2]).message]).toEqual(["502", "The sandbox was not found"]);
+    } finally {
+      await sbx.kill().catch(() => {});
+      await tls.stop();
+    }
+  }, 60_000);
 });
 
 describe("E2B's lifecycle: auto-pause and auto-resume", () => {

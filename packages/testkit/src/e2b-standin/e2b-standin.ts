@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type RequestListener, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { posix } from "node:path";
 import { gunzipSync, gzipSync } from "node:zlib";
@@ -11,6 +11,7 @@ import {
   type RunnerDestination,
 } from "@roder/runner-contract";
 import { createFaultSwitch, type FaultSwitch } from "../fault/faults.js";
+import { startHttpsInterceptProxy } from "../https-intercept/intercept-proxy.js";
 import { END_STREAM, envelope, readFirstEnvelope } from "./connect-envelope.js";
 import { EnvdFsError, fsOp, startWatch, watchEvent } from "./envd-fs.js";
 import { ENVD_USERS, type EnvdUser, lookupUser, resolvePath, rpcUser } from "./envd-paths.js";
@@ -55,6 +56,13 @@ export interface E2bStandInOptions {
   templates?: readonly string[] | "any";
   /** How often a running sandbox's resources are sampled for `GET /sandboxes/{id}/metrics` (default 5000, E2B's; 0: never). */
   metricsIntervalMs?: number;
+  /**
+   * Serve E2B's edge over HTTPS too, as `https://<port>-<id>.<domain>` (what `getHost(port)` names), through the
+   * testkit's intercepting HTTPS proxy: a client given `HTTPS_PROXY=<httpsEdge.proxyUrl>` and trusting
+   * `httpsEdge.caCertFile` (`NODE_EXTRA_CA_CERTS`; Node's fetch honours the proxy with `NODE_USE_ENV_PROXY=1`,
+   * Node ≥ 22.21 / 24.5) reaches a sandbox's ports by their E2B names. Default false (it makes a CA for the run).
+   */
+  httpsEdge?: boolean;
 }
 
 export interface E2bStandInSandbox {
@@ -112,6 +120,8 @@ export interface E2bStandIn {
   faults: FaultSwitch;
   /** Method, path, status and arrival time (ms since the epoch) of every request (no bodies or headers). */
   requests: Array<{ method: string; path: string; status: number; at: number }>;
+  /** With `httpsEdge`: the proxy to name in `HTTPS_PROXY` and the CA certificate its TLS is issued from. */
+  httpsEdge?: { proxyUrl: string; caCertFile: string };
   stop(): Promise<void>;
 }
 
@@ -1113,7 +1123,7 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     return { id: String(id), port: Number(req.headers["e2b-sandbox-port"] ?? ENVD_PORT) || ENVD_PORT };
   }
 
-  const server = createServer((req, res) => {
+  const handle: RequestListener = (req, res) => {
     const at = Date.now();
     res.on("finish", () =>
       requests.push({
@@ -1162,8 +1172,13 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
         else json(res, e.status, { code: e.status, message: e.message });
       }
     })();
-  });
+  };
+  const server = createServer(handle);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  // The same edge over TLS, for `https://<port>-<id>.<domain>`: requests arrive with that Host, routed as above.
+  const tlsEdge = options.httpsEdge
+    ? await startHttpsInterceptProxy({ hosts: { [`*.${domain}`]: handle } })
+    : undefined;
   const port = (server.address() as AddressInfo).port;
   const base = `http://127.0.0.1:${port}`;
   return {
@@ -1179,7 +1194,9 @@ export async function startE2bStandIn(options: E2bStandInOptions): Promise<E2bSt
     },
     faults,
     requests,
+    ...(tlsEdge ? { httpsEdge: { proxyUrl: tlsEdge.url, caCertFile: tlsEdge.ca.certFile } } : {}),
     async stop() {
+      await tlsEdge?.stop();
       for (const s of [...sandboxes.values()]) await destroy(s);
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));

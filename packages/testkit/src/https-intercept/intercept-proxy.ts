@@ -29,7 +29,11 @@ export interface HttpsInterceptProxy {
 }
 
 export interface HttpsInterceptOptions {
-  /** Host name → the handler that serves it (as if it were that host's HTTPS server). Port 443 only. */
+  /**
+   * Host name → the handler that serves it (as if it were that host's HTTPS server). Port 443 only. A name
+   * `*.example.test` serves every host one label below it (`a.example.test`), each with its own certificate,
+   * issued at its first CONNECT; an exact name wins over a wildcard.
+   */
   hosts: Record<string, RequestListener>;
   /** A CA to issue from (default: a new one, disposed by `stop`). */
   ca?: TestCa;
@@ -43,13 +47,25 @@ export async function startHttpsInterceptProxy(opts: HttpsInterceptOptions): Pro
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   };
-  const inner = new Map<string, { server: Server; context: ReturnType<typeof createSecureContext> }>();
-  for (const [host, listener] of Object.entries(opts.hosts)) {
-    const name = host.toLowerCase();
-    const { certPem, keyPem } = ca.issue([name]);
-    const server = createServer({ keepAliveTimeout: 30_000 }, listener);
-    inner.set(name, { server, context: createSecureContext({ cert: certPem, key: keyPem }) });
-  }
+  const inner = new Map<string, Server>();
+  for (const [host, listener] of Object.entries(opts.hosts))
+    inner.set(host.toLowerCase(), createServer({ keepAliveTimeout: 30_000 }, listener));
+  const contexts = new Map<string, ReturnType<typeof createSecureContext>>();
+  /** The server for a CONNECT host (exact, else `*.` its parent) and a TLS context with that host's certificate. */
+  const serve = (host: string) => {
+    const dot = host.indexOf(".");
+    // A wildcard stands for one DNS label (as in certificates): `a.b.example.test` is not `*.example.test`.
+    const label = dot > 0 && /^[a-z0-9-]+$/.test(host.slice(0, dot));
+    const server = inner.get(host) ?? (label ? inner.get(`*.${host.slice(dot + 1)}`) : undefined);
+    if (!server) return undefined;
+    let context = contexts.get(host);
+    if (!context) {
+      const { certPem, keyPem } = ca.issue([host]);
+      context = createSecureContext({ cert: certPem, key: keyPem });
+      contexts.set(host, context);
+    }
+    return { server, context };
+  };
   const connects: InterceptedConnect[] = [];
   const proxy = createServer((_req, res) => {
     // A plain-HTTP proxy request (absolute URL) or a direct request: never forwarded anywhere.
@@ -62,7 +78,7 @@ export async function startHttpsInterceptProxy(opts: HttpsInterceptOptions): Pro
     const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(req.url ?? "");
     const host = m?.[1]?.toLowerCase() ?? "";
     const port = Number(m?.[2] ?? 0);
-    const target = port === 443 ? inner.get(host) : undefined;
+    const target = port === 443 ? serve(host) : undefined;
     connects.push({ host, port, allowed: Boolean(target) });
     if (!target) {
       socket.end(
@@ -94,7 +110,7 @@ export async function startHttpsInterceptProxy(opts: HttpsInterceptOptions): Pro
     connects,
     async stop() {
       for (const s of sockets) s.destroy();
-      for (const { server } of inner.values()) server.close();
+      for (const server of inner.values()) server.close();
       await new Promise<void>((r) => proxy.close(() => r()));
       if (ownCa) ca.dispose();
     },
