@@ -55,6 +55,8 @@ describeRunnerConformance({
   secretValues: [TOKEN],
   portPreview: "url-only",
   largeFileBytes: 64 * 1024 * 1024,
+  // Through the agent, as over the HTTP provider (exec mode refuses both).
+  interactive: ["stdin", "pty"],
   planMounts: (d) => planMountsFor("fly", d),
   fileScope: "workspace",
   countLiveSessions: () => standIn.machines().filter((m) => m.state !== "destroyed").length,
