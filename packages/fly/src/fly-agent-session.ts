@@ -171,7 +171,8 @@ export class FlyAgentSession implements RemoteRunnerSession {
     throw new UnsupportedCapabilityError({
       providerId: "fly",
       capability: "snapshots",
-      message: "fly: this provider does not snapshot yet (a volume keeps the workspace across a stop/start)",
+      message:
+        "fly: snapshots (Fly volume snapshots) are not built yet; a `volume` keeps the workspace across a stop/start",
     });
   }
 

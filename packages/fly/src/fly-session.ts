@@ -769,7 +769,8 @@ export class FlySession implements RemoteRunnerSession {
     throw new UnsupportedCapabilityError({
       providerId: "fly",
       capability: "snapshots",
-      message: "fly: workspace snapshots need a Fly volume; this provider does not snapshot yet",
+      message:
+        "fly: snapshots (Fly volume snapshots) are not built yet; a `volume` keeps the workspace across a stop/start",
     });
   }
 
