@@ -30,11 +30,12 @@ export class PtyLaunch {
   /** Resolves once the program has the terminal (or the process ended first): input may go to it then. */
   readonly ready: Promise<void>;
 
-  constructor(argv: string[]) {
+  /** `envHead`: what `shellEnv` puts in front of the program (the env pairs moved from their carriers). */
+  constructor(argv: string[], envHead = "") {
     const nonce = randomBytes(9).toString("hex");
     this.marker = Buffer.from(`\x1e${nonce}\x1e`);
     this.line = new TextEncoder().encode(
-      ` builtin printf '\\036%s\\036' ${nonce}; builtin exec ${argvToShell(argv)}; exit\n`,
+      ` builtin printf '\\036%s\\036' ${nonce}; ${envHead}builtin exec ${argvToShell(argv)}; exit\n`,
     );
     this.ready = new Promise((resolve) => {
       this.settle = resolve;

@@ -42,6 +42,7 @@ import type { Sandbox } from "e2b";
 import type { E2bDestinationConfig } from "./e2b-config.js";
 import { mapE2bError, mapE2bFileError } from "./e2b-errors.js";
 import { isTerminalSize, PtyLaunch } from "./e2b-pty.js";
+import { shellEnv } from "./e2b-shell-env.js";
 
 type SdkSandbox = Sandbox;
 type SdkHandle = Awaited<ReturnType<SdkSandbox["commands"]["run"]>> & {
@@ -222,22 +223,25 @@ export class E2bSession implements RemoteRunnerSession {
     await this.touch();
     // The sandbox is its own machine: a cwd is any directory of its view (relative: the workspace's).
     const cwd = sandboxPath(request.cwd ?? this.root, this.root);
-    const envs: Record<string, string> = {};
+    const asked: Record<string, string> = {};
     for (const [k, v] of request.env) {
       if (!ENV_NAME.test(k))
         throw new RunnerError("invalid_request", `invalid environment variable name '${k}'`);
-      envs[k] = v; // the SDK takes a record: a repeated name keeps its last value
+      asked[k] = v; // a repeated name keeps its last value
     }
     if (this.running.has(request.command_id))
       throw new RunnerError("invalid_request", `command id '${request.command_id}' is already running`);
+    // E2B starts every command through a login shell whose profile may set PATH and others again: the values
+    // travel under carrier names and are moved to theirs in front of the program (see shellEnv).
+    const { carriers, head: assignments } = shellEnv(asked);
     const argv = [request.program, ...request.args];
     // envd lists a process with its env: this is how another client finds the command again (attachCommand).
-    envs[COMMAND_ID_ENV] = request.command_id;
+    const envs: Record<string, string> = { ...carriers, [COMMAND_ID_ENV]: request.command_id };
     const kind: InputKind = pty ? "pty" : keepStdin === true ? "stdin" : "none";
     if (kind !== "none") envs[COMMAND_INPUT_ENV] = kind;
     const timeoutMs = request.timeout_ms ?? 0;
     if (pty) {
-      const launch = new PtyLaunch(argv);
+      const launch = new PtyLaunch(argv, assignments);
       return this.follow(
         request.command_id,
         request.timeout_ms,
@@ -263,7 +267,7 @@ export class E2bSession implements RemoteRunnerSession {
       );
     }
     // The SDK takes a shell line (bash -l -c): argv is quoted so the program receives exactly these bytes.
-    const line = argvToShell(argv);
+    const line = assignments + argvToShell(argv);
     return this.follow(
       request.command_id,
       request.timeout_ms,
