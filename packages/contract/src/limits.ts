@@ -87,7 +87,7 @@ const TABLE: Record<string, RunnerLimits> = {
     pause: "keeps-memory",
     file_scope: "sandbox",
     notes:
-      "envd process stream; commands outlive the client and are reattached through envd Connect (found by their RODER_COMMAND_ID env), output from the moment of attaching; ttl_seconds is idle time (the provider moves the sandbox's timeout while the session is used, commands included); the plan's maximum sandbox length (1 h base, 24 h Pro) bounds every command; stdin through envd's pipe (commands.sendStdin / closeStdin) and terminals through envd's PTY (pty.create / sendInput / resize: E2B's PTY starts a login shell, into which the argv is typed behind a start marker; closeStdin on a terminal sends Ctrl+D)",
+      "envd process stream; commands outlive the client and are reattached through envd Connect (found by their RODER_COMMAND_ID env), output from the moment of attaching; ttl_seconds is idle time (the provider moves the sandbox's timeout while the session is used, commands included); the plan's maximum sandbox length (1 h base, 24 h Pro) bounds every command; stdin through envd's pipe (commands.sendStdin / closeStdin) and terminals through envd's PTY (pty.create / sendInput / resize: E2B's PTY starts a login shell, into which a launch line is typed behind a start marker (the argv carried in its env); closeStdin on a terminal sends Ctrl+D)",
   },
 };
 

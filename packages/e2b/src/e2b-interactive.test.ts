@@ -77,6 +77,20 @@ describe("e2b: commands on a terminal (pty.create)", () => {
     expect(rpcs("SendInput")).toBe(inputs + 1);
   });
 
+  it("a long argv (past a terminal line's 4095 bytes) arrives whole; the launch leaves nothing in the env", async () => {
+    const big = "x".repeat(50_000);
+    const h = await session.startCommand({
+      command_id: id(),
+      program: "sh",
+      args: ["-c", 'printf "%s|" "${#1}"; env | grep -c -e RODER_PTY -e __roder -e RODER_ENV_ || true', "sh", big],
+      pty: { cols: 80, rows: 24 },
+      timeout_ms: 30_000,
+    });
+    const r = await h.wait();
+    expect(r.exit_code).toBe(0);
+    expect(r.stdout).toBe("50000|0\r\n");
+  });
+
   it("gives the program's exit status, and a program that cannot run ends with 127 and says why", async () => {
     const three = await session.startCommand({
       command_id: id(),

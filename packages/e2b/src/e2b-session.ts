@@ -252,7 +252,7 @@ export class E2bSession implements RemoteRunnerSession {
             cols: pty.cols,
             rows: pty.rows,
             cwd,
-            envs,
+            envs: { ...envs, ...launch.env },
             timeoutMs,
             onData: callbacks.onPty,
           })) as unknown as SdkHandle;
