@@ -82,7 +82,12 @@ describe("e2b: commands on a terminal (pty.create)", () => {
     const h = await session.startCommand({
       command_id: id(),
       program: "sh",
-      args: ["-c", 'printf "%s|" "${#1}"; env | grep -c -e RODER_PTY -e __roder -e RODER_ENV_ || true', "sh", big],
+      args: [
+        "-c",
+        'printf "%s|" "${#1}"; env | grep -c -e RODER_PTY -e __roder -e RODER_ENV_ || true',
+        "sh",
+        big,
+      ],
       pty: { cols: 80, rows: 24 },
       timeout_ms: 30_000,
     });
