@@ -204,8 +204,8 @@ export class E2bSession implements RemoteRunnerSession {
   /**
    * Starts a command and follows it. `stdin: true` keeps its stdin open (envd's pipe: `commands.sendStdin`,
    * `commands.closeStdin`); `pty: { cols, rows }` runs it on a terminal of that size (`pty.create`, `sendInput`,
-   * `resize`): E2B's PTY always starts an interactive login shell, into which the argv is typed behind a start
-   * marker (see `PtyLaunch`), so the handle's output is the program's alone.
+   * `resize`): E2B's PTY always starts an interactive login shell, into which a launch line is typed behind a
+   * start marker (see `PtyLaunch`), so the handle's output is the program's alone.
    */
   async startCommand(
     input: RunnerStartCommandInput,
