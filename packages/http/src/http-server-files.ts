@@ -5,6 +5,8 @@ import {
   type RunnerFileStream,
   writeFileFromStream,
 } from "@roder/runner-contract";
+import type { Entry, ServerContext } from "./http-server-context.js";
+import { send } from "./http-server-io.js";
 import { HttpError } from "./http-server-policy.js";
 
 /**
@@ -144,4 +146,43 @@ export async function putFile(
       throw new HttpError(413, "payload_too_large", `body is over the limit of ${limit} bytes`);
     throw error;
   }
+}
+
+/** `GET` / `PUT /sessions/{id}/files?path=`; false for another method. */
+export async function fileRoute(
+  ctx: ServerContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  e: Entry,
+): Promise<boolean> {
+  const m = req.method ?? "GET";
+  const filePath = url.searchParams.get("path");
+  if (filePath === null)
+    throw new HttpError(400, "invalid_request", "the 'path' query parameter is required");
+  if (m === "GET" || m === "PUT") {
+    // A client that goes away ends the read, or aborts the write (the old file stays).
+    const ac = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) ac.abort();
+    };
+    res.on("close", onClose);
+    try {
+      if (m === "GET") await getFile(req, res, e.session, filePath, ac.signal);
+      else {
+        await putFile(
+          req,
+          e.session,
+          filePath,
+          { maxFile: ctx.maxFile, bufferedLimit: ctx.maxBufferedFile },
+          ac.signal,
+        );
+        send(res, 204);
+      }
+      return true;
+    } finally {
+      res.off("close", onClose);
+    }
+  }
+  return false;
 }

@@ -1,5 +1,9 @@
+import { randomBytes } from "node:crypto";
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
-import { redactSecrets } from "@roder/runner-contract";
+import { codecs, redactSecrets } from "@roder/runner-contract";
+import type { Entry, ServerContext } from "./http-server-context.js";
+import { send } from "./http-server-io.js";
+import { HttpError } from "./http-server-policy.js";
 
 /** Request headers that belong to one hop, or to this server (its bearer credential), never to the app. */
 const DROP_REQUEST = new Set([
@@ -96,4 +100,89 @@ export async function proxyToPort(args: {
     });
     req.pipe(upstream);
   });
+}
+
+/** Port previews: `POST /sessions/{id}/ports`, `/sessions/{id}/ports/{port}/…` and `/previews/{preview_id}/…`. */
+export function portRoutes(ctx: ServerContext) {
+  /**
+   * `/previews/{preview_id}/…`: a port preview, reachable without the bearer credential (a browser can open
+   * it) by whoever holds its URL; the id is 128 random bits, valid while the session lives.
+   */
+  async function previewRoute(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
+    const target = req.url ?? "";
+    const prefix = `${ctx.basePath}/previews/`;
+    if (!target.startsWith(prefix)) return false;
+    const rest = target.slice(prefix.length);
+    const slash = rest.search(/[/?]/);
+    const pv = ctx.previews.get(slash < 0 ? rest : rest.slice(0, slash));
+    const e = pv ? ctx.sessions.get(pv.sessionId) : undefined;
+    if (!pv || !e || ctx.expired(e))
+      throw new HttpError(404, "not_found", "no such preview (its session is closed?)");
+    const tail = slash < 0 ? "/" : rest.slice(slash);
+    e.active++;
+    try {
+      await proxyToPort({
+        req,
+        res,
+        target: async () => (await e.session.exposePort({ port: pv.port, label: null })).url,
+        path: tail.startsWith("/") ? tail : `/${tail}`,
+        secrets: ctx.secrets(),
+      });
+    } finally {
+      e.active--;
+      if (e.idleMs !== null) e.expiresAt = Date.now() + e.idleMs;
+    }
+    return true;
+  }
+
+  async function route(
+    req: IncomingMessage,
+    res: ServerResponse,
+    url: URL,
+    parts: string[],
+    e: Entry,
+    id: string,
+  ): Promise<boolean> {
+    const sub = parts[2];
+    if (sub === "ports" && parts.length >= 4) {
+      const port = Number(parts[3]);
+      if (!Number.isInteger(port) || port < 1 || port > 65535 || !/^\d+$/.test(parts[3]!))
+        throw new HttpError(400, "invalid_request", `port must be 1..65535, got '${parts[3]}'`);
+      // The raw path after /ports/{port} (not decoded: the app gets what the client sent).
+      const raw = url.pathname.slice(ctx.basePath.length).split("/").slice(5).join("/");
+      await proxyToPort({
+        req,
+        res,
+        target: async () => (await e.session.exposePort({ port, label: null })).url,
+        path: `/${raw}${url.search}`,
+        secrets: ctx.secrets(),
+      });
+      return true;
+    }
+    if (parts.length === 3 && req.method === "POST") {
+      if (sub === "ports") {
+        // The backend's URL (e.g. its loopback) is for the server only: the client gets this server's route
+        // that proxies to it, under the URL it reaches the server by.
+        const request = codecs.RunnerPortRequest.decode(await ctx.readJson(req));
+        await e.session.exposePort(request);
+        let url: string;
+        if (ctx.options.authenticatedPreviews)
+          url = `${ctx.publicBase(req)}/sessions/${id}/ports/${request.port}/`;
+        else {
+          let pv = e.previews.get(request.port);
+          if (!pv) {
+            pv = `pv_${randomBytes(16).toString("hex")}`;
+            e.previews.set(request.port, pv);
+            ctx.previews.set(pv, { sessionId: id, port: request.port });
+          }
+          url = `${ctx.publicBase(req)}/previews/${pv}/`;
+        }
+        send(res, 200, codecs.RunnerPortResult.encode({ port: request.port, url }));
+        return true;
+      }
+    }
+    return false;
+  }
+
+  return { previewRoute, route };
 }
