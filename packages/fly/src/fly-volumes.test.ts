@@ -197,6 +197,26 @@ describe("fly agent mode", () => {
     expect(s.machines()).toEqual([]);
   }, 120_000);
 
+  it("a machine Fly stops under a session: calls fail typed (no token in them), a resume is workspace_lost", async () => {
+    const { s, provider, destination } = await setup();
+    const session = await provider.createSession(destination("agent"));
+    const state = session.state();
+    const token = agentToken(SECRET, "roder-vol", (state.metadata as { agent_nonce: string }).agent_nonce);
+    await s.stopMachine(state.session_id);
+    for (const call of [
+      session.runCommand({ command_id: "gone", program: "true" }),
+      session.readFile({ path: "x" }),
+    ]) {
+      const e = await caught(call);
+      expect(RunnerError.isInstance(e), String(e)).toBe(true);
+      expect(`${String(e)} ${JSON.stringify(e)}`).not.toContain(token);
+    }
+    const lost = await caught(provider.resumeSession(state));
+    expect(FlyWorkspaceLostError.isInstance(lost), String(lost)).toBe(true);
+    await session.close();
+    expect(s.machines()).toEqual([]);
+  }, 120_000);
+
   it("copies manifest entries into the agent's workspace, read-only ones without write permission", async () => {
     const { s, provider, destination } = await setup();
     const src = mkdtempSync(join(tmpdir(), "fly-agent-entries-"));
