@@ -6,6 +6,7 @@ import {
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { statusForError } from "./http-errors.js";
+import { frame } from "./http-frames.js";
 import type { Entry, IncomingMessage, ServerContext, ServerResponse } from "./http-server-context.js";
 import { commandRequest, type Line, lineWriter, readBody, send } from "./http-server-io.js";
 import { HttpError } from "./http-server-policy.js";
@@ -25,25 +26,26 @@ export function commandRoutes(ctx: ServerContext) {
       if (res.destroyed) break;
       // Backpressure: the next chunk is read only once the client took this one (a client that does not
       // read holds the server's buffer at one chunk, not at the command's whole output).
-      await line({ type: chunk.stream, data: Buffer.from(chunk.data).toString("base64") });
+      await line(frame({ type: chunk.stream, data: Buffer.from(chunk.data).toString("base64") }));
     }
     // A client that went away left the command running (it can attach again): nobody waits for it here.
     if (res.destroyed) return;
-    await line({
-      type: "result",
-      result: JSON.parse(codecs.RunnerCommandResult.encode(await handle.wait())),
-    });
+    await line(
+      frame({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(await handle.wait())) }),
+    );
   }
 
   function streamError(line: Line, error: unknown, e: Entry): Promise<void> {
-    return line({
-      type: "error",
-      status: statusForError(error),
-      error: {
-        code: RunnerError.isInstance(error) ? error.code : "internal",
-        message: scrubHostPaths(redactSecrets((error as Error).message, secrets()), e.hostPaths),
-      },
-    });
+    return line(
+      frame({
+        type: "error",
+        status: statusForError(error),
+        error: {
+          code: RunnerError.isInstance(error) ? error.code : "internal",
+          message: scrubHostPaths(redactSecrets((error as Error).message, secrets()), e.hostPaths),
+        },
+      }),
+    );
   }
 
   async function streamCommand(req: IncomingMessage, res: ServerResponse, e: Entry): Promise<void> {
@@ -69,12 +71,14 @@ export function commandRoutes(ctx: ServerContext) {
         handle = await e.session.startCommand({ ...request, ...io }, attachable ? {} : { signal: ac.signal });
         if (interactive) e.inputs.register(handle);
         res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-        await line({
-          type: "started",
-          command_id: request.command_id,
-          attachable,
-          ...(interactive ? { stdin_offset: 0 } : {}),
-        });
+        await line(
+          frame({
+            type: "started",
+            command_id: request.command_id,
+            attachable,
+            ...(interactive ? { stdin_offset: 0 } : {}),
+          }),
+        );
         if (res.destroyed) onClose();
         await pipeHandle(res, handle, line);
       } else {
@@ -85,9 +89,9 @@ export function commandRoutes(ctx: ServerContext) {
             message: `the '${provider.id}' backend of this server cannot stream commands, nor write to their stdin`,
           });
         res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
-        await line({ type: "started", command_id: request.command_id, attachable: false });
+        await line(frame({ type: "started", command_id: request.command_id, attachable: false }));
         const result = await e.session.runCommand(request, { signal: ac.signal });
-        await line({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(result)) });
+        await line(frame({ type: "result", result: JSON.parse(codecs.RunnerCommandResult.encode(result)) }));
       }
     } catch (error) {
       if (!res.headersSent) throw error;
@@ -115,13 +119,15 @@ export function commandRoutes(ctx: ServerContext) {
     res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
     try {
       // `offset`: bytes of each stream before the replay, so a client resuming a cut stream continues exactly.
-      await line({
-        type: "attached",
-        command_id: commandId,
-        offset: handle.replayOffset ?? null,
-        // Where a client that writes to the command's stdin continues (bytes it has taken so far).
-        stdin_offset: e.inputs.offset(commandId),
-      });
+      await line(
+        frame({
+          type: "attached",
+          command_id: commandId,
+          offset: handle.replayOffset ?? null,
+          // Where a client that writes to the command's stdin continues (bytes it has taken so far).
+          stdin_offset: e.inputs.offset(commandId),
+        }),
+      );
       await pipeHandle(res, handle, line);
     } catch (error) {
       await streamError(line, error, e);

@@ -30,6 +30,7 @@ import {
   SessionNotFoundError,
   sleep,
 } from "@roder/runner-contract";
+import { decodeFrame } from "./http-frames.js";
 import type { HttpAnswer, HttpTransport } from "./http-transport.js";
 
 function isTerminalSize(p: unknown): p is { cols: number; rows: number } {
@@ -297,15 +298,12 @@ export class HttpRunnerSession implements RemoteRunnerSession {
               buffer = buffer.slice(nl + 1);
               nl = buffer.indexOf("\n");
               if (!line.trim()) continue;
-              const msg = JSON.parse(line) as {
-                type: string;
-                data?: string;
-                result?: unknown;
-                attachable?: boolean;
-                offset?: { stdout: number; stderr: number } | null;
-                stdin_offset?: number;
-                error?: { code: string; message: string };
-              };
+              const msg = decodeFrame(line);
+              if (!msg)
+                throw new RunnerError(
+                  "provider_api",
+                  "the command stream sent a frame this client cannot read",
+                );
               if (msg.type === "started") resumable = msg.attachable === true;
               else if (msg.type === "attached") {
                 resumable = true;
@@ -327,7 +325,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
                     "the server no longer holds the output that was missed",
                   );
               } else if (msg.type === "stdout" || msg.type === "stderr") {
-                let data = new Uint8Array(Buffer.from(msg.data ?? "", "base64"));
+                let data = new Uint8Array(Buffer.from(msg.data, "base64"));
                 const left = skip?.[msg.type] ?? 0;
                 if (left > 0) {
                   skip![msg.type] = Math.max(0, left - data.length);
@@ -341,9 +339,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
                 resolveResult(codecs.RunnerCommandResult.parse(msg.result));
               } else if (msg.type === "error") {
                 gotResult = true;
-                rejectResult(
-                  new RunnerError(msg.error?.code ?? "provider_api", msg.error?.message ?? "command failed"),
-                );
+                rejectResult(new RunnerError(msg.error.code, msg.error.message));
               }
             }
           }
