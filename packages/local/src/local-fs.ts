@@ -11,7 +11,7 @@ import {
 } from "@roder/runner-contract";
 
 /** Real path of `path`, or of its nearest existing ancestor joined with the rest. */
-export async function realpathLoose(path: string): Promise<string> {
+export async function realpathLoose(path: string, depth = 0): Promise<string> {
   let cur = path;
   const rest: string[] = [];
   for (;;) {
@@ -24,6 +24,13 @@ export async function realpathLoose(path: string): Promise<string> {
         (error as NodeJS.ErrnoException).code !== "ENOTDIR"
       )
         throw error;
+      // A dangling symlink leads where its target says, not where the link is (`link -> /tmp/x` is in /tmp).
+      const target = await fs.readlink(cur).catch(() => null);
+      if (target !== null && depth < 40) {
+        const next = target.startsWith("/") ? target : join(dirname(cur), target);
+        const real = await realpathLoose(next, depth + 1);
+        return rest.length ? join(real, ...rest.reverse()) : real;
+      }
       const parent = dirname(cur);
       if (parent === cur) return path;
       rest.push(cur.slice(parent.length + (parent === "/" ? 0 : 1)));
