@@ -19,8 +19,8 @@ import {
 import type { Progress } from "./progress.js";
 
 /**
- * `cp` with bounded memory. The contract moves files whole (`readFile` / `writeFile`), so past a small size the
- * CLI streams through a command in the session instead: `cat > PATH` fed through the command's stdin (each
+ * `cp` with bounded memory. Where the provider streams files (`readFileStream` / `writeFileStream`: local, http)
+ * the CLI uses that. Elsewhere, past a small size, it streams through a command in the session: `cat > PATH` fed through the command's stdin (each
  * write awaited: the pipe's backpressure reaches the source file), and a small range server (`tail | head`
  * per 4 MiB range asked for on its stdin) whose output is pulled no faster than the destination takes it.
  * Small files, and providers without `startCommand` (or without stdin on it), use the whole-file calls.
@@ -76,6 +76,20 @@ export async function upload(
   checkRunnerPath(dst);
   const { stream, size } = openSource(src);
   const bar = progress(size);
+  if (session.writeFileStream) {
+    // The provider streams files itself (atomic: a failed copy leaves the old file).
+    let n = 0;
+    const counted = (async function* () {
+      for await (const c of stream) {
+        n += (c as Buffer).length;
+        bar.update(n);
+        yield c as Uint8Array;
+      }
+    })();
+    const { bytes } = await session.writeFileStream({ path: dst }, counted, { signal });
+    bar.done();
+    return bytes;
+  }
   const small = size !== undefined && size <= STREAM_ABOVE;
   if (!small && session.startCommand) {
     const sent = await uploadStreaming(session, stream, dst, bar, signal);
@@ -151,10 +165,11 @@ async function uploadStreaming(
 
 /**
  * Serves `off len` requests read from stdin: exactly `len` bytes of the file from `off` (zero-padded should
- * the file shrink meanwhile, so the stream never stalls; the size checked after the copy tells it was cut).
+ * the file shrink meanwhile, so the stream never stalls; the size checked after the copy tells it was cut), as
+ * base64: some providers' command output is text (E2B's SDK decodes it as UTF-8), base64 passes every one.
  */
 const RANGE_SERVER = `while read off len; do
-  { tail -c +$((off + 1)) -- "$1" | head -c "$len"; head -c "$len" /dev/zero; } | head -c "$len"
+  { tail -c +$((off + 1)) -- "$1" | head -c "$len"; head -c "$len" /dev/zero; } | head -c "$len" | base64
 done`;
 const CHUNK = 8 * 1024 * 1024;
 
@@ -167,6 +182,18 @@ export async function download(
   signal?: AbortSignal,
 ): Promise<number> {
   checkRunnerPath(src);
+  if (session.readFileStream) {
+    // The provider streams files itself: its size first, then the bytes as the destination takes them.
+    const file = await session.readFileStream({ path: src }, { signal });
+    const bar = progress(file.size);
+    const n = await drainTo(file.body, dst, bar);
+    if (n !== file.length)
+      throw new RunnerError(
+        "io_error",
+        `runner:${src} changed while it was copied (${n} of ${file.length} bytes)`,
+      );
+    return n;
+  }
   const size = session.startCommand ? await sizeOf(session, src, signal) : undefined;
   const bar = progress(size);
   if (size !== undefined && size > STREAM_ABOVE) {
@@ -183,7 +210,7 @@ export async function download(
 }
 
 /**
- * Pulls the file in 4 MiB ranges, two requested ahead: the command produces output only when asked, so
+ * Pulls the file in 8 MiB ranges, two requested ahead: the command produces output only when asked, so
  * nothing piles up unread whatever the speed of the destination. Null when the provider cannot take stdin.
  */
 async function downloadRanges(
@@ -214,14 +241,18 @@ async function downloadRanges(
   sink.on("error", (error) => {
     sinkError ??= error;
   });
+  // Ranges asked for, in order: each arrives as base64 of known length (newlines aside).
+  const asked: number[] = [];
   let requested = 0;
   const ask = async () => {
     if (requested >= size) return;
     const len = Math.min(CHUNK, size - requested);
     await handle.write!(`${requested} ${len}\n`);
+    asked.push(len);
     requested += len;
   };
   let received = 0;
+  let text = ""; // base64 of the current range so far
   let stderr = "";
   let failed: unknown;
   try {
@@ -232,15 +263,23 @@ async function downloadRanges(
         stderr += Buffer.from(c.data).toString();
         continue;
       }
-      const before = received;
-      received += c.data.length;
-      if (sinkError) throw sinkError;
-      if (!sink.write(c.data)) await once(sink, "drain");
-      bar.update(received);
-      // One more range asked for each one done (two stay in flight); stdin closed once all are asked for.
-      if (Math.floor(received / CHUNK) > Math.floor(before / CHUNK) || received >= size) {
+      let piece = Buffer.from(c.data).toString("latin1").replace(/\s+/g, "");
+      while (piece.length > 0 && asked.length > 0) {
+        const want = Math.ceil(asked[0]! / 3) * 4;
+        const take = piece.slice(0, want - text.length);
+        text += take;
+        piece = piece.slice(take.length);
+        if (text.length < want) break;
+        const bytes = Buffer.from(text, "base64");
+        text = "";
+        asked.shift();
+        received += bytes.length;
+        if (sinkError) throw sinkError;
+        if (!sink.write(bytes)) await once(sink, "drain");
+        bar.update(received);
+        // One more range asked for each one done (two stay in flight); stdin closed once all have come.
         if (requested < size) await ask();
-        else if (received >= size) await handle.closeStdin();
+        else if (asked.length === 0) await handle.closeStdin();
       }
     }
   } catch (error) {
@@ -269,6 +308,38 @@ async function downloadRanges(
     throw new RunnerError("io_error", problem!);
   }
   return received;
+}
+
+/** Writes `body` to `dst` (a host path, or stdout for `-`) with backpressure; a failed copy leaves no file. */
+async function drainTo(body: AsyncIterable<Uint8Array>, dst: string, bar: Progress): Promise<number> {
+  const sink: Writable = dst === "-" ? process.stdout : createWriteStream(dst);
+  let sinkError: unknown;
+  sink.on("error", (error) => {
+    sinkError ??= error;
+  });
+  let n = 0;
+  try {
+    for await (const c of body) {
+      if (sinkError) throw sinkError;
+      n += c.length;
+      if (!sink.write(c)) await once(sink, "drain");
+      bar.update(n);
+    }
+    if (dst !== "-" && !sink.closed) {
+      sink.end();
+      await once(sink, "close");
+    }
+    if (sinkError) throw sinkError;
+  } catch (error) {
+    if (dst !== "-") {
+      sink.destroy();
+      rmSync(dst, { force: true });
+    }
+    throw error;
+  } finally {
+    bar.done();
+  }
+  return n;
 }
 
 /** A runner file's size (`wc -c`, which stats a regular file); a typed error when it cannot be read. */

@@ -1,4 +1,5 @@
-import { createRequire } from "node:module";
+import { existsSync, realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /**
@@ -13,28 +14,29 @@ const GROUPS: string[][] = [
 ];
 
 /**
- * Whether `name` resolves the way the library that loads it would resolve it: from `@roder/runner-storage`
- * (the cloud SDKs are its optional peers), reached through `@roder/runner-local`; from the CLI otherwise.
+ * The directory of package `name` as an ESM import from `fromDir` finds it: the nearest `node_modules/<name>` up
+ * the tree, symlinks resolved (NODE_PATH, which `require.resolve` would also search, plays no part in `import`).
+ */
+function packageDir(name: string, fromDir: string): string | null {
+  let dir = fromDir;
+  for (;;) {
+    const candidate = join(dir, "node_modules", name);
+    if (existsSync(join(candidate, "package.json"))) return realpathSync(candidate);
+    const up = dirname(dir);
+    if (up === dir) return null;
+    dir = up;
+  }
+}
+
+/**
+ * Whether `name` is installed where the library that loads it looks: beside `@roder/runner-storage` (the cloud
+ * SDKs are its optional peers, reached through `@roder/runner-local`), or beside the CLI.
  */
 function installed(name: string): boolean {
-  const froms: string[] = [];
-  try {
-    const local = fileURLToPath(import.meta.resolve("@roder/runner-local"));
-    froms.push(createRequire(local).resolve("@roder/runner-storage"));
-  } catch {
-    // no storage package: resolve from the CLI only
-  }
-  froms.push(fileURLToPath(import.meta.url));
-  for (const from of froms) {
-    try {
-      createRequire(from).resolve(name);
-      return true;
-    } catch (error) {
-      // An ESM-only package whose exports have no `require` condition is there all the same.
-      if ((error as NodeJS.ErrnoException).code === "ERR_PACKAGE_PATH_NOT_EXPORTED") return true;
-    }
-  }
-  return false;
+  const cli = dirname(realpathSync(fileURLToPath(import.meta.url)));
+  const local = packageDir("@roder/runner-local", cli);
+  const storage = local ? packageDir("@roder/runner-storage", local) : null;
+  return [storage, cli].some((from) => from !== null && packageDir(name, from) !== null);
 }
 
 /** Every missing package of the group `name` belongs to (at least `name` itself). */
