@@ -11,16 +11,17 @@ export interface RetryPolicy {
 }
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 4, baseDelayMs: 200, maxDelayMs: 10_000 };
 
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms`; an abort of `signal` ends the wait at once with CancelledError naming `operation`. */
+export function sleep(ms: number, signal?: AbortSignal, operation = "retry wait"): Promise<void> {
   return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new CancelledError({ operation: "retry wait" }));
+    if (signal?.aborted) return reject(new CancelledError({ operation }));
     const t = setTimeout(() => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
     }, ms);
     const onAbort = () => {
       clearTimeout(t);
-      reject(new CancelledError({ operation: "retry wait" }));
+      reject(new CancelledError({ operation }));
     };
     signal?.addEventListener("abort", onAbort, { once: true });
   });
@@ -35,6 +36,8 @@ export async function withRetry<T>(
   opts: {
     policy: RetryPolicy;
     signal?: AbortSignal | undefined;
+    /** Names the call in the CancelledError of an aborted wait (default "retry wait"). */
+    operation?: string;
     onRetry?: (n: number, error: unknown) => void;
     /** Which failures to retry (default: retryable RunnerErrors). */
     isRetryable?: (error: unknown) => boolean;
@@ -47,14 +50,19 @@ export async function withRetry<T>(
       const retryable = opts.isRetryable
         ? opts.isRetryable(error)
         : RunnerError.isInstance(error) && error.isRetryable;
-      if (!retryable || n >= opts.policy.maxRetries || opts.signal?.aborted) throw error;
+      // Aborted while the attempt failed: the caller asked to stop, not to hear of the failure.
+      if (opts.signal?.aborted)
+        throw CancelledError.isInstance(error)
+          ? error
+          : new CancelledError({ operation: opts.operation ?? "retry wait" }, { cause: error });
+      if (!retryable || n >= opts.policy.maxRetries) throw error;
       const backoff = Math.min(opts.policy.maxDelayMs, opts.policy.baseDelayMs * 2 ** n);
       const hinted = ProviderApiError.isInstance(error) ? error.retryAfterMs : undefined;
       const delay =
         hinted !== undefined ? Math.min(hinted, opts.policy.maxDelayMs * 6) : Math.random() * backoff;
       opts.onRetry?.(n + 1, error);
       noteRetry();
-      await sleep(delay, opts.signal);
+      await sleep(delay, opts.signal, opts.operation);
     }
   }
 }
