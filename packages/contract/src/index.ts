@@ -5,6 +5,7 @@ export * from "./http-client.js";
 export * from "./limits.js";
 export * from "./load-token.js";
 export * from "./method-inputs.js";
+export * from "./mount-plan.js";
 export * from "./mount-uri.js";
 export * from "./observer.js";
 export * from "./operation-context.js";

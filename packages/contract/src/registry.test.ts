@@ -19,6 +19,19 @@ function fakeProvider(id: string, log: string[], invalid = false): RemoteRunnerP
     id,
     capabilities: () => caps,
     setupHint: () => (invalid ? "set X_TOKEN" : null),
+    limits: () => ({
+      provider_id: id,
+      max_file_bytes: null,
+      max_command_ms: null,
+      streaming: "buffered",
+      reattach: false,
+      attach: "none",
+      attach_replay: null,
+      cancellation: "none",
+      pause: "none",
+      notes: "a fake",
+    }),
+    planMounts: () => [],
     validateDestination: async (d) => {
       log.push(`validate ${d.id}`);
       if (invalid) throw new Error("invalid destination");

@@ -1,10 +1,12 @@
 import { RunnerError } from "./errors/runner-error.js";
+import type { RunnerLimits } from "./limits.js";
 import type {
   RunnerArtifactExportRequestInput,
   RunnerDestinationInput,
   RunnerFileWriteInput,
   RunnerPortRequestInput,
 } from "./method-inputs.js";
+import type { MountPlanEntry } from "./mount-plan.js";
 import type {
   RunnerArtifactExportResult,
   RunnerCapabilities,
@@ -79,7 +81,7 @@ export interface RunnerCommandHandle {
   kill(signal?: RunnerSignal): Promise<boolean>;
   /**
    * Stops following the command without killing it: `output` ends and `wait()` still resolves. Where the
-   * provider can reattach (`describeProviderLimits(id).attach`), `attachCommand(commandId)` follows it again.
+   * provider can reattach (`provider.limits().attach`), `attachCommand(commandId)` follows it again.
    */
   detach?(): Promise<void>;
   /**
@@ -119,6 +121,18 @@ export interface RemoteRunnerProvider {
   capabilities(): RunnerCapabilities;
   /** Setup guidance when the provider is installed but not yet usable; names env variables, never values. */
   setupHint(): string | null;
+  /**
+   * The limits that bite users (largest file, streaming, attach, cancellation, pause, what paths address), known
+   * before a session exists. Given a destination, that destination's where they differ by config (Fly's agent and
+   * exec modes); without one, the provider's default destination's.
+   */
+  limits(destination?: RunnerDestinationInput): RunnerLimits;
+  /**
+   * How each mount of the destination's manifest would be satisfied (strategy, tools, credential variables and
+   * which of them are unset in the provider's environment), so a host can refuse a destination before paying for a
+   * sandbox. Agrees with `capabilities().mounts` and `validateDestination`.
+   */
+  planMounts(destination: RunnerDestinationInput): MountPlanEntry[];
   /**
    * Creates a session. Only `config` is needed: `id` is generated, `provider_id` defaults to this provider's
    * id (another provider's id is refused) and `default_manifest` to an empty one.
@@ -166,7 +180,7 @@ export interface RemoteRunnerSession {
   attachCommand?(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle>;
   /**
    * Pauses the sandbox: its files, processes and memory are kept and its compute stops (E2B pause, Fly
-   * suspend; see `describeProviderLimits(id).pause`). Later calls on this object reject with a
+   * suspend; see `provider.limits().pause`). Later calls on this object reject with a
    * `session_paused` RunnerError; `provider.resumeSession(state())` resumes it, from any process.
    */
   pause?(options?: RunnerCallOptions): Promise<void>;

@@ -1,5 +1,4 @@
 import { createLocalProvider } from "@roder/runner-local";
-import { planMountsFor } from "@roder/runner-storage";
 import { describeRunnerConformance, type E2bStandIn, startE2bStandIn } from "@roder/runner-testkit";
 import { expect } from "vitest";
 import { createE2bProvider } from "./e2b-provider.js";
@@ -37,7 +36,6 @@ describeRunnerConformance({
   // An E2B sandbox is its own machine: the file API and cwd address its whole view.
   fileScope: "sandbox",
   secretValues: [KEY],
-  planMounts: (d) => planMountsFor("e2b", d),
   countLiveSessions: () => standIn.sandboxes().length,
   sweeper: {
     owner: "roder-runners",

@@ -1,6 +1,6 @@
 import type { RunnerDestination, RunnerMount } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
-import { CredentialsInSandboxError, planMountsFor } from "@roder/runner-storage";
+import { CredentialsInSandboxError } from "@roder/runner-storage";
 import { type E2bStandIn, startE2bStandIn } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createE2bProvider } from "./e2b-provider.js";
@@ -50,7 +50,7 @@ describe("e2b: credentials in the sandbox only on request", () => {
       [["data"], [mount("data"), mount("logs")], "logs"],
     ] as const) {
       const d = destination(allow, [...mounts]);
-      expect(planMountsFor("e2b", d).find((p) => p.name === refused)?.strategy).toBe("refused");
+      expect(provider.planMounts(d).find((p) => p.name === refused)?.strategy).toBe("refused");
       for (const call of [() => provider.validateDestination(d), () => provider.createSession(d)]) {
         const e = await call().then(
           () => null,

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { describeProviderLimits, RunnerError } from "@roder/runner-contract";
+import { RunnerError } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
 import { type E2bStandIn, startE2bStandIn } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -49,7 +49,7 @@ async function code(p: Promise<unknown>): Promise<string> {
 
 describe("e2b file scope: the sandbox's own view", () => {
   it("publishes file_scope sandbox", () => {
-    expect(describeProviderLimits("e2b")?.file_scope).toBe("sandbox");
+    expect(createE2bProvider().limits().file_scope).toBe("sandbox");
   });
 
   it("reads and writes in /tmp and the home, relative paths against the workspace, `..` within the sandbox", async () => {

@@ -23,10 +23,12 @@ import {
   manifestSourceFiles,
   mountManifestInSandbox,
   parseArtifactTarget,
+  planInSandboxMounts,
   type SandboxMountRef,
 } from "@roder/runner-storage";
 import { type E2bDestinationConfig, E2bDestinationConfigSchema, parseE2bConfig } from "./e2b-config.js";
 import { mapE2bError } from "./e2b-errors.js";
+import { E2B_LIMITS } from "./e2b-limits.js";
 import { E2bSession } from "./e2b-session.js";
 
 type E2bModule = typeof import("e2b");
@@ -311,6 +313,13 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
     capabilities: () => CAPABILITIES,
     setupHint: () =>
       settings.apiKey || env()[envName] ? null : `set ${envName} or pass apiKey (your E2B API key)`,
+    limits: () => ({ ...E2B_LIMITS }),
+    planMounts: (d) =>
+      planInSandboxMounts(parseDestinationInput(d, "e2b"), {
+        providerId: "e2b",
+        env: env(),
+        capabilities: CAPABILITIES.mounts,
+      }),
     async validateDestination(destination) {
       validate(destination);
     },

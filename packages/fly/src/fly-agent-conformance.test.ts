@@ -1,5 +1,4 @@
 import { createLocalProvider } from "@roder/runner-local";
-import { planMountsFor } from "@roder/runner-storage";
 import {
   describeRunnerConformance,
   describeSandboxConformance,
@@ -57,7 +56,6 @@ describeRunnerConformance({
   largeFileBytes: 64 * 1024 * 1024,
   // Through the agent, as over the HTTP provider (exec mode refuses both).
   interactive: ["stdin", "pty"],
-  planMounts: (d) => planMountsFor("fly", d),
   fileScope: "workspace",
   countLiveSessions: () => standIn.machines().filter((m) => m.state !== "destroyed").length,
   sweeper: {

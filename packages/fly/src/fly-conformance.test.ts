@@ -1,5 +1,4 @@
 import { createLocalProvider } from "@roder/runner-local";
-import { planMountsFor } from "@roder/runner-storage";
 import { describeRunnerConformance, type FlyStandIn, startFlyStandIn } from "@roder/runner-testkit";
 import { expect } from "vitest";
 import { createFlyProvider } from "./fly-provider.js";
@@ -32,7 +31,6 @@ describeRunnerConformance({
     default_manifest: { entries: [], mounts: [] },
   }),
   secretValues: [TOKEN],
-  planMounts: (d) => planMountsFor("fly", d),
   fileScope: "sandbox",
   countLiveSessions: () => standIn.machines().filter((m) => m.state !== "destroyed").length,
   sweeper: {

@@ -1,6 +1,6 @@
 import type { RunnerDestination, RunnerMount } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
-import { CredentialsInSandboxError, planMountsFor } from "@roder/runner-storage";
+import { CredentialsInSandboxError } from "@roder/runner-storage";
 import { type FlyStandIn, startFlyStandIn } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createFlyProvider } from "./fly-provider.js";
@@ -50,7 +50,7 @@ describe("fly: credentials in the machine only on request", () => {
       [["data"], [mount("data"), mount("logs")]],
     ] as const) {
       const d = destination(allow, [...mounts]);
-      const plan = planMountsFor("fly", d);
+      const plan = provider.planMounts(d);
       expect(plan.some((p) => p.strategy === "refused")).toBe(true);
       for (const call of [() => provider.validateDestination(d), () => provider.createSession(d)]) {
         const e = await call().then(

@@ -1,4 +1,4 @@
-import { describeProviderLimits, UnsupportedCapabilityError } from "@roder/runner-contract";
+import { UnsupportedCapabilityError } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
 import { type FlyStandIn, startFlyStandIn } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -74,8 +74,13 @@ describe("fly exec mode and interactive commands", () => {
         stdin: false,
       });
       expect((await h.wait()).stdout).toBe("plain\n");
-      // The published limits say so.
-      expect(describeProviderLimits("fly")?.notes).toMatch(/no stdin to a running command and no terminal/);
+      // The published limits of exec mode say so (the default; agent mode's take both).
+      const provider = createFlyProvider();
+      expect(provider.limits().notes).toMatch(/no stdin to a running command and no terminal/);
+      expect(provider.limits({ config: { app: "a", image: "i", mode: "exec" } })).toEqual(provider.limits());
+      const agent = provider.limits({ config: { app: "a", image: "i", image_has_agent: true } });
+      expect(agent.notes).toMatch(/stdin and terminals of a running command through the agent/);
+      expect(agent.cancellation).toBe("native");
     } finally {
       await session.close();
     }

@@ -1,4 +1,3 @@
-import { planMountsFor } from "@roder/runner-storage";
 import { describeRunnerConformance } from "@roder/runner-testkit";
 import { describe, expect, it } from "vitest";
 import { createFlyProvider } from "./fly-provider.js";
@@ -36,7 +35,6 @@ if (live) {
       }),
     secretValues: [token!],
     portPreview: "url-only",
-    planMounts: (d) => planMountsFor("fly", d),
     fileScope: "sandbox",
     sweeper,
   });
@@ -49,7 +47,6 @@ if (live) {
       secretValues: [token!],
       portPreview: "url-only",
       largeFileBytes: 64 * 1024 * 1024,
-      planMounts: (d) => planMountsFor("fly", d),
       fileScope: "workspace",
       sweeper,
     });

@@ -20,6 +20,7 @@ import {
   checkSandboxMounts,
   manifestSourceFiles,
   mountManifestInSandbox,
+  planInSandboxMounts,
   type SandboxMountRef,
 } from "@roder/runner-storage";
 import {
@@ -40,6 +41,7 @@ import {
   flyMode,
   parseFlyConfig,
 } from "./fly-config.js";
+import { flyLimitsFor } from "./fly-limits.js";
 import { DEFAULT_FLY_RATE_LIMIT, type FlyRateLimit, sharedFlyRateLimiter } from "./fly-rate-limit.js";
 import { CHECK_MARK, MARK } from "./fly-scripts.js";
 import { destroyMachine, FlySession } from "./fly-session.js";
@@ -240,6 +242,13 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
       settings.token || env()[tokenEnv]
         ? null
         : `set ${tokenEnv} or pass token (a Fly API token: fly tokens create deploy -a <app>)`,
+    limits: flyLimitsFor,
+    planMounts: (d) =>
+      planInSandboxMounts(parseDestinationInput(d, "fly"), {
+        providerId: "fly",
+        env: env(),
+        capabilities: CAPABILITIES.mounts,
+      }),
     async validateDestination(destination) {
       validate(destination);
     },

@@ -1,5 +1,4 @@
 import { createLocalProvider } from "@roder/runner-local";
-import { planMountsFor } from "@roder/runner-storage";
 import { type BoxStandIn, startBoxStandIn } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createHttpRunnerProvider } from "./http-provider.js";
@@ -61,12 +60,7 @@ describe("Box mounts through the HTTP provider", () => {
         mounts: [mount("in", "http/in", true), mount("out", "http/out", false)],
       },
     };
-    const plan = planMountsFor("http", {
-      id: "d",
-      provider_id: "http",
-      config: destination.config,
-      default_manifest: destination.default_manifest,
-    });
+    const plan = provider.planMounts(destination);
     expect(plan.map((p) => [p.kind, p.credentials_in_sandbox])).toEqual([
       ["box_storage", false],
       ["box_storage", false],

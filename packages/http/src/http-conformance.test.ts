@@ -1,6 +1,5 @@
 import type { RunnerCapabilities } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
-import { planMountsFor } from "@roder/runner-storage";
 import { describeRunnerConformance } from "@roder/runner-testkit";
 import { createHttpRunnerProvider, fetchRunnerServerInfo } from "./http-provider.js";
 import { createRunnerServer, type RunnerServer } from "./http-server.js";
@@ -37,7 +36,6 @@ describeRunnerConformance({
     default_manifest: { entries: [], mounts: [] },
   }),
   secretValues: [TOKEN],
-  planMounts: (d) => planMountsFor("http", d),
   countLiveSessions: () => server.sessionCount(),
   fileStreams: true,
   interactive: ["stdin", "pty"],

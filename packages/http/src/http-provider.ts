@@ -13,8 +13,10 @@ import {
   type RunnerSessionState,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
+import { planServerMounts } from "@roder/runner-storage";
 import { z } from "zod";
 import { HttpDestinationConfigSchema, parseHttpConfig } from "./http-config.js";
+import { HTTP_LIMITS } from "./http-limits.js";
 import { DEFAULT_RETRY, type RetryPolicy } from "./http-retry.js";
 import { HttpRunnerSession } from "./http-session.js";
 import { createTransport } from "./http-transport.js";
@@ -182,6 +184,13 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
       ].filter(Boolean);
       return missing.length ? `set ${missing.join(" and ")}` : null;
     },
+    limits: () => ({ ...HTTP_LIMITS, provider_id: id }),
+    planMounts: (d) =>
+      planServerMounts(parseDestinationInput(d, id), {
+        providerId: id,
+        env: env(),
+        capabilities: (settings.capabilities ?? ALL).mounts,
+      }),
     async validateDestination(destination) {
       validate(destination);
     },

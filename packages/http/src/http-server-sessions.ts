@@ -1,10 +1,5 @@
 import { randomBytes } from "node:crypto";
-import {
-  codecs,
-  describeProviderLimits,
-  type RemoteRunnerSession,
-  type RunnerSnapshotRef,
-} from "@roder/runner-contract";
+import { codecs, type RemoteRunnerSession, type RunnerSnapshotRef } from "@roder/runner-contract";
 import { z } from "zod";
 import type { Entry, IncomingMessage, ServerContext, ServerResponse } from "./http-server-context.js";
 import { readBody, send } from "./http-server-io.js";
@@ -90,7 +85,7 @@ export function sessionRoutes(ctx: ServerContext) {
   function fileScope(s: RemoteRunnerSession): "sandbox" | "workspace" {
     const meta = s.state().metadata as { file_scope?: unknown } | null;
     if (meta?.file_scope === "sandbox" || meta?.file_scope === "workspace") return meta.file_scope;
-    return describeProviderLimits(provider.id)?.file_scope === "sandbox" ? "sandbox" : "workspace";
+    return provider.limits().file_scope === "sandbox" ? "sandbox" : "workspace";
   }
 
   /** Host paths and backend ids of a session, each with what the client may see instead. */

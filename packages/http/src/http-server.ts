@@ -3,7 +3,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import {
   CommandNotFoundError,
-  describeProviderLimits,
   RunnerError,
   type RunnerSessionState,
   type RunnerSnapshotRef,
@@ -204,7 +203,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
             max_buffered_file_bytes: maxBufferedFile,
             max_json_bytes: maxJson,
             streaming: true,
-            reattach: (describeProviderLimits(provider.id)?.attach ?? "in-process") !== "none",
+            reattach: provider.limits().attach !== "none",
             // The operator's policy, so a client knows what it will be refused before asking.
             policy: {
               isolation: options.isolation ?? null,

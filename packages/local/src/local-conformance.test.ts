@@ -1,4 +1,3 @@
-import { planMountsFor } from "@roder/runner-storage";
 import { describeRunnerConformance } from "@roder/runner-testkit";
 import { createLocalProvider } from "./local-provider.js";
 import { createLocalSweeper } from "./local-sweeper.js";
@@ -11,7 +10,6 @@ for (const isolation of ["none", "bwrap"] as const) {
   describeRunnerConformance({
     name: `unix-local (isolation ${isolation})`,
     createProvider: () => createLocalProvider({ env, owner: `conformance-local-${isolation}` }),
-    planMounts: (d) => planMountsFor("unix-local", d),
     secretValues: [SECRET],
     fileScope: isolation === "bwrap" ? "sandbox" : "workspace",
     interactive: ["stdin", "pty"],
@@ -30,7 +28,6 @@ for (const isolation of ["none", "bwrap"] as const) {
 describeRunnerConformance({
   name: "unix-local (bwrap, workspace_path /workspace)",
   createProvider: () => createLocalProvider(),
-  planMounts: (d) => planMountsFor("unix-local", d),
   fileScope: "sandbox",
   interactive: ["stdin", "pty"],
   fileStreams: true,

@@ -26,7 +26,7 @@ import {
   secretsAsEnv,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import { resolveBucketCredentials } from "@roder/runner-storage";
+import { planHostMounts, resolveBucketCredentials } from "@roder/runner-storage";
 import { z } from "zod";
 import { bindMount } from "./local-binds.js";
 import {
@@ -35,6 +35,7 @@ import {
   parseLocalConfig,
 } from "./local-config.js";
 import { which } from "./local-isolation.js";
+import { LOCAL_LIMITS } from "./local-limits.js";
 import { mountBucket } from "./local-mounts.js";
 import { ensurePrivateDir } from "./local-private-dir.js";
 import { makeSessionCgroup, ownCgroup, type SandboxRecord } from "./local-sandbox.js";
@@ -305,6 +306,13 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
       if (!mountTools()) missing.push("rclone and fuse3 (for bucket mounts): apt-get install rclone fuse3");
       return missing.length ? `optional tools missing: ${missing.join("; ")}` : null;
     },
+    limits: () => ({ ...LOCAL_LIMITS }),
+    planMounts: (d) =>
+      planHostMounts(parseDestinationInput(d, LOCAL_PROVIDER_ID), {
+        providerId: LOCAL_PROVIDER_ID,
+        env: env(),
+        capabilities: capabilities().mounts,
+      }),
     async validateDestination(destination) {
       await validate(parseDestinationInput(destination, LOCAL_PROVIDER_ID));
     },

@@ -23,7 +23,12 @@ export {
 } from "./credentials-in-sandbox.js";
 export { loadOptionalModule } from "./load-optional.js";
 export { manifestSourceFiles } from "./manifest-files.js";
-export { type MountPlanEntry, planMountsFor } from "./mount-planning.js";
+export {
+  type MountPlanOptions,
+  planHostMounts,
+  planInSandboxMounts,
+  planServerMounts,
+} from "./mount-planning.js";
 export { type HostMount, mountOnHost } from "./rclone-host.js";
 export { type PlanOptions, planRcloneMount, type RcloneMountPlan } from "./rclone-plan.js";
 export {

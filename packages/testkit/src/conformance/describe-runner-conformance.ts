@@ -5,7 +5,8 @@ import {
   CommandNotFoundError,
   codecs,
   commandOutcome,
-  describeProviderLimits,
+  type MountPlanEntry,
+  MountPlanEntrySchema,
   PathOutsideWorkspaceError,
   type RemoteRunnerProvider,
   type RemoteRunnerSession,
@@ -60,7 +61,7 @@ export interface RunnerConformanceOptions {
    * exist.
    */
   fileStreams?: boolean;
-  /** The provider's published limits (default: `describeProviderLimits(provider.id)`). */
+  /** The provider's published limits (default: `provider.limits(destination)`). */
   limits?: RunnerLimits;
   /**
    * Live sandboxes/sessions on the backend (machines, sandboxes, server sessions, workspace dirs): with it,
@@ -68,16 +69,10 @@ export interface RunnerConformanceOptions {
    */
   countLiveSessions?: () => MaybePromise<number>;
   /**
-   * Mount planning before create (`(d) => planMountsFor(provider.id, d)` from @roder/runner-storage): the suite
-   * checks the plan agrees with the capabilities and with `validateDestination`.
+   * Mount planning before create (default: `provider.planMounts(d)`): the suite checks the plan against its schema,
+   * the capabilities and `validateDestination`.
    */
-  planMounts?: (destination: RunnerDestination) => Array<{
-    name: string;
-    kind: string;
-    strategy: string;
-    credentials_in_sandbox: boolean;
-    env: string[];
-  }>;
+  planMounts?: (destination: RunnerDestination) => MountPlanEntry[];
   /** The provider's sweeper and the owner `createProvider()` tags sessions with: the suite lists and removes. */
   sweeper?: { owner: string; create: () => MaybePromise<SweepableProvider> };
 }
@@ -590,8 +585,8 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
     );
 
     const limitsOf = (): RunnerLimits => {
-      const l = options.limits ?? describeProviderLimits(provider.id);
-      expect(l, `no published limits for provider '${provider.id}'`).not.toBeNull();
+      const l = options.limits ?? provider.limits(destination);
+      expect(l, `no published limits for provider '${provider.id}'`).toBeTruthy();
       return RunnerLimitsSchema.parse(l);
     };
     const text = (d: Uint8Array) => new TextDecoder().decode(d);
@@ -599,12 +594,16 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
     check("publishes limits that agree with the session's methods", async () => {
       const limits = limitsOf();
       expect(limits.provider_id).toBe(provider.id);
+      expect(RunnerLimitsSchema.parse(provider.limits()).provider_id).toBe(provider.id);
       expect(typeof session.startCommand === "function").toBe(limits.streaming === "native");
       expect(typeof session.attachCommand === "function").toBe(limits.attach !== "none");
       expect(typeof session.pause === "function").toBe(limits.pause !== "none");
       expect(limits.reattach).toBe(limits.attach === "any-client");
       expect(limits.attach === "none").toBe(limits.attach_replay === null);
       expect(provider.capabilities().cancellation).toBe(limits.cancellation !== "none");
+      // A fixed scope is the one the suite was told; `destination` means the destination's config decides.
+      if (limits.file_scope === "workspace" || limits.file_scope === "sandbox")
+        expect(limits.file_scope).toBe(options.fileScope ?? "workspace");
     });
 
     check(
@@ -839,7 +838,7 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
     );
 
     check("plans every mount kind before create, in agreement with validateDestination", async () => {
-      if (!options.planMounts) return;
+      const planMounts = options.planMounts ?? ((d: RunnerDestination) => provider.planMounts(d));
       const caps = provider.capabilities();
       const uris: Record<string, string> = {
         s3: "s3://plan-bucket/p",
@@ -864,7 +863,7 @@ export function describeRunnerConformance(options: RunnerConformanceOptions): vo
             ],
           },
         };
-        const plan = options.planMounts(d);
+        const plan = planMounts(d).map((p) => MountPlanEntrySchema.parse(p));
         expect(plan, kind).toHaveLength(1);
         expect(plan[0]!.name).toBe(`m-${kind}`);
         expect(
