@@ -8,6 +8,8 @@ import {
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 
+export { parseRetryAfter } from "@roder/runner-contract";
+
 /** The error body of the protocol: `{ "error": { "code", "message", ...fields } }`. */
 export interface WireErrorBody {
   error: {
@@ -120,12 +122,4 @@ export function errorFromResponse(args: {
     message: `${args.operation}: ${message}`,
     ...(args.retryAfterMs !== undefined ? { retryAfterMs: args.retryAfterMs } : {}),
   });
-}
-
-/** `Retry-After` as milliseconds: delta-seconds or an HTTP date. */
-export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
-  if (!value) return undefined;
-  if (/^\d+(\.\d+)?$/.test(value.trim())) return Math.round(Number(value) * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }

@@ -1,23 +1,26 @@
 import {
   CancelledError,
   codecs,
+  createHttpClient,
+  DEFAULT_RETRY,
   type EnvSource,
   InvalidDestinationConfigError,
-  ProviderApiError,
+  loadToken,
   parseDestinationInput,
   type RemoteRunnerProviderOf,
+  type RetryPolicy,
   type RunnerCallOptions,
   type RunnerCapabilities,
   RunnerCapabilitiesSchema,
   type RunnerDestinationInput,
   type RunnerSessionState,
+  tokenRoute,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { planServerMounts } from "@roder/runner-storage";
 import { z } from "zod";
 import { HttpDestinationConfigSchema, parseHttpConfig } from "./http-config.js";
 import { HTTP_LIMITS } from "./http-limits.js";
-import { DEFAULT_RETRY, type RetryPolicy } from "./http-retry.js";
 import { HttpRunnerSession } from "./http-session.js";
 import { createTransport } from "./http-transport.js";
 
@@ -75,17 +78,14 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
   const env = () => settings.env ?? process.env;
   const retry = { ...DEFAULT_RETRY, ...settings.retry };
   const owner = settings.owner ?? "roder-runners";
-  const token = async () => {
-    const t =
-      typeof settings.token === "function" ? await settings.token() : (settings.token ?? env()[tokenEnv]);
-    if (!t)
-      throw new ProviderApiError({
-        providerId: id,
-        isRetryable: false,
-        message: `the ${id} runner needs a bearer token: pass it with the 'token' option or set ${tokenEnv}`,
-      });
-    return t;
-  };
+  const token = async () =>
+    loadToken({
+      option: typeof settings.token === "function" ? await settings.token() : settings.token,
+      env: env(),
+      envName: tokenEnv,
+      providerId: id,
+      description: `the ${id} runner's bearer token`,
+    });
   /**
    * The server URL. The bearer credential goes only to the URL this provider was configured for (the
    * `baseUrl` setting, else the `baseUrlEnv` variable): a destination or state naming another is refused,
@@ -112,7 +112,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
       providerId: id,
       baseUrl,
       token,
-      tokenEnv: settings.token !== undefined ? "the token option" : tokenEnv,
+      tokenEnv: tokenRoute({ option: settings.token, envName: tokenEnv }),
       fetch: settings.fetch ?? globalThis.fetch,
       retry,
       ...(settings.onRetry ? { onRetry: settings.onRetry } : {}),
@@ -281,21 +281,17 @@ export async function fetchRunnerServerInfo(args: {
   capabilities: RunnerCapabilities;
   limits: Record<string, unknown>;
 }> {
-  const res = await (args.fetch ?? globalThis.fetch)(`${args.baseUrl.replace(/\/+$/, "")}/capabilities`, {
-    headers: { authorization: `Bearer ${args.token}` },
-  });
-  if (!res.ok)
-    throw new ProviderApiError({
-      providerId: "http",
-      statusCode: res.status,
-      message: "could not read the server's capabilities",
-    });
-  const body = z
-    .object({
+  return createHttpClient({
+    providerId: "http",
+    baseUrl: args.baseUrl,
+    auth: { token: args.token },
+    fetch: args.fetch,
+  }).json(
+    { method: "GET", path: "/capabilities", operation: "read the server's capabilities", idempotent: true },
+    z.object({
       provider_id: z.string(),
       capabilities: RunnerCapabilitiesSchema,
       limits: z.record(z.string(), z.unknown()).default(() => ({})),
-    })
-    .parse(await res.json());
-  return body;
+    }),
+  );
 }

@@ -1,13 +1,14 @@
 import {
+  DEFAULT_RETRY,
   type EnvSource,
   InvalidDestinationConfigError,
+  loadToken,
   type OwnedSession,
-  ProviderApiError,
+  type RetryPolicy,
   SessionNotFoundError,
   type SweepableProvider,
 } from "@roder/runner-contract";
 import { z } from "zod";
-import { DEFAULT_RETRY, type RetryPolicy } from "./http-retry.js";
 import { createTransport } from "./http-transport.js";
 
 export interface HttpSweeperSettings {
@@ -49,16 +50,14 @@ export function createHttpSweeper(settings: HttpSweeperSettings = {}): Sweepable
     return createTransport({
       providerId: id,
       baseUrl: baseUrl.replace(/\/+$/, ""),
-      token: () => {
-        const t = settings.token ?? env()[tokenEnv];
-        if (!t)
-          throw new ProviderApiError({
-            providerId: id,
-            isRetryable: false,
-            message: `the ${id} sweeper needs a bearer token: set ${tokenEnv}`,
-          });
-        return t;
-      },
+      token: () =>
+        loadToken({
+          option: settings.token,
+          env: env(),
+          envName: tokenEnv,
+          providerId: id,
+          description: `the ${id} sweeper's bearer token`,
+        }),
       tokenEnv,
       fetch: settings.fetch ?? globalThis.fetch,
       retry: { ...DEFAULT_RETRY, ...settings.retry },

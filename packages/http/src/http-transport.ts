@@ -1,25 +1,12 @@
-import { CancelledError, ProviderApiError } from "@roder/runner-contract";
-import { errorFromResponse, parseRetryAfter } from "./http-errors.js";
-import { isNetworkError, type RetryPolicy, withRetry } from "./http-retry.js";
+import {
+  createHttpClient,
+  type HttpAnswer,
+  type RetryPolicy,
+  type TokenSource,
+} from "@roder/runner-contract";
+import { errorFromResponse } from "./http-errors.js";
 
-/** What a call answers: a fetch `Response`, or for `buffer: true` the same surface over bytes already read. */
-export type HttpAnswer = Pick<
-  Response,
-  "status" | "ok" | "headers" | "body" | "arrayBuffer" | "text" | "json"
->;
-
-/** An answer whose body was read whole: its accessors hand out those bytes without another copy. */
-function bufferedAnswer(res: Response, bytes: ArrayBuffer): HttpAnswer {
-  return {
-    status: res.status,
-    ok: res.ok,
-    headers: res.headers,
-    body: null,
-    arrayBuffer: async () => bytes,
-    text: async () => new TextDecoder().decode(bytes),
-    json: async () => JSON.parse(new TextDecoder().decode(bytes)),
-  };
-}
+export type { HttpAnswer };
 
 export interface HttpTransport {
   request(
@@ -46,121 +33,52 @@ export interface HttpTransport {
   ): Promise<HttpAnswer>;
 }
 
-/** An async iterable of chunks as a fetch request body (pulled as the connection takes them). */
-function streamBody(source: AsyncIterable<Uint8Array>): RequestInit["body"] {
-  const it = source[Symbol.asyncIterator]();
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { value, done } = await it.next();
-      if (done) controller.close();
-      else controller.enqueue(value);
-    },
-    async cancel(reason) {
-      void reason;
-      await it.return?.().catch(() => {});
-    },
-  }) as unknown as RequestInit["body"];
-}
-
-/** fetch + bearer token + typed errors + retries of idempotent calls. The token is read from env per call. */
+/**
+ * The protocol's client over the contract's HTTP client: bearer token (asked per attempt), retries of idempotent
+ * calls, and the protocol's error bodies turned back into typed errors.
+ */
 export function createTransport(args: {
   providerId: string;
   baseUrl: string;
-  token: () => string | Promise<string>;
+  token: TokenSource;
+  /** Where the token comes from, as a refusal names it ("the token option" or the variable). */
   tokenEnv: string;
   fetch: typeof globalThis.fetch;
   retry: RetryPolicy;
   onRetry?: (operation: string, attempt: number, error: unknown) => void;
 }): HttpTransport {
+  const client = createHttpClient({
+    providerId: args.providerId,
+    baseUrl: args.baseUrl,
+    auth: { token: args.token },
+    fetch: args.fetch,
+    retry: args.retry,
+    onRetry: args.onRetry,
+  });
   return {
-    async request(method, path, opts) {
-      const url = `${args.baseUrl}${path}`;
-      const once = async (): Promise<HttpAnswer> => {
-        const headers: Record<string, string> = {
-          ...opts.headers,
-          authorization: `Bearer ${await args.token()}`,
-        };
-        let body: RequestInit["body"] | undefined;
-        let duplex = false;
-        if (opts.json !== undefined) {
-          headers["content-type"] = "application/json";
-          body = opts.json;
-        } else if (opts.body instanceof Uint8Array) {
-          headers["content-type"] = "application/octet-stream";
-          body = opts.body as unknown as RequestInit["body"];
-        } else if (opts.body) {
-          headers["content-type"] = "application/octet-stream";
-          body = streamBody(opts.body);
-          duplex = true;
-        }
-        let res: Response;
-        try {
-          res = await args.fetch(url, {
-            method,
-            headers,
-            ...(body !== undefined ? { body } : {}),
-            // A streamed request body (fetch needs it said).
-            ...(duplex ? { duplex: "half" } : {}),
-            ...(opts.signal ? { signal: opts.signal } : {}),
-          });
-        } catch (error) {
-          if (opts.signal?.aborted) throw new CancelledError({ operation: opts.operation }, { cause: error });
-          throw new ProviderApiError(
-            {
-              providerId: args.providerId,
-              url,
-              message: `${opts.operation}: ${isNetworkError(error) ? "connection failed" : (error as Error).message}`,
-              // A call that is not idempotent may have taken effect: never advertise it as safe to repeat.
-              isRetryable: isNetworkError(error) && opts.idempotent,
-            },
-            { cause: error },
-          );
-        }
-        const ok = res.ok || (opts.okStatuses?.includes(res.status) ?? false);
-        if (ok && !opts.buffer) return res;
-        if (ok) {
-          let bytes: ArrayBuffer;
-          try {
-            bytes = await res.arrayBuffer();
-          } catch (error) {
-            if (opts.signal?.aborted)
-              throw new CancelledError({ operation: opts.operation }, { cause: error });
-            throw new ProviderApiError(
-              {
-                providerId: args.providerId,
-                url,
-                message: `${opts.operation}: the connection was cut in the middle of the answer`,
-                isRetryable: opts.idempotent,
-              },
-              { cause: error },
-            );
-          }
-          return bufferedAnswer(res, bytes);
-        }
-        let parsed: unknown = null;
-        try {
-          parsed = JSON.parse(await res.text());
-        } catch {
-          parsed = null;
-        }
-        throw errorFromResponse({
-          providerId: args.providerId,
-          status: res.status,
-          body: parsed,
-          url,
-          operation: opts.operation,
-          tokenEnv: args.tokenEnv,
-          ...(opts.sessionId ? { sessionId: opts.sessionId } : {}),
-          ...(parseRetryAfter(res.headers.get("retry-after")) !== undefined
-            ? { retryAfterMs: parseRetryAfter(res.headers.get("retry-after"))! }
-            : {}),
-        });
-      };
-      if (!opts.idempotent) return once();
-      return withRetry(() => once(), {
-        policy: args.retry,
+    request(method, path, opts) {
+      return client.request({
+        method,
+        path,
+        operation: opts.operation,
+        idempotent: opts.idempotent,
+        ...(opts.json !== undefined ? { body: opts.json, contentType: "application/json" } : {}),
+        ...(opts.json === undefined && opts.body !== undefined ? { body: opts.body } : {}),
+        ...(opts.headers ? { headers: opts.headers } : {}),
+        ...(opts.okStatuses ? { okStatuses: opts.okStatuses } : {}),
+        ...(opts.buffer ? { buffer: true } : {}),
         signal: opts.signal,
-        onRetry: (n, e) => args.onRetry?.(opts.operation, n, e),
+        errorFor: (a) =>
+          errorFromResponse({
+            providerId: a.providerId,
+            status: a.status,
+            body: a.body,
+            url: a.url,
+            operation: a.operation,
+            tokenEnv: args.tokenEnv,
+            ...(opts.sessionId ? { sessionId: opts.sessionId } : {}),
+            ...(a.retryAfterMs !== undefined ? { retryAfterMs: a.retryAfterMs } : {}),
+          }),
       });
     },
   };

@@ -1,5 +1,5 @@
-// The short path's helper, so a provider package alone is enough to read text files.
-export { readText } from "@roder/runner-contract";
+// The short path's helper, so a provider package alone is enough to read text files; the retry policy's type.
+export { DEFAULT_RETRY, type RetryPolicy, readText } from "@roder/runner-contract";
 export { type HttpDestinationConfig, HttpDestinationConfigSchema } from "./http-config.js";
 export { parseRetryAfter, statusForError, type WireErrorBody } from "./http-errors.js";
 export {
@@ -9,7 +9,6 @@ export {
   type HttpRunnerProviderSettings,
   httpRunnerProvider,
 } from "./http-provider.js";
-export { DEFAULT_RETRY, type RetryPolicy } from "./http-retry.js";
 export {
   createRunnerServer,
   type RunnerServer,
