@@ -94,3 +94,14 @@ describe("RemoteWorkspace", () => {
     expect(seen).toEqual(["write /work/ws/out/a", "read /ro/x", "run /work/ws"]);
   });
 });
+
+describe("sandboxViewPath", () => {
+  it("resolves relative paths against the workspace, keeps absolute ones, never climbs above /", async () => {
+    const { sandboxViewPath } = await import("./workspace.js");
+    expect(sandboxViewPath("a/b/", "/w")).toBe("/w/a/b");
+    expect(sandboxViewPath("/tmp/x", "/w")).toBe("/tmp/x");
+    expect(sandboxViewPath("../../../etc/hostname", "/w")).toBe("/etc/hostname");
+    expect(sandboxViewPath("/", "/w")).toBe("/");
+    for (const bad of ["", "a\u0000b"]) expect(() => sandboxViewPath(bad, "/w")).toThrow(/path/);
+  });
+});

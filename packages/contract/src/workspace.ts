@@ -1,8 +1,22 @@
 import { PathOutsideWorkspaceError } from "./errors/path-outside-workspace-error.js";
+import { RunnerError } from "./errors/runner-error.js";
 import type { RemoteRunnerSession, RunnerCallOptions } from "./runner-interfaces.js";
 import type { RunnerCommandRequestInput, RunnerCommandResult } from "./schemas.js";
 
 /** Normalises an absolute POSIX path: collapses `//`, `.` and `..` (never above `/`). */
+/**
+ * A path of an isolated sandbox's own view (what its file API addresses on E2B, Fly, local under bwrap): absolute
+ * paths as the sandbox sees them, relative ones against `root` (the workspace), normalised (`..` stays inside the
+ * sandbox's tree), no trailing slash. Empty paths and NUL bytes are refused before anything runs.
+ */
+export function sandboxViewPath(path: string, root: string): string {
+  if (typeof path !== "string" || path === "")
+    throw new RunnerError("invalid_request", "a path must be a non-empty string");
+  if (path.includes("\u0000")) throw new RunnerError("invalid_request", "paths cannot contain NUL bytes");
+  const abs = path.startsWith("/") ? path : `${root}/${path}`;
+  return normalizePosix(abs).replace(/(.)\/+$/, "$1");
+}
+
 export function normalizePosix(path: string): string {
   const parts: string[] = [];
   for (const seg of path.split("/")) {

@@ -28,6 +28,7 @@ import {
   type RunnerSnapshotRef,
   type RunnerStartCommandInput,
   SessionNotFoundError,
+  sandboxViewPath,
   timeoutMarker,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
@@ -57,18 +58,6 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export const COMMAND_ID_ENV = "RODER_COMMAND_ID";
 /** Env variable that says how a command takes input (`stdin` or `pty`), so an attached handle can write to it. */
 export const COMMAND_INPUT_ENV = "RODER_COMMAND_INPUT";
-
-/**
- * A path in the sandbox's own view (an E2B sandbox is its own machine: file scope "sandbox"): absolute paths as
- * the sandbox sees them, relative ones against the workspace; `..` never climbs above the sandbox's `/`. NUL
- * bytes and empty paths are refused before anything is sent.
- */
-export function sandboxPath(path: string, root: string): string {
-  if (typeof path !== "string" || path === "")
-    throw new RunnerError("invalid_request", "a path must be a non-empty string");
-  if (path.includes("\u0000")) throw new RunnerError("invalid_request", "paths cannot contain NUL bytes");
-  return posix.normalize(path.startsWith("/") ? path : `${root}/${path}`).replace(/(.)\/+$/, "$1");
-}
 
 /** How a followed command takes input: none, its stdin (envd's pipe), or its terminal (envd's PTY). */
 type InputKind = "none" | "stdin" | "pty";
@@ -222,7 +211,7 @@ export class E2bSession implements RemoteRunnerSession {
       );
     await this.touch();
     // The sandbox is its own machine: a cwd is any directory of its view (relative: the workspace's).
-    const cwd = sandboxPath(request.cwd ?? this.root, this.root);
+    const cwd = sandboxViewPath(request.cwd ?? this.root, this.root);
     const asked: Record<string, string> = {};
     for (const [k, v] of request.env) {
       if (!ENV_NAME.test(k))
@@ -565,7 +554,7 @@ export class E2bSession implements RemoteRunnerSession {
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen(options, "readFile");
-    const p = sandboxPath(request.path, this.root);
+    const p = sandboxViewPath(request.path, this.root);
     await this.touch();
     try {
       const bytes = await this.sandbox.files.read(p, {
@@ -586,7 +575,7 @@ export class E2bSession implements RemoteRunnerSession {
   async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen(options, "writeFile");
     const request = parseFileWriteInput(input);
-    const p = sandboxPath(request.path, this.root);
+    const p = sandboxViewPath(request.path, this.root);
     if (p === this.root || p === "/")
       throw new RunnerError(
         "is_a_directory",
@@ -630,7 +619,7 @@ export class E2bSession implements RemoteRunnerSession {
         message: "e2b: this destination has no artifacts bucket (config.artifacts)",
       });
     const target = parseArtifactTarget("e2b", this.info.config.artifacts);
-    const path = sandboxPath(request.path, this.root);
+    const path = sandboxViewPath(request.path, this.root);
     return exportArtifact({
       providerId: "e2b",
       target,

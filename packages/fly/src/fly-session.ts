@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from "node:crypto";
-import { posix } from "node:path";
 import {
   CancelledError,
   CommandNotFoundError,
@@ -29,6 +28,7 @@ import {
   type RunnerSnapshotRef,
   type RunnerStartCommandInput,
   SessionNotFoundError,
+  sandboxViewPath,
   timeoutMarker,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
@@ -45,18 +45,6 @@ import { DISCARD, EXIT, FOLLOW, KILL, READ, START, WRITE } from "./fly-scripts.j
 import { deleteVolume } from "./fly-volumes.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-/**
- * A path in the machine's own view (a Fly machine is its own sandbox: file scope "sandbox"): absolute paths
- * as the machine sees them, relative ones against the workspace; `..` never climbs above the machine's `/`.
- * NUL bytes are refused before anything is sent.
- */
-export function machinePath(path: string, root: string): string {
-  if (typeof path !== "string" || path === "")
-    throw new RunnerError("invalid_request", "a path must be a non-empty string");
-  if (path.includes("\u0000")) throw new RunnerError("invalid_request", "paths cannot contain NUL bytes");
-  return posix.normalize(path.startsWith("/") ? path : `${root}/${path}`).replace(/(.)\/+$/, "$1");
-}
 
 /** What one START/FOLLOW exec reports about a command (see fly-scripts.ts). */
 interface PollReport {
@@ -289,7 +277,7 @@ export class FlySession implements RemoteRunnerSession {
 
   private validateCommand(input: RunnerCommandRequestInput) {
     const request = parseCommandInput(input);
-    const cwd = machinePath(request.cwd ?? this.root, this.root);
+    const cwd = sandboxViewPath(request.cwd ?? this.root, this.root);
     for (const [k, v] of request.env) {
       if (!ENV_NAME.test(k))
         throw new RunnerError("invalid_request", `invalid environment variable name '${k}'`);
@@ -643,7 +631,7 @@ export class FlySession implements RemoteRunnerSession {
   /** Reads in parts of at most `chunkBytes`, one exec each (the first also gives the size). */
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen();
-    const p = machinePath(request.path, this.root);
+    const p = sandboxViewPath(request.path, this.root);
     const parts: Buffer[] = [];
     let offset = 0;
     for (;;) {
@@ -667,7 +655,7 @@ export class FlySession implements RemoteRunnerSession {
   async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     const request = parseFileWriteInput(input);
     this.ensureOpen();
-    const p = machinePath(request.path, this.root);
+    const p = sandboxViewPath(request.path, this.root);
     if (p === this.root || p === "/")
       throw new PathOutsideWorkspaceError({
         path: request.path,
@@ -752,7 +740,7 @@ export class FlySession implements RemoteRunnerSession {
       });
     }
     const target = parseArtifactTarget("fly", this.info.config.artifacts);
-    const path = machinePath(request.path, this.root);
+    const path = sandboxViewPath(request.path, this.root);
     return exportArtifact({
       providerId: "fly",
       target,

@@ -39,12 +39,6 @@ chmod 644 -- "$t" 2>/dev/null
 sync -- "$t" 2>/dev/null
 mv -f -- "$t" "$p" 2>/dev/null || { rm -f -- "$t"; echo EACCES >&2; exit 5; }`;
 
-/** A normalised absolute sandbox path (relative paths against the workspace); NUL bytes refused. */
-export function sandboxPathOf(path: string, home: string): string {
-  if (path.includes("\u0000")) throw new RunnerError("invalid_request", "paths cannot contain NUL bytes");
-  return posix.normalize(path.startsWith("/") ? path : `${home}/${path}`);
-}
-
 function run(
   _files: SandboxFiles,
   argv: string[],

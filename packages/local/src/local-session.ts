@@ -37,6 +37,7 @@ import {
   type RunnerSnapshotRef,
   type RunnerStartCommandInput,
   SessionNotFoundError,
+  sandboxViewPath,
 } from "@roder/runner-contract";
 import { exportLocalArtifact } from "./local-artifacts.js";
 import { unmount } from "./local-binds.js";
@@ -68,7 +69,6 @@ import {
   type SandboxFiles,
   sandboxCopyOut,
   sandboxOpenRead,
-  sandboxPathOf,
   sandboxRead,
   sandboxWrite,
 } from "./local-sandbox-files.js";
@@ -484,7 +484,7 @@ export class LocalSession implements RemoteRunnerSession {
    */
   private outsidePath(path: string): string | null {
     if (this.info.config.isolation !== "bwrap") return null;
-    const abs = sandboxPathOf(path, this.runnerRoot);
+    const abs = sandboxViewPath(path, this.runnerRoot);
     if (isWithin(abs, this.runnerRoot) || this.info.config.read_roots.some((r) => isWithin(abs, r)))
       return null;
     return abs;
@@ -502,7 +502,7 @@ export class LocalSession implements RemoteRunnerSession {
       return await onHost();
     } catch (error) {
       if (this.info.config.isolation === "bwrap" && PathOutsideWorkspaceError.isInstance(error))
-        return inSandbox(sandboxPathOf(path, this.runnerRoot));
+        return inSandbox(sandboxViewPath(path, this.runnerRoot));
       throw error;
     }
   }
