@@ -223,3 +223,18 @@ export async function secretsAsEnv(
   }
   return out;
 }
+
+/**
+ * A provider's environment with a resolver's secrets laid over it: `env()` is what `resolveSecret` reads;
+ * `prime(…)` asks the resolver for every secret ref found in what it is given (a destination, a state's config
+ * and mounts) and keeps the answers in memory (replaced at the next prime of the same ref).
+ */
+export function secretEnvironment(base: () => EnvSource, resolver: SecretResolver | undefined) {
+  const resolved: Record<string, string> = {};
+  return {
+    env: (): EnvSource => (Object.keys(resolved).length ? { ...base(), ...resolved } : base()),
+    async prime(...sources: unknown[]): Promise<void> {
+      if (resolver) Object.assign(resolved, await secretsAsEnv(secretRefsIn(sources), resolver));
+    },
+  };
+}

@@ -15,7 +15,9 @@ import {
   RunnerError,
   type RunnerMount,
   type RunnerSessionState,
+  type SecretResolver,
   SessionNotFoundError,
+  secretEnvironment,
   withRetry,
 } from "@roder/runner-contract";
 import {
@@ -63,6 +65,12 @@ export interface E2bProviderSettings {
    * plan; Pro allows 24). `ttl_seconds` over it is refused before anything is created.
    */
   planMaxTimeoutHours?: number;
+  /**
+   * Secrets from a store other than the environment (Vault, a secret manager): asked for the fields of each
+   * secret ref a destination names (in-sandbox mount credentials, the artifact store's) at create, validate and
+   * resume; the environment fills what it leaves out. Values stay in memory, never in state or errors.
+   */
+  secrets?: SecretResolver;
   /**
    * How often, at most, the sandbox's timeout is moved while the session is used (default ttl/4, at most 60 s;
    * never more than ttl/3).
@@ -112,7 +120,9 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
   const envName = settings.apiKeyEnv ?? "E2B_API_KEY";
   /** Where the key comes from, as errors name it (never the key). */
   const apiKeyEnv = settings.apiKey !== undefined ? "the apiKey option" : envName;
-  const env = () => settings.env ?? process.env;
+  // Secrets a resolver gives (mount credentials, the artifact store's) laid over the environment.
+  const secretEnv = secretEnvironment(() => settings.env ?? process.env, settings.secrets);
+  const env = secretEnv.env;
   const owner = settings.owner ?? "roder-runners";
   const sdk = async (): Promise<E2bModule> => settings.sdk ?? ((await import("e2b")) as unknown as E2bModule);
   const conn = (signal?: AbortSignal) => {
@@ -321,9 +331,11 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
         capabilities: CAPABILITIES.mounts,
       }),
     async validateDestination(destination) {
+      await secretEnv.prime(destination);
       validate(destination);
     },
     async createSession(destination, options?: RunnerCallOptions) {
+      await secretEnv.prime(destination);
       const { d, config } = validate(destination);
       return create(d, config, config.template, options?.signal);
     },
@@ -337,6 +349,8 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
       if (state.provider_id !== "e2b" || typeof meta?.sandbox_id !== "string")
         throw new RunnerError("invalid_request", "not an e2b session state");
       const config = E2bDestinationConfigSchema.parse(meta.config);
+      // Only ids are taken from the state: values come from the resolver or the environment, never the state.
+      await secretEnv.prime(meta.config, meta.mounts);
       checkPlanLimits(config, planMaxHours(settings, env()));
       if (state.snapshot) {
         // A snapshot restores into a new sandbox (Sandbox.create(snapshotId)).

@@ -22,8 +22,7 @@ import {
   type RunnerSnapshotRef,
   type SecretResolver,
   SessionNotFoundError,
-  secretRefsIn,
-  secretsAsEnv,
+  secretEnvironment,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { planHostMounts, resolveBucketCredentials } from "@roder/runner-storage";
@@ -104,15 +103,9 @@ export interface LocalRunnerProvider extends RemoteRunnerProvider {
 
 export function createLocalProvider(settings: LocalProviderSettings = {}): LocalRunnerProvider {
   // Secrets the resolver gave, as the variables `resolveSecret` reads, laid over the environment.
-  const resolved: Record<string, string> = {};
-  const env = (): EnvSource =>
-    Object.keys(resolved).length
-      ? { ...(settings.env ?? process.env), ...resolved }
-      : (settings.env ?? process.env);
-  const primeSecrets = async (...sources: unknown[]) => {
-    if (settings.secrets)
-      Object.assign(resolved, await secretsAsEnv(secretRefsIn(sources), settings.secrets));
-  };
+  const secretEnv = secretEnvironment(() => settings.env ?? process.env, settings.secrets);
+  const env = secretEnv.env;
+  const primeSecrets = secretEnv.prime;
   const bwrap = () => settings.bwrapPath ?? which("bwrap");
   const runtime = () => ({
     env: env(),
