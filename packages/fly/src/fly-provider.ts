@@ -6,6 +6,7 @@ import {
   confinePath,
   type EnvSource,
   InvalidDestinationConfigError,
+  loadToken,
   ProviderApiError,
   parseDestinationInput,
   type RemoteRunnerProviderOf,
@@ -15,6 +16,7 @@ import {
   RunnerError,
   type RunnerSessionState,
   SessionNotFoundError,
+  tokenRoute,
 } from "@roder/runner-contract";
 import {
   checkSandboxMounts,
@@ -101,16 +103,15 @@ export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
   const baseUrl = (settings.baseUrl ?? env.FLY_API_URL ?? "https://api.machines.dev/v1").replace(/\/+$/, "");
   return new FlyApi({
     baseUrl,
-    token: () => {
-      const t = settings.token ?? env[tokenEnv];
-      if (!t)
-        throw new ProviderApiError({
-          providerId: "fly",
-          isRetryable: false,
-          message: `the Fly API token is missing: pass it with the 'token' option or set ${tokenEnv}`,
-        });
-      return t;
-    },
+    token: () =>
+      loadToken({
+        option: settings.token,
+        env,
+        envName: tokenEnv,
+        providerId: "fly",
+        description: "the Fly API token",
+      }),
+    tokenRoute: tokenRoute({ option: settings.token, envName: tokenEnv }),
     fetch: settings.fetch ?? globalThis.fetch,
     retry: { maxRetries: 5, baseDelayMs: 500, maxDelayMs: 15_000, ...settings.retry },
     onRetry: settings.onRetry,
