@@ -15,7 +15,9 @@ import {
   type RunnerDestinationInput,
   RunnerError,
   type RunnerSessionState,
+  type SecretResolver,
   SessionNotFoundError,
+  secretEnvironment,
   tokenRoute,
 } from "@roder/runner-contract";
 import {
@@ -62,6 +64,12 @@ export interface FlyProviderSettings {
   tokenEnv?: string;
   fetch?: typeof globalThis.fetch;
   env?: EnvSource;
+  /**
+   * Secrets from a store other than the environment (Vault, a secret manager): asked for the fields of each
+   * secret ref a destination names (in-sandbox mount credentials, the artifact store's) at create, validate and
+   * resume; the environment fills what it leaves out. Values stay in memory, never in state or errors.
+   */
+  secrets?: SecretResolver;
   retry?: Partial<RetryPolicy>;
   /** Owner tag written on every machine (`roder_owner` metadata), for the sweeper. Default `roder-runners`. */
   owner?: string;
@@ -126,7 +134,9 @@ export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
 export type FlyRunnerProvider = RemoteRunnerProviderOf<FlySession | FlyAgentSession>;
 
 export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunnerProvider {
-  const env = () => settings.env ?? process.env;
+  // Secrets a resolver gives (mount credentials, the artifact store's) laid over the environment.
+  const secretEnv = secretEnvironment(() => settings.env ?? process.env, settings.secrets);
+  const env = secretEnv.env;
   const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
   const owner = settings.owner ?? "roder-runners";
   const api = () => createFlyApi(settings);
@@ -251,9 +261,11 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
         capabilities: CAPABILITIES.mounts,
       }),
     async validateDestination(destination) {
+      await secretEnv.prime(destination);
       validate(destination);
     },
     async createSession(destination, options?: RunnerCallOptions) {
+      await secretEnv.prime(destination);
       const { d, config } = validate(destination);
       const mode = flyMode(config);
       const a = api();
@@ -446,6 +458,8 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
       if (state.provider_id !== "fly" || typeof meta?.machine_id !== "string")
         throw new RunnerError("invalid_request", "not a fly session state");
       const config = FlyDestinationConfigSchema.parse(meta.config);
+      // Only secret ids are taken from the state; their values come from the resolver or the environment.
+      await secretEnv.prime(meta.config, (meta as { mounts?: unknown }).mounts);
       const volumeId = typeof meta.volume_id === "string" ? meta.volume_id : undefined;
       const a = api();
       const m = await a.call<FlyMachine>("GET", `/apps/${config.app}/machines/${meta.machine_id}`, {
