@@ -50,12 +50,10 @@ export async function withRetry<T>(
       const retryable = opts.isRetryable
         ? opts.isRetryable(error)
         : RunnerError.isInstance(error) && error.isRetryable;
-      // Aborted while the attempt failed: the caller asked to stop, not to hear of the failure.
-      if (opts.signal?.aborted)
-        throw CancelledError.isInstance(error)
-          ? error
-          : new CancelledError({ operation: opts.operation ?? "retry wait" }, { cause: error });
       if (!retryable || n >= opts.policy.maxRetries) throw error;
+      // Aborted while a failure worth retrying came in: the caller asked to stop, not to hear of it.
+      if (opts.signal?.aborted)
+        throw new CancelledError({ operation: opts.operation ?? "retry wait" }, { cause: error });
       const backoff = Math.min(opts.policy.maxDelayMs, opts.policy.baseDelayMs * 2 ** n);
       const hinted = ProviderApiError.isInstance(error) ? error.retryAfterMs : undefined;
       const delay =

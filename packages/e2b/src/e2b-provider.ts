@@ -5,6 +5,7 @@ import {
   DEFAULT_RETRY,
   type EnvSource,
   InvalidDestinationConfigError,
+  loadToken,
   ProviderApiError,
   parseDestinationInput,
   type RemoteRunnerProviderOf,
@@ -18,6 +19,7 @@ import {
   type SecretResolver,
   SessionNotFoundError,
   secretEnvironment,
+  tokenRoute,
   withRetry,
 } from "@roder/runner-contract";
 import {
@@ -119,23 +121,23 @@ export type E2bRunnerProvider = RemoteRunnerProviderOf<E2bSession>;
 export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunnerProvider {
   const envName = settings.apiKeyEnv ?? "E2B_API_KEY";
   /** Where the key comes from, as errors name it (never the key). */
-  const apiKeyEnv = settings.apiKey !== undefined ? "the apiKey option" : envName;
+  const apiKeyEnv = tokenRoute({ option: settings.apiKey, envName, optionName: "apiKey" });
   // Secrets a resolver gives (mount credentials, the artifact store's) laid over the environment.
   const secretEnv = secretEnvironment(() => settings.env ?? process.env, settings.secrets);
   const env = secretEnv.env;
   const owner = settings.owner ?? "roder-runners";
   const sdk = async (): Promise<E2bModule> => settings.sdk ?? ((await import("e2b")) as unknown as E2bModule);
   const conn = (signal?: AbortSignal) => {
-    const apiKey = settings.apiKey ?? env()[envName];
-    if (!apiKey)
-      throw new ProviderApiError({
-        providerId: "e2b",
-        isRetryable: false,
-        message: `the E2B API key is missing: pass it with the 'apiKey' option or set ${envName}`,
-      });
     const e = env();
     return {
-      apiKey,
+      apiKey: loadToken({
+        option: settings.apiKey,
+        env: e,
+        envName,
+        providerId: "e2b",
+        optionName: "apiKey",
+        description: "the E2B API key",
+      }),
       ...((settings.apiUrl ?? e.E2B_API_URL) ? { apiUrl: settings.apiUrl ?? e.E2B_API_URL } : {}),
       ...((settings.sandboxUrl ?? e.E2B_SANDBOX_URL)
         ? { sandboxUrl: settings.sandboxUrl ?? e.E2B_SANDBOX_URL }
@@ -152,27 +154,21 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
       ...(sandboxId ? { sandboxId } : {}),
       ...(template !== undefined ? { template } : {}),
     });
-  /** 429 (nothing was created) is retried with the contract's backoff; the wait is cancelled by the signal. */
+  /**
+   * 429 (nothing was created) is retried with the contract's backoff; the wait, and an abort while a refused
+   * attempt was in flight, end in CancelledError. A 429's Retry-After is waited out by the SDK itself (its errors
+   * do not carry the header).
+   */
   const rateLimited = (e: unknown) => ProviderApiError.isInstance(e) && e.statusCode === 429;
-  const retryRateLimited = <T>(operation: string, attempt: () => Promise<T>, signal?: AbortSignal) =>
-    withRetry(
-      async () => {
-        if (signal?.aborted) throw new CancelledError({ operation });
-        try {
-          return await attempt();
-        } catch (error) {
-          // Aborted while a refused attempt was in flight: the caller asked to stop, not to hear the 429.
-          if (signal?.aborted && rateLimited(error))
-            throw new CancelledError({ operation }, { cause: error });
-          throw error;
-        }
-      },
-      {
-        policy: { ...DEFAULT_RETRY, maxRetries: settings.rateLimitRetries ?? DEFAULT_RETRY.maxRetries },
-        signal,
-        isRetryable: rateLimited,
-      },
-    );
+  const retryRateLimited = async <T>(operation: string, attempt: () => Promise<T>, signal?: AbortSignal) => {
+    if (signal?.aborted) throw new CancelledError({ operation });
+    return withRetry(attempt, {
+      policy: { ...DEFAULT_RETRY, maxRetries: settings.rateLimitRetries ?? DEFAULT_RETRY.maxRetries },
+      signal,
+      operation,
+      isRetryable: rateLimited,
+    });
+  };
 
   const validate = (destination: RunnerDestinationInput) => {
     const d = parseDestinationInput(destination, "e2b");

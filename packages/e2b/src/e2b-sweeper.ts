@@ -1,14 +1,21 @@
-import type { OwnedSession, SweepableProvider } from "@roder/runner-contract";
+import { loadToken, type OwnedSession, type SweepableProvider, tokenRoute } from "@roder/runner-contract";
 import { mapE2bError } from "./e2b-errors.js";
 import type { E2bProviderSettings } from "./e2b-provider.js";
 
 /** Lists and kills the sandboxes tagged with `roder_owner` (metadata written at creation). */
 export function createE2bSweeper(settings: E2bProviderSettings = {}): SweepableProvider {
   const envName = settings.apiKeyEnv ?? "E2B_API_KEY";
-  const apiKeyEnv = settings.apiKey !== undefined ? "the apiKey option" : envName;
+  const apiKeyEnv = tokenRoute({ option: settings.apiKey, envName, optionName: "apiKey" });
   const env = settings.env ?? process.env;
   const opts = () => ({
-    apiKey: settings.apiKey ?? env[envName],
+    apiKey: loadToken({
+      option: settings.apiKey,
+      env,
+      envName,
+      providerId: "e2b",
+      optionName: "apiKey",
+      description: "the E2B API key",
+    }),
     ...((settings.apiUrl ?? env.E2B_API_URL) ? { apiUrl: settings.apiUrl ?? env.E2B_API_URL } : {}),
     ...((settings.domain ?? env.E2B_DOMAIN) ? { domain: settings.domain ?? env.E2B_DOMAIN } : {}),
   });
