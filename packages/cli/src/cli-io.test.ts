@@ -13,6 +13,8 @@ import {
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { createLocalProvider } from "@roder/runner-local";
+import { type E2bStandIn, startE2bStandIn } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 // Issue 17 item 4 / issue 20 item 1: what the CLI does with stdin, terminals, state, snapshots, errors and
@@ -53,6 +55,13 @@ function cli(args: string[], opts: { input?: Buffer | string; env?: Record<strin
 }
 
 const spawned: ChildProcess[] = [];
+/** The CLI run to its end without blocking this process (for servers that run in it). */
+async function runAsync(args: string[], opts: { env?: Record<string, string> } = {}) {
+  const p = start(args, opts);
+  p.child.stdin!.end();
+  const code = await new Promise<number | null>((r) => p.child.on("close", (c) => r(c)));
+  return { code, stdout: p.out, stderr: p.err };
+}
 /** A running CLI whose output can be awaited piece by piece. */
 function start(args: string[], opts: { env?: Record<string, string>; viaScript?: boolean } = {}) {
   const argv = [bin, ...args];
@@ -111,8 +120,10 @@ beforeAll(() => {
   });
 }, 300_000);
 
-afterAll(() => {
+let e2b: E2bStandIn | undefined;
+afterAll(async () => {
   for (const c of spawned) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  await e2b?.stop();
 });
 
 describe("exec and stdin", () => {
@@ -310,14 +321,23 @@ describe("state and sessions", () => {
     expect(await running.exited).toBe(137);
     expect(leftWorkspaces()).toEqual([]);
 
-    writeFileSync(join(work, "big-src.bin"), randomBytes(24 * 1024 * 1024));
+    // The reader of stdout goes away (`| head`): the command is killed and the session closed.
+    const piped = spawnSync(
+      "sh",
+      ["-c", `'${process.execPath}' '${bin}' exec -d '${dest}' -- yes | head -c 4; echo " $?"`],
+      { cwd: work, encoding: "utf8", env: baseEnv, timeout: 60_000 },
+    );
+    expect(piped.stdout).toBe("y\ny\n 0\n");
+    expect(leftWorkspaces()).toEqual([]);
+
+    execFileSync("sh", ["-c", `head -c ${96 << 20} /dev/urandom > '${join(work, "big-src.bin")}'`]);
     const copying = start(["cp", "-d", dest, "big-src.bin", "runner:big.bin"]);
-    // Interrupted once the copy's command runs in the workspace.
+    // Interrupted once the copy is being written in the workspace (an atomic write: a temporary name first).
     for (;;) {
       const ws = leftWorkspaces();
-      if (ws.length && existsSync(join(workspaces, ws[0]!, "big.bin"))) break;
+      if (ws.length && readdirSync(join(workspaces, ws[0]!)).length > 0) break;
       if (copying.child.exitCode !== null) break;
-      await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 10));
     }
     copying.child.kill("SIGTERM");
     const code = await copying.exited;
@@ -439,4 +459,43 @@ describe("cp: streamed, bounded memory, progress on a terminal", () => {
     );
     expect(cli(["close", "-s", state]).code).toBe(0);
   }, 240_000);
+});
+
+describe("through a provider without file streams (E2B, its stand-in)", () => {
+  it("cp streams through a command in the sandbox both ways (stdin in, base64 ranges out)", async () => {
+    // The stand-in serves from this process: the CLI runs asynchronously (spawnSync would block it).
+    e2b = await startE2bStandIn({ backend: createLocalProvider() });
+    const env = {
+      E2B_API_KEY: e2b.apiKey,
+      E2B_API_URL: e2b.apiUrl,
+      E2B_SANDBOX_URL: e2b.sandboxUrl,
+      E2B_DOMAIN: e2b.domain,
+    };
+    const e2bDest = join(work, "e2b.json");
+    writeFileSync(e2bDest, JSON.stringify({ id: "e", provider_id: "e2b", config: { template: "base" } }));
+    const state = join(work, "e2b-state.json");
+    const first = await runAsync(
+      ["exec", "-d", e2bDest, "--keep", "--state-out", state, "--", "echo", "on e2b"],
+      {
+        env,
+      },
+    );
+    expect([first.code, first.stdout, first.stderr]).toEqual([0, "on e2b\n", ""]);
+    // 20 MiB: past the whole-file size, so it goes through `cat >` and the range server.
+    const src = join(work, "e2b-src.bin");
+    execFileSync("sh", ["-c", `head -c ${20 << 20} /dev/urandom > '${src}'`]);
+    const up = await runAsync(["cp", "-s", state, src, "runner:in/e2b.bin"], { env });
+    expect([up.code, up.stderr]).toEqual([0, ""]);
+    const back = join(work, "e2b-back.bin");
+    const down = await runAsync(["cp", "-s", state, "runner:in/e2b.bin", back], { env });
+    expect([down.code, down.stderr]).toEqual([0, ""]);
+    const sum = (f: string) => execFileSync("sha256sum", [f], { encoding: "utf8" }).split(" ")[0];
+    expect(sum(back)).toBe(sum(src));
+    const missing = await runAsync(["cp", "-s", state, "runner:nope.bin", back], { env });
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toMatch(/^roder-runner: error: cannot read runner:nope\.bin: .*\n$/);
+    expect((await runAsync(["close", "-s", state], { env })).code).toBe(0);
+    expect((await runAsync(["close", "-s", state], { env })).code).toBe(0);
+    expect(e2b.sandboxes()).toEqual([]);
+  }, 180_000);
 });

@@ -541,18 +541,22 @@ async function run(argv: string[], io: Io): Promise<number> {
       if (abort.signal.aborted) throw new CliError("interrupted", EXIT.interrupted);
       return await fn(opened.session);
     } finally {
-      for (const s of stopSignals) process.off(s, interrupt);
-      if (opened) {
-        const { session, owned } = opened;
-        if (v.keep) {
-          try {
-            writeState(session, "stderr");
-          } catch (error) {
-            if (owned) await session.close().catch(() => {});
-            // biome-ignore lint/correctness/noUnsafeFinally: the state could not be handed over; that is the error
-            throw error;
-          }
-        } else if (owned) await session.close();
+      // The signal handlers stay until the session is closed: a signal now must not end the CLI mid-close.
+      try {
+        if (opened) {
+          const { session, owned } = opened;
+          if (v.keep) {
+            try {
+              writeState(session, "stderr");
+            } catch (error) {
+              if (owned) await session.close().catch(() => {});
+              // biome-ignore lint/correctness/noUnsafeFinally: the state could not be handed over; that is the error
+              throw error;
+            }
+          } else if (owned) await session.close();
+        }
+      } finally {
+        for (const s of stopSignals) process.off(s, interrupt);
       }
     }
   };
