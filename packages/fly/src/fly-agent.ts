@@ -1,6 +1,7 @@
 import { createHmac } from "node:crypto";
 import {
   CancelledError,
+  createHttpClient,
   ProviderApiError,
   RunnerError,
   type RunnerSessionState,
@@ -135,8 +136,14 @@ export async function waitAgent(args: {
   /** Why the machine can no longer answer (it stopped: its init, the agent, exited), or null; asked now and then. */
   machineDown?: () => Promise<string | null>;
 }): Promise<void> {
-  const f = pinnedFetch(args.machineId, args.fetch);
-  const url = `${agentBaseUrl(args.config)}/capabilities`;
+  // One attempt per poll: this loop is the retry, on the create deadline.
+  const agent = createHttpClient({
+    providerId: "fly",
+    baseUrl: agentBaseUrl(args.config),
+    auth: { token: args.token },
+    fetch: pinnedFetch(args.machineId, args.fetch),
+    retry: { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 },
+  });
   let last = "no answer";
   let checked = Date.now();
   for (let delay = 50; ; delay = Math.min(1000, delay * 2)) {
@@ -148,25 +155,28 @@ export async function waitAgent(args: {
         `fly machine ${args.machineId}: the agent did not answer at ${agentBaseUrl(args.config)} within the create timeout (${last})`,
       );
     try {
-      const timeout = AbortSignal.timeout(Math.max(1, Math.min(left, 10_000)));
-      const res = await f(url, {
-        headers: { authorization: `Bearer ${args.token}` },
-        signal: args.signal ? AbortSignal.any([args.signal, timeout]) : timeout,
+      await agent.request({
+        method: "GET",
+        path: "/capabilities",
+        operation: "wait for the agent",
+        idempotent: true,
+        signal: args.signal,
+        timeoutMs: Math.max(1, Math.min(left, 10_000)),
+        buffer: true,
       });
-      await res.arrayBuffer().catch(() => undefined);
-      if (res.ok) return;
-      if (res.status === 401 || res.status === 403)
+      return;
+    } catch (error) {
+      if (args.signal?.aborted) throw new CancelledError({ operation: "create session" }, { cause: error });
+      const status = ProviderApiError.isInstance(error) ? error.statusCode : undefined;
+      if (status === 401 || status === 403)
         throw new ProviderApiError({
           providerId: "fly",
-          statusCode: res.status,
+          statusCode: status,
           isRetryable: false,
           message: `fly machine ${args.machineId}: the agent refused the session's token (is agent_command a roder-runner that reads ${AGENT_TOKEN_ENV}?)`,
         });
-      last = `HTTP ${res.status}`;
-    } catch (error) {
-      if (ProviderApiError.isInstance(error)) throw error;
-      if (args.signal?.aborted) throw new CancelledError({ operation: "create session" }, { cause: error });
-      last = "connection failed";
+      if (!ProviderApiError.isInstance(error)) throw error;
+      last = status !== undefined ? `HTTP ${status}` : "connection failed";
     }
     if (args.machineDown && Date.now() - checked > 2000) {
       checked = Date.now();
