@@ -198,5 +198,41 @@ describe("installing the tarballs in an empty project", () => {
       encoding: "utf8",
     });
     expect([run.status, run.stdout]).toEqual([7, "alone\n"]);
+    // Missing optional packages: all those an S3 export needs are named at once, exit 3 (configuration).
+    writeFileSync(
+      join(proj, "s3.json"),
+      JSON.stringify({
+        id: "s",
+        provider_id: "unix-local",
+        config: {
+          artifacts: { uri: "s3://outputs/p", credentials: { id: "data" }, endpoint: "http://127.0.0.1:9" },
+        },
+      }),
+    );
+    const st = join(proj, "st.json");
+    const kept = spawnSync(
+      exe,
+      ["exec", "-d", "s3.json", "--keep", "--state-out", st, "--", "sh", "-c", "echo a > a.txt"],
+      {
+        cwd: proj,
+        encoding: "utf8",
+      },
+    );
+    expect(kept.status, kept.stderr).toBe(0);
+    const exp = spawnSync(exe, ["export", "-s", st, "a.txt"], {
+      cwd: proj,
+      encoding: "utf8",
+      env: { ...process.env, RODER_SECRET_DATA_ACCESS_KEY_ID: "k", RODER_SECRET_DATA_SECRET_ACCESS_KEY: "s" },
+    });
+    expect(exp.status, exp.stderr).toBe(3);
+    expect(exp.stderr).toMatch(
+      /^roder-runner: error: .* needs @aws-sdk\/client-s3, @aws-sdk\/s3-request-presigner, @aws-sdk\/lib-storage, which are not installed\nhint: npm install @aws-sdk\/client-s3 @aws-sdk\/s3-request-presigner @aws-sdk\/lib-storage\n$/,
+    );
+    expect(spawnSync(exe, ["close", "-s", st], { cwd: proj }).status).toBe(0);
+    // A destination of a provider package that is not installed: exit 3, the package named.
+    writeFileSync(join(proj, "e2b.json"), JSON.stringify({ id: "e", provider_id: "e2b", config: {} }));
+    const e2b = spawnSync(exe, ["exec", "-d", "e2b.json", "--", "true"], { cwd: proj, encoding: "utf8" });
+    expect(e2b.status).toBe(3);
+    expect(e2b.stderr).toMatch(/\nhint: npm install @roder\/runner-e2b\n$/);
   }, 400_000);
 });
