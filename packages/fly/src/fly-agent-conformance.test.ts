@@ -56,6 +56,7 @@ describeRunnerConformance({
   largeFileBytes: 64 * 1024 * 1024,
   // Through the agent, as over the HTTP provider (exec mode refuses both).
   interactive: ["stdin", "pty"],
+  fileStreams: true,
   fileScope: "workspace",
   countLiveSessions: () => standIn.machines().filter((m) => m.state !== "destroyed").length,
   sweeper: {

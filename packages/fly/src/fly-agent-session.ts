@@ -1,5 +1,4 @@
 import {
-  parseArtifactExportInput,
   parsePortInput,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequestInput,
@@ -11,6 +10,8 @@ import {
   RunnerError,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
+  type RunnerFileStream,
+  type RunnerFileStreamRequest,
   type RunnerFileWriteInput,
   type RunnerPortRequestInput,
   type RunnerPortResult,
@@ -18,20 +19,18 @@ import {
   type RunnerSnapshotRef,
   type RunnerStartCommandInput,
   SessionNotFoundError,
-  UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import type { HttpRunnerSession } from "@roder/runner-http";
-import {
-  exportArtifact,
-  parseArtifactTarget,
-  type SandboxMountRef,
-  sessionArtifactSource,
-  unmountInSandbox,
-} from "@roder/runner-storage";
+import { type SandboxMountRef, unmountInSandbox } from "@roder/runner-storage";
 import type { FlyApi } from "./fly-api.js";
-import { type FlyDestinationConfig, suspendProblem } from "./fly-config.js";
+import type { FlyDestinationConfig } from "./fly-config.js";
+import {
+  destroyMachineAndVolume,
+  exportFromMachine,
+  snapshotsUnsupported,
+  suspendMachine,
+} from "./fly-machine-ops.js";
 import { destroyMachine } from "./fly-session.js";
-import { deleteVolume } from "./fly-volumes.js";
 
 /**
  * A Fly session in agent mode: the machine runs `roder-runner serve`, and every command, file and stream goes
@@ -127,6 +126,21 @@ export class FlyAgentSession implements RemoteRunnerSession {
     return this.agent.writeFile(input, options);
   }
 
+  /** Streamed through the agent's file routes (byte ranges; bounded memory both ways). */
+  readFileStream(request: RunnerFileStreamRequest, options?: RunnerCallOptions): Promise<RunnerFileStream> {
+    this.ensureOpen();
+    return this.agent.readFileStream(request, options);
+  }
+
+  writeFileStream(
+    request: { path: string },
+    body: AsyncIterable<Uint8Array>,
+    options?: RunnerCallOptions,
+  ): Promise<{ bytes: number }> {
+    this.ensureOpen();
+    return this.agent.writeFileStream(request, body, options);
+  }
+
   /** A port's public URL, as in exec mode: `public_url_template` (the app needs a service for that port). */
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
     const request = parsePortInput(input);
@@ -145,63 +159,18 @@ export class FlyAgentSession implements RemoteRunnerSession {
     input: RunnerArtifactExportRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
-    const request = parseArtifactExportInput(input);
     this.ensureOpen();
-    if (this.info.config.artifacts === undefined)
-      throw new UnsupportedCapabilityError({
-        providerId: "fly",
-        capability: "artifact_export",
-        message: "fly: this destination has no artifacts bucket (config.artifacts)",
-      });
-    const target = parseArtifactTarget("fly", this.info.config.artifacts);
-    const root = this.root;
-    const path = request.path.startsWith("/") ? request.path : `${root}/${request.path}`;
-    return exportArtifact({
-      providerId: "fly",
-      target,
-      env: this.info.env,
-      source: sessionArtifactSource(this, { tmpDir: `${root}/.roder/tmp` }),
-      request,
-      path,
-      ...(options?.signal ? { signal: options.signal } : {}),
-    });
+    return exportFromMachine(this, this.info, this.root, input, options);
   }
 
   async snapshot(): Promise<RunnerSnapshotRef | null> {
-    throw new UnsupportedCapabilityError({
-      providerId: "fly",
-      capability: "snapshots",
-      message:
-        "fly: snapshots (Fly volume snapshots) are not built yet; a `volume` keeps the workspace across a stop/start",
-    });
+    return snapshotsUnsupported();
   }
 
   /** Fly suspend: memory and files kept, the agent and its commands go on after `resumeSession(state())`. */
   async pause(options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen();
-    const why =
-      this.info.config.suspend === false
-        ? "this destination sets suspend: false"
-        : suspendProblem(this.info.config);
-    if (why)
-      throw new UnsupportedCapabilityError({
-        providerId: "fly",
-        capability: "pause",
-        message: `fly: this machine cannot be suspended: ${why}`,
-      });
-    const path = `/apps/${this.info.config.app}/machines/${this.info.machineId}`;
-    await this.api.call("POST", `${path}/suspend`, {
-      idempotent: true,
-      operation: "suspend machine",
-      signal: options?.signal,
-      machineId: this.info.machineId,
-    });
-    await this.api.call("GET", `${path}/wait?state=suspended&timeout=60`, {
-      idempotent: true,
-      operation: "wait for suspend",
-      signal: options?.signal,
-      machineId: this.info.machineId,
-    });
+    await suspendMachine(this.api, this.info, options?.signal);
     this.paused = true;
   }
 
@@ -214,14 +183,6 @@ export class FlyAgentSession implements RemoteRunnerSession {
       await this.agent.close(options).catch(() => {});
     }
     this.closed = true;
-    await destroyMachine(this.api, this.info.config.app, this.info.machineId, options?.signal);
-    if (this.info.volumeId)
-      await deleteVolume(
-        this.api,
-        this.info.config.app,
-        this.info.volumeId,
-        this.info.machineId,
-        options?.signal,
-      );
+    await destroyMachineAndVolume(this.api, this.info, destroyMachine, options?.signal);
   }
 }

@@ -6,7 +6,6 @@ import {
   OutputQueue,
   PathOutsideWorkspaceError,
   ProviderApiError,
-  parseArtifactExportInput,
   parseCommandInput,
   parseFileWriteInput,
   parsePortInput,
@@ -32,17 +31,16 @@ import {
   timeoutMarker,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import {
-  exportArtifact,
-  parseArtifactTarget,
-  type SandboxMountRef,
-  sessionArtifactSource,
-  unmountInSandbox,
-} from "@roder/runner-storage";
+import { type SandboxMountRef, unmountInSandbox } from "@roder/runner-storage";
 import type { ExecResult, FlyApi } from "./fly-api.js";
-import { type FlyDestinationConfig, suspendProblem } from "./fly-config.js";
+import type { FlyDestinationConfig } from "./fly-config.js";
+import {
+  destroyMachineAndVolume,
+  exportFromMachine,
+  snapshotsUnsupported,
+  suspendMachine,
+} from "./fly-machine-ops.js";
 import { DISCARD, EXIT, FOLLOW, KILL, READ, START, WRITE } from "./fly-scripts.js";
-import { deleteVolume } from "./fly-volumes.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -730,70 +728,25 @@ export class FlySession implements RemoteRunnerSession {
     input: RunnerArtifactExportRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerArtifactExportResult> {
-    const request = parseArtifactExportInput(input);
     this.ensureOpen();
-    if (this.info.config.artifacts === undefined) {
-      throw new UnsupportedCapabilityError({
-        providerId: "fly",
-        capability: "artifact_export",
-        message: "fly: this destination has no artifacts bucket (config.artifacts)",
-      });
-    }
-    const target = parseArtifactTarget("fly", this.info.config.artifacts);
-    const path = sandboxViewPath(request.path, this.root);
-    return exportArtifact({
-      providerId: "fly",
-      target,
-      env: this.info.env,
-      // A workspace-local temp dir: each exec may have its own /tmp.
-      source: sessionArtifactSource(this, { tmpDir: `${this.root}/.roder/tmp` }),
-      request,
-      path,
-      ...(options?.signal ? { signal: options.signal } : {}),
-    });
+    return exportFromMachine(this, this.info, this.root, input, options);
   }
 
   async snapshot(): Promise<RunnerSnapshotRef | null> {
-    throw new UnsupportedCapabilityError({
-      providerId: "fly",
-      capability: "snapshots",
-      message:
-        "fly: snapshots (Fly volume snapshots) are not built yet; a `volume` keeps the workspace across a stop/start",
-    });
+    return snapshotsUnsupported();
   }
 
-  /** Stops and destroys the machine (force); a machine already gone is fine. Idempotent. */
   /**
    * Fly suspend: the machine's memory and file system are snapshotted and its compute stops;
    * `resumeSession(state())` starts it again where it was (mounts and processes included).
    */
   async pause(options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen();
-    const why =
-      this.info.config.suspend === false
-        ? "this destination sets suspend: false"
-        : suspendProblem(this.info.config);
-    if (why)
-      throw new UnsupportedCapabilityError({
-        providerId: "fly",
-        capability: "pause",
-        message: `fly: this machine cannot be suspended: ${why}`,
-      });
-    await this.api.call("POST", `${this.path}/suspend`, {
-      idempotent: true,
-      operation: "suspend machine",
-      signal: options?.signal,
-      machineId: this.info.machineId,
-    });
-    await this.api.call("GET", `${this.path}/wait?state=suspended&timeout=60`, {
-      idempotent: true,
-      operation: "wait for suspend",
-      signal: options?.signal,
-      machineId: this.info.machineId,
-    });
+    await suspendMachine(this.api, this.info, options?.signal);
     this.paused = true;
   }
 
+  /** Stops and destroys the machine (force), then its volume; a machine already gone is fine. Idempotent. */
   async close(options?: RunnerCallOptions): Promise<void> {
     if (this.closed) return;
     if (this.paused) this.info.mounted.splice(0);
@@ -801,15 +754,7 @@ export class FlySession implements RemoteRunnerSession {
     for (const ref of this.info.mounted.splice(0).reverse())
       await unmountInSandbox(this, ref).catch(() => {});
     this.closed = true;
-    await destroyMachine(this.api, this.info.config.app, this.info.machineId, options?.signal);
-    if (this.info.volumeId)
-      await deleteVolume(
-        this.api,
-        this.info.config.app,
-        this.info.volumeId,
-        this.info.machineId,
-        options?.signal,
-      );
+    await destroyMachineAndVolume(this.api, this.info, destroyMachine, options?.signal);
   }
 }
 
