@@ -25,6 +25,22 @@ afterAll(async () => {
   await s3?.stop();
 });
 
+/** A destination with one read-only S3 mount whose credentials are the secret `id`. */
+const withMount = (id: string, config: Record<string, unknown> = { isolation: "none" }) => ({
+  config,
+  default_manifest: {
+    entries: [],
+    mounts: [
+      {
+        name: "d",
+        path: "data",
+        read_only: true,
+        intent: { kind: "s3" as const, uri: "s3://vault-data/in", credentials: { id } },
+      },
+    ],
+  },
+});
+
 describe("a secret resolver", () => {
   it("supplies mount and artifact credentials the environment does not have; no value leaks", async () => {
     const asked: string[] = [];
@@ -90,22 +106,7 @@ describe("a secret resolver", () => {
         throw new Error("vault is sealed");
       },
     });
-    const e = await provider
-      .createSession({
-        config: { isolation: "none" },
-        default_manifest: {
-          entries: [],
-          mounts: [
-            {
-              name: "d",
-              path: "data",
-              read_only: true,
-              intent: { kind: "s3", uri: "s3://vault-data/in", credentials: { id: "sealed" } },
-            },
-          ],
-        },
-      })
-      .catch((x) => x);
+    const e = await provider.createSession(withMount("sealed")).catch((x) => x);
     expect(MissingSecretError.isInstance(e), String(e)).toBe(true);
     expect(String(e)).toContain("'sealed'");
     expect(String(e)).toContain("vault is sealed");
@@ -116,37 +117,9 @@ describe("a secret resolver", () => {
       env: { PATH: process.env.PATH, RODER_SECRET_HALF_SECRET_ACCESS_KEY: "S3RVER" },
       secrets: async () => ({ access_key_id: "S3RVER" }),
     });
-    await provider.validateDestination({
-      config: { isolation: "none" },
-      default_manifest: {
-        entries: [],
-        mounts: [
-          {
-            name: "d",
-            path: "data",
-            read_only: true,
-            intent: { kind: "s3", uri: "s3://vault-data/in", credentials: { id: "half" } },
-          },
-        ],
-      },
-    });
+    await provider.validateDestination(withMount("half"));
     const none = createLocalProvider({ env: { PATH: process.env.PATH }, secrets: async () => ({}) });
-    const e = await none
-      .validateDestination({
-        config: { isolation: "none" },
-        default_manifest: {
-          entries: [],
-          mounts: [
-            {
-              name: "d",
-              path: "data",
-              read_only: true,
-              intent: { kind: "s3", uri: "s3://vault-data/in", credentials: { id: "nothing" } },
-            },
-          ],
-        },
-      })
-      .catch((x) => x);
+    const e = await none.validateDestination(withMount("nothing")).catch((x) => x);
     expect(MissingSecretError.isInstance(e)).toBe(true);
     expect(String(e)).toContain("RODER_SECRET_NOTHING_ACCESS_KEY_ID");
   });
