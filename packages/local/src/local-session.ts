@@ -327,7 +327,7 @@ export class LocalSession implements RemoteRunnerSession {
         registry_dir: this.info.registryDir,
         process_tracking:
           this.info.sandbox?.kind === "bwrap" ? "sandbox" : (this.info.sandbox?.kind ?? "marker"),
-        // What the file API addresses (describeProviderLimits' `file_scope` for this destination).
+        // What the file API addresses (`provider.limits(destination).file_scope`).
         file_scope: this.info.config.isolation === "bwrap" ? "sandbox" : "workspace",
         ...(this.restarts > 0 ? { sandbox_restarts: this.restarts } : {}),
       },
