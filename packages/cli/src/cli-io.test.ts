@@ -411,6 +411,55 @@ describe("snapshot list, restore, rm", () => {
   });
 });
 
+describe("snapshots through a runner server (http)", () => {
+  it("take, restore and rm over HTTP: rm deletes it on the server (a restore then fails)", async () => {
+    const token = `srv-${randomBytes(12).toString("hex")}`;
+    const server = start(["serve", "--port", "0", "--isolation", "none"], {
+      env: { RODER_RUNNER_SERVER_TOKEN: token },
+    });
+    const url = (await server.waitFor(/on (http:\/\/\S+)/))[1]!;
+    const env = { RODER_RUNNER_HTTP_TOKEN: token, RODER_RUNNER_HTTP_URL: url };
+    writeFileSync(
+      join(work, "http.json"),
+      JSON.stringify({ id: "h", provider_id: "http", config: { base_url: url } }),
+    );
+    const state = join(work, "http-state.json");
+    const made = await runAsync(
+      ["exec", "-d", "http.json", "--keep", "--state-out", state, "--", "sh", "-c", "echo over-http > f"],
+      {
+        env,
+      },
+    );
+    expect(made.code, made.stderr).toBe(0);
+    const taken = await runAsync(["snapshot", "-s", state], { env });
+    expect(taken.code, taken.stderr).toBe(0);
+    const ref = JSON.parse(taken.stdout) as { snapshot_id: string; provider_id: string };
+    expect(ref.provider_id).toBe("http");
+    const restored = await runAsync(
+      ["snapshot", "restore", ref.snapshot_id, "--state-out", "http-restored.json"],
+      {
+        env,
+      },
+    );
+    expect(restored.code, restored.stderr).toBe(0);
+    expect((await runAsync(["exec", "-s", "http-restored.json", "--", "cat", "f"], { env })).stdout).toBe(
+      "over-http\n",
+    );
+    expect((await runAsync(["close", "-s", "http-restored.json"], { env })).code).toBe(0);
+    expect((await runAsync(["close", "-s", "http-restored.json"], { env })).code).toBe(0);
+    expect((await runAsync(["snapshot", "rm", ref.snapshot_id], { env })).code).toBe(0);
+    writeFileSync(join(work, "http-ref.json"), taken.stdout);
+    const again = await runAsync(["snapshot", "restore", "http-ref.json", "--state-out", "http-gone.json"], {
+      env,
+    });
+    expect(again.code).toBe(4);
+    expect(again.stderr).toBe(`roder-runner: error: no snapshot '${ref.snapshot_id}' on this server\n`);
+    expect((await runAsync(["close", "-s", state], { env })).code).toBe(0);
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
+  }, 120_000);
+});
+
 describe("cp: streamed, bounded memory, progress on a terminal", () => {
   it("copies a large file both ways with peak RSS well under its size; quiet when piped", async () => {
     const size = 384 * 1024 * 1024;
