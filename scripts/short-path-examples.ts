@@ -11,13 +11,14 @@ export function tsBlocks(markdown: string): string[] {
 export const SHORT_PATH_CHECKS = `
 import type { RemoteRunnerSession } from "@roder/runner-contract";
 import { createE2bProvider, type E2bSession } from "@roder/runner-e2b";
-import { createFlyProvider, type FlySession } from "@roder/runner-fly";
+import { createFlyProvider, type FlyAgentSession, type FlySession } from "@roder/runner-fly";
 import { createHttpRunnerProvider, type HttpRunnerSession } from "@roder/runner-http";
 import { createLocalProvider, type LocalSession, readText } from "@roder/runner-local";
 
 const local: LocalSession = await createLocalProvider().createSession({ config: {} });
 const http: HttpRunnerSession = await createHttpRunnerProvider({ token: "t" }).createSession({ config: {} });
-const fly: FlySession = await createFlyProvider({ token: "t" }).createSession({ config: { app: "a", image: "i" } });
+// Exec mode or agent mode (the destination decides): both kinds have pause.
+const fly: FlySession | FlyAgentSession = await createFlyProvider({ token: "t" }).createSession({ config: { app: "a", image: "i" } });
 const e2b: E2bSession = await createE2bProvider({ apiKey: "k" }).createSession({ config: {} });
 for (const s of [local, http, e2b]) {
   await s.startCommand({ program: "ls" });
