@@ -56,9 +56,9 @@ function cli(args: string[], opts: { input?: Buffer | string; env?: Record<strin
 
 const spawned: ChildProcess[] = [];
 /** The CLI run to its end without blocking this process (for servers that run in it). */
-async function runAsync(args: string[], opts: { env?: Record<string, string> } = {}) {
+async function runAsync(args: string[], opts: { env?: Record<string, string>; input?: string } = {}) {
   const p = start(args, opts);
-  p.child.stdin!.end();
+  p.child.stdin!.end(opts.input);
   const code = await new Promise<number | null>((r) => p.child.on("close", (c) => r(c)));
   return { code, stdout: p.out, stderr: p.err };
 }
@@ -530,6 +530,12 @@ describe("through a provider without file streams (E2B, its stand-in)", () => {
       },
     );
     expect([first.code, first.stdout, first.stderr]).toEqual([0, "on e2b\n", ""]);
+    // Piped stdin reaches a command on E2B (the SDK's stdin), with stdin a pipe while the SDK loads.
+    const piped = await runAsync(["exec", "-d", e2bDest, "--", "cat"], {
+      env,
+      input: "through e2b's stdin\n",
+    });
+    expect([piped.code, piped.stdout]).toEqual([0, "through e2b's stdin\n"]);
     // 20 MiB: past the whole-file size, so it goes through `cat >` and the range server.
     const src = join(work, "e2b-src.bin");
     execFileSync("sh", ["-c", `head -c ${20 << 20} /dev/urandom > '${src}'`]);

@@ -1,4 +1,5 @@
-import { promises as fs } from "node:fs";
+import { promises as fs, realpathSync } from "node:fs";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   CancelledError,
   confinePath,
@@ -115,6 +116,28 @@ const CAPABILITIES: RunnerCapabilities = {
   mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: false },
 };
 
+/**
+ * The official SDK. It ships no `exports` map, so an ESM import loads its CommonJS main, whose own `require`s
+ * resolve from where that file was loaded. Node 20's ESM resolver has been seen to hand back the package's
+ * symlinked path in a pnpm workspace (with stdin a pipe, after other workspace packages loaded), where those
+ * `require`s cannot find the SDK's dependencies: then the SDK is loaded again by its real path.
+ */
+async function loadE2bSdk(): Promise<E2bModule> {
+  try {
+    return (await import("e2b")) as unknown as E2bModule;
+  } catch (error) {
+    let real: string;
+    try {
+      const url = import.meta.resolve("e2b");
+      real = pathToFileURL(realpathSync(fileURLToPath(url))).href;
+      if (real === url) throw error;
+    } catch {
+      throw error;
+    }
+    return (await import(real)) as unknown as E2bModule;
+  }
+}
+
 /** The E2B provider: its sessions are `E2bSession`s (with `startCommand`, `attachCommand` and `pause`). */
 export type E2bRunnerProvider = RemoteRunnerProviderOf<E2bSession>;
 
@@ -126,7 +149,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
   const secretEnv = secretEnvironment(() => settings.env ?? process.env, settings.secrets);
   const env = secretEnv.env;
   const owner = settings.owner ?? "roder-runners";
-  const sdk = async (): Promise<E2bModule> => settings.sdk ?? ((await import("e2b")) as unknown as E2bModule);
+  const sdk = async (): Promise<E2bModule> => settings.sdk ?? (await loadE2bSdk());
   const conn = (signal?: AbortSignal) => {
     const e = env();
     return {
