@@ -1,10 +1,10 @@
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { once } from "node:events";
 import { createWriteStream, promises as fs } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
-import { Readable } from "node:stream";
-import { finished, pipeline } from "node:stream/promises";
+import { finished } from "node:stream/promises";
 import { CancelledError, RunnerError } from "@roder/runner-contract";
 import type { WriteSource } from "./local-fs.js";
 import { type SandboxRecord, sandboxCommand } from "./local-sandbox.js";
@@ -39,6 +39,19 @@ chmod 644 -- "$t" 2>/dev/null
 sync -- "$t" 2>/dev/null
 mv -f -- "$t" "$p" 2>/dev/null || { rm -f -- "$t"; echo EACCES >&2; exit 5; }`;
 
+/**
+ * Kills every process of a sandbox file operation: nsenter forks the script inside the sandbox's PID namespace,
+ * so killing the spawned process alone would leave the script running (a writer that then saw end-of-input
+ * would commit a partial file). The operation runs in its own process group, killed whole.
+ */
+function killAll(child: ReturnType<typeof spawn>): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, "SIGKILL");
+  } catch {
+    child.kill("SIGKILL");
+  }
+}
+
 function run(
   _files: SandboxFiles,
   argv: string[],
@@ -49,6 +62,7 @@ function run(
       cwd: "/",
       env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" },
       stdio: [opts.stdin ? "pipe" : "ignore", "pipe", "pipe"],
+      detached: true,
     });
     const out: Buffer[] = [];
     let err = "";
@@ -57,7 +71,8 @@ function run(
     child.stderr!.on("data", (b: Buffer) => {
       if (err.length < 4096) err += b.toString("utf8");
     });
-    const onAbort = () => child.kill("SIGKILL");
+    // Killed before its input is closed: a cancelled write never reaches its commit (the rename).
+    const onAbort = () => killAll(child);
     opts.signal?.addEventListener("abort", onAbort, { once: true });
     child.on("error", reject);
     child.on("close", (code) => {
@@ -75,9 +90,17 @@ function run(
       child.stdin!.on("error", () => {});
       child.stdin!.end(Buffer.from(stdin.buffer, stdin.byteOffset, stdin.byteLength));
     } else if (stdin) {
-      // A stream, with backpressure; a source that throws kills the writer (its temp file is then removed).
-      pipeline(Readable.from(stdin, { objectMode: false }), child.stdin!).catch((error) => {
-        child.kill("SIGKILL");
+      // A stream, with backpressure. A source that throws kills the writer first, and only then is its input
+      // closed: the script never sees an end of input it would take for the whole file.
+      const sink = child.stdin!;
+      sink.on("error", () => {});
+      (async () => {
+        for await (const chunk of stdin) {
+          if (!sink.write(chunk)) await once(sink, "drain");
+        }
+        sink.end();
+      })().catch((error) => {
+        killAll(child);
         reject(error);
       });
     }
@@ -177,8 +200,9 @@ export async function sandboxOpenRead(
     cwd: "/",
     env: { PATH: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", LANG: "C.UTF-8" },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
-  const onAbort = () => child.kill("SIGKILL");
+  const onAbort = () => killAll(child);
   signal?.addEventListener("abort", onAbort, { once: true });
   let err = "";
   const exited = new Promise<number | null>((res) => child.on("close", (code) => res(code)));
@@ -206,7 +230,7 @@ export async function sandboxOpenRead(
       if (code !== 0) fail(code, err.replace(/^SIZE \d+\n/m, ""), path, "readFile");
     } finally {
       signal?.removeEventListener("abort", onAbort);
-      if (child.exitCode === null) child.kill("SIGKILL");
+      if (child.exitCode === null) killAll(child);
     }
   })();
   return { size, body };
