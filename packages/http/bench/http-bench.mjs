@@ -149,7 +149,7 @@ if (process.env.BENCH_OUT) writeFileSync(process.env.BENCH_OUT, JSON.stringify({
 else console.table(rows);
 
 async function bigFileRows() {
-  const BIG = (short ? 128 : 1024) * 1024 * 1024;
+  const BIG = (short ? 64 : 1024) * 1024 * 1024;
   const dir = mkdtempSync(join(tmpdir(), "roder-bench-big-"));
   const src = join(dir, "src.bin");
   execFileSync("head", ["-c", String(BIG), "/dev/urandom"], { stdio: ["ignore", openOut(src), "inherit"] });
@@ -159,7 +159,7 @@ async function bigFileRows() {
     for (const mode of ["raw", "ours"]) {
       const child = spawn(
         process.execPath,
-        ["--expose-gc", join(dirname(fileURLToPath(import.meta.url)), "big-file-child.mjs"), mode, dir],
+        ["--expose-gc", join(dirname(fileURLToPath(import.meta.url)), "big-file-child.js"), mode, dir],
         {
           stdio: [
             "pipe",
