@@ -1,5 +1,4 @@
 import {
-  parsePortInput,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
@@ -27,6 +26,7 @@ import type { FlyDestinationConfig } from "./fly-config.js";
 import {
   destroyMachineAndVolume,
   exportFromMachine,
+  machinePortUrl,
   snapshotsUnsupported,
   suspendMachine,
 } from "./fly-machine-ops.js";
@@ -143,15 +143,8 @@ export class FlyAgentSession implements RemoteRunnerSession {
 
   /** A port's public URL, as in exec mode: `public_url_template` (the app needs a service for that port). */
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
-    const request = parsePortInput(input);
     this.ensureOpen();
-    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535)
-      throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
-    const url = this.info.config.public_url_template
-      .replaceAll("{app}", this.info.config.app)
-      .replaceAll("{port}", String(request.port))
-      .replaceAll("{machine_id}", this.info.machineId);
-    return { port: request.port, url };
+    return machinePortUrl(this.info, input);
   }
 
   /** The storage package's direct path, run through the agent: the machine uploads to a signed URL. */

@@ -1,9 +1,13 @@
 import {
   parseArtifactExportInput,
+  parsePortInput,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
+  RunnerError,
+  type RunnerPortRequestInput,
+  type RunnerPortResult,
   sandboxViewPath,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
@@ -48,6 +52,18 @@ export function exportFromMachine(
     path: sandboxViewPath(request.path, root),
     ...(options?.signal ? { signal: options.signal } : {}),
   });
+}
+
+/** A port's public URL: the destination's `public_url_template` (the app needs a service for that port). */
+export function machinePortUrl(info: FlyMachineInfo, input: RunnerPortRequestInput): RunnerPortResult {
+  const request = parsePortInput(input);
+  if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535)
+    throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
+  const url = info.config.public_url_template
+    .replaceAll("{app}", info.config.app)
+    .replaceAll("{port}", String(request.port))
+    .replaceAll("{machine_id}", info.machineId);
+  return { port: request.port, url };
 }
 
 /** Fly volume snapshots are not built: both session kinds say so the same way. */

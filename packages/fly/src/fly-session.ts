@@ -8,7 +8,6 @@ import {
   ProviderApiError,
   parseCommandInput,
   parseFileWriteInput,
-  parsePortInput,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
@@ -37,6 +36,7 @@ import type { FlyDestinationConfig } from "./fly-config.js";
 import {
   destroyMachineAndVolume,
   exportFromMachine,
+  machinePortUrl,
   snapshotsUnsupported,
   suspendMachine,
 } from "./fly-machine-ops.js";
@@ -709,15 +709,8 @@ export class FlySession implements RemoteRunnerSession {
   }
 
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
-    const request = parsePortInput(input);
     this.ensureOpen();
-    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535)
-      throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
-    const url = this.info.config.public_url_template
-      .replaceAll("{app}", this.info.config.app)
-      .replaceAll("{port}", String(request.port))
-      .replaceAll("{machine_id}", this.info.machineId);
-    return { port: request.port, url };
+    return machinePortUrl(this.info, input);
   }
 
   /**
