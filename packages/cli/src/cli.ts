@@ -126,6 +126,8 @@ Secrets come from the environment only (RODER_SECRET_<ID>_<FIELD>, E2B_API_KEY, 
   choice, never a client's (clients asking for it get 403 config_refused):
   --isolation bwrap|none      every session under bubblewrap (default where bwrap is installed, local
                               provider); 'none' runs commands as this user on this host (a warning is printed)
+  --host-is-sandbox           with --isolation none: this host IS the sandbox (a Fly machine, a VM or container
+                              of its own), so the file API and cwd address its whole view, not the workspace
   --allow-host-network        clients may ask for network "host"
   --allow-keep-workspaces     clients may ask for delete_on_close false
   --max-output-bytes N        cap on a client's output_limit_bytes (default 16 MiB)
@@ -304,6 +306,7 @@ async function run(argv: string[], io: Io): Promise<number> {
         "allow-host-paths": { type: "boolean" },
         "session-ttl": { type: "string" },
         isolation: { type: "string" },
+        "host-is-sandbox": { type: "boolean" },
         "allow-host-network": { type: "boolean" },
         "allow-keep-workspaces": { type: "boolean" },
         "max-output-bytes": { type: "string" },
@@ -381,8 +384,16 @@ async function run(argv: string[], io: Io): Promise<number> {
       if (!/^https?:\/\/[^/]/.test(e))
         throw new CliError(`--allow-endpoint takes an http(s) URL, got '${e}'`, EXIT.usage);
     const providerId = id === "local" ? "unix-local" : id;
-    const provider = registry.get(providerId);
     const isolation = serveIsolation(v.isolation as string | undefined, providerId, io);
+    if (v["host-is-sandbox"] === true && isolation !== "none")
+      throw new CliError(
+        "--host-is-sandbox needs the local provider with --isolation none (it says this host is the sandbox)",
+        EXIT.usage,
+      );
+    const provider =
+      v["host-is-sandbox"] === true
+        ? (await import("@roder/runner-local")).createLocalProvider({ env: io.env, hostIsSandbox: true })
+        : registry.get(providerId);
     const backendConfigKeys = providerId === "unix-local" ? await localConfigKeys() : undefined;
     const server = await serveRunner({
       provider,
@@ -405,7 +416,10 @@ async function run(argv: string[], io: Io): Promise<number> {
         ? new CliError(error.message, EXIT.config, "export RODER_RUNNER_SERVER_TOKEN=$(openssl rand -hex 24)")
         : error;
     });
-    io.stdout(`serving ${provider.id} on ${server.url}${isolation ? ` (isolation ${isolation})` : ""}\n`);
+    const scope = v["host-is-sandbox"] === true ? ", host is the sandbox" : "";
+    io.stdout(
+      `serving ${provider.id} on ${server.url}${isolation ? ` (isolation ${isolation}${scope})` : ""}\n`,
+    );
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
       process.once("SIGINT", stop);
