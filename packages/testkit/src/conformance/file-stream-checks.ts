@@ -6,8 +6,7 @@ import {
   writeFileFromStream,
 } from "@roder/runner-contract";
 import { expect } from "vitest";
-
-type Check = (name: string, fn: () => Promise<void>, timeout?: number) => void;
+import { type Check, thrown } from "./conformance-suite.js";
 
 /** Deterministic pseudo-random bytes (every byte value occurs). */
 function pattern(size: number, seed: number): Uint8Array {
@@ -51,15 +50,6 @@ async function settled(run: () => Promise<{ stdout: string }>, want: string): Pr
 }
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the operation to fail");
-}
 
 /**
  * Streamed file reads and writes, with ranges (`readFileStream` / `writeFileStream`, through the contract's
