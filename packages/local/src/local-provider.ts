@@ -34,7 +34,7 @@ import {
   parseLocalConfig,
 } from "./local-config.js";
 import { which } from "./local-isolation.js";
-import { LOCAL_LIMITS } from "./local-limits.js";
+import { HOST_IS_SANDBOX_LIMITS, LOCAL_LIMITS } from "./local-limits.js";
 import { mountBucket } from "./local-mounts.js";
 import { ensurePrivateDir } from "./local-private-dir.js";
 import { makeSessionCgroup, ownCgroup, type SandboxRecord } from "./local-sandbox.js";
@@ -75,6 +75,16 @@ export interface LocalProviderSettings {
    * state, errors or commands' environments.
    */
   secrets?: SecretResolver;
+  /**
+   * The operator's word that this host IS the sandbox (a Fly machine running the agent, a VM or container made
+   * for one client): sessions without isolation then address the host's whole view, as an isolated sandbox's
+   * do — `readFile`, `writeFile`, the file streams, `exportArtifact` and a command's `cwd` take any absolute path
+   * (relative ones against the workspace), and `state().metadata.file_scope` is `sandbox`. Default false: they
+   * are confined to the workspace and read roots. Only a provider setting (`roder-runner serve
+   * --host-is-sandbox`): no destination config, state or HTTP client can set it. Sessions under bwrap address
+   * their own sandbox's view either way.
+   */
+  hostIsSandbox?: boolean;
 }
 
 const MetadataSchema = z.object({
@@ -107,12 +117,16 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
   const env = secretEnv.env;
   const primeSecrets = secretEnv.prime;
   const bwrap = () => settings.bwrapPath ?? which("bwrap");
+  if (settings.hostIsSandbox !== undefined && typeof settings.hostIsSandbox !== "boolean")
+    throw new RunnerError("invalid_request", "hostIsSandbox must be true or false");
+  const hostIsSandbox = settings.hostIsSandbox === true;
   const runtime = () => ({
     env: env(),
     bwrap: bwrap(),
     setpriv: which("setpriv"),
     nsenter: which("nsenter"),
     slirp4netns: which("slirp4netns"),
+    hostIsSandbox,
   });
   const registryDir = settings.registryDir ?? join(tmpdir(), "roder-local-sessions");
   const mountTools = () => which("rclone") !== null && which("fusermount3") !== null;
@@ -299,7 +313,7 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
       if (!mountTools()) missing.push("rclone and fuse3 (for bucket mounts): apt-get install rclone fuse3");
       return missing.length ? `optional tools missing: ${missing.join("; ")}` : null;
     },
-    limits: () => ({ ...LOCAL_LIMITS }),
+    limits: () => (hostIsSandbox ? { ...LOCAL_LIMITS, ...HOST_IS_SANDBOX_LIMITS } : { ...LOCAL_LIMITS }),
     planMounts: (d) =>
       planHostMounts(parseDestinationInput(d, LOCAL_PROVIDER_ID), {
         providerId: LOCAL_PROVIDER_ID,

@@ -65,14 +65,8 @@ import {
   sandboxCommand,
   startBwrapSandbox,
 } from "./local-sandbox.js";
-import {
-  type SandboxFiles,
-  sandboxCopyOut,
-  sandboxOpenRead,
-  sandboxRead,
-  sandboxWrite,
-} from "./local-sandbox-files.js";
 import { tagPathFor, updateTag } from "./local-tags.js";
+import { hostViewFiles, sandboxViewFiles, type ViewFiles } from "./local-view-files.js";
 
 const run = promisify(execFile);
 export const LOCAL_PROVIDER_ID = "unix-local";
@@ -142,6 +136,11 @@ export interface LocalRuntime {
   setpriv: string | null;
   nsenter: string | null;
   slirp4netns: string | null;
+  /**
+   * The operator's word that this host is the sandbox (`createLocalProvider({ hostIsSandbox })`, never a
+   * destination's or a state's): sessions without isolation then address the host's whole view.
+   */
+  hostIsSandbox: boolean;
 }
 
 /** The runner's record of a live session: written by the runner into its own registry, trusted over any state. */
@@ -328,7 +327,7 @@ export class LocalSession implements RemoteRunnerSession {
         process_tracking:
           this.info.sandbox?.kind === "bwrap" ? "sandbox" : (this.info.sandbox?.kind ?? "marker"),
         // What the file API addresses (`provider.limits(destination).file_scope`).
-        file_scope: this.info.config.isolation === "bwrap" ? "sandbox" : "workspace",
+        file_scope: this.sandboxScope ? "sandbox" : "workspace",
         ...(this.restarts > 0 ? { sandbox_restarts: this.restarts } : {}),
       },
     };
@@ -372,10 +371,16 @@ export class LocalSession implements RemoteRunnerSession {
         `command id '${request.command_id}' is already running in this session`,
       );
     }
-    // Under bwrap a cwd outside the workspace is a path of the sandbox's own view (checked there by `env -C`).
-    const outsideCwd = request.cwd ? this.outsidePath(request.cwd) : null;
+    // In the sandbox's scope a cwd outside the workspace (or one whose symlinks lead out) is a path of the
+    // sandbox's own view (under bwrap checked there by `env -C`).
+    let outsideCwd = request.cwd ? this.outsidePath(request.cwd) : null;
     const cwd =
-      outsideCwd ?? (await resolveRunnerPath(this.confinement, request.cwd ?? this.runnerRoot, "cwd"));
+      outsideCwd ??
+      (await resolveRunnerPath(this.confinement, request.cwd ?? this.runnerRoot, "cwd").catch((error) => {
+        if (!this.sandboxScope || !request.cwd || !PathOutsideWorkspaceError.isInstance(error)) throw error;
+        outsideCwd = sandboxViewPath(request.cwd, this.runnerRoot);
+        return outsideCwd;
+      }));
     // A cwd in a read root is at the same path for commands (bound there read-only under bwrap).
     const runnerCwd =
       !outsideCwd && isWithin(cwd, this.info.workspaceRoot)
@@ -478,12 +483,20 @@ export class LocalSession implements RemoteRunnerSession {
   }
 
   /**
-   * Under bwrap, the file API addresses the sandbox's whole view: a path outside the workspace (and the read
-   * roots), or one whose symlinks lead out of it, is served inside the sandbox by its user. Null: serve it on
-   * the host, confined to the workspace (the fast path, and the only one without isolation).
+   * Whether the file API and `cwd` address the sandbox's whole view: under bwrap, or without isolation on a host
+   * its operator declared to be the sandbox (`hostIsSandbox`, a provider setting: no destination or state sets it).
+   */
+  get sandboxScope(): boolean {
+    return this.info.config.isolation === "bwrap" || this.runtime.hostIsSandbox;
+  }
+
+  /**
+   * In the sandbox's scope, a path outside the workspace (and the read roots), or one whose symlinks lead out of
+   * it, is served from the sandbox's own view (`viewFiles`). Null: serve it on the host, confined to the
+   * workspace (the fast path, and the only one in the workspace's scope).
    */
   private outsidePath(path: string): string | null {
-    if (this.info.config.isolation !== "bwrap") return null;
+    if (!this.sandboxScope) return null;
     const abs = sandboxViewPath(path, this.runnerRoot);
     if (isWithin(abs, this.runnerRoot) || this.info.config.read_roots.some((r) => isWithin(abs, r)))
       return null;
@@ -501,20 +514,22 @@ export class LocalSession implements RemoteRunnerSession {
     try {
       return await onHost();
     } catch (error) {
-      if (this.info.config.isolation === "bwrap" && PathOutsideWorkspaceError.isInstance(error))
+      if (this.sandboxScope && PathOutsideWorkspaceError.isInstance(error))
         return inSandbox(sandboxViewPath(path, this.runnerRoot));
       throw error;
     }
   }
 
-  private async sandboxFiles(): Promise<SandboxFiles> {
+  /** The file work of the sandbox's own view: inside the bwrap sandbox, or on a host that is the sandbox. */
+  private async viewFiles(): Promise<ViewFiles> {
+    if (this.info.config.isolation !== "bwrap") return hostViewFiles();
     const record = await this.liveSandbox();
     if (record?.kind !== "bwrap") throw new RunnerError("sandbox_failed", "the session has no sandbox");
-    return {
+    return sandboxViewFiles({
       tools: { setpriv: this.runtime.setpriv!, nsenter: this.runtime.nsenter! },
       record,
       home: this.runnerRoot,
-    };
+    });
   }
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
@@ -530,7 +545,7 @@ export class LocalSession implements RemoteRunnerSession {
           mapFsError(error, request.path);
         }
       },
-      async (p) => sandboxRead(await this.sandboxFiles(), p, options?.signal),
+      async (p) => (await this.viewFiles()).read(p, options?.signal),
     );
     return { path: request.path, contents };
   }
@@ -552,7 +567,7 @@ export class LocalSession implements RemoteRunnerSession {
         }
       },
       async (p) => {
-        await sandboxWrite(await this.sandboxFiles(), p, request.contents, options?.signal);
+        await (await this.viewFiles()).write(p, request.contents, options?.signal);
       },
     );
   }
@@ -586,8 +601,7 @@ export class LocalSession implements RemoteRunnerSession {
         }
       },
       async (p) => {
-        const { size, body } = await sandboxOpenRead(
-          await this.sandboxFiles(),
+        const { size, body } = await (await this.viewFiles()).openRead(
           p,
           offset,
           request.length,
@@ -618,7 +632,7 @@ export class LocalSession implements RemoteRunnerSession {
           mapFsError(error, runnerPath);
         }
       },
-      async (p) => sandboxWrite(await this.sandboxFiles(), p, body, options?.signal),
+      async (p) => (await this.viewFiles()).write(p, body, options?.signal),
     );
     return { bytes };
   }
@@ -665,7 +679,7 @@ export class LocalSession implements RemoteRunnerSession {
       async (p) =>
         exportLocalArtifact({
           ...common,
-          pin: async () => sandboxCopyOut(await this.sandboxFiles(), p, request.recursive ?? false),
+          pin: async () => (await this.viewFiles()).pin(p, request.recursive ?? false),
           name: posix.basename(p) || "root",
         }),
     );
