@@ -1,4 +1,5 @@
 import {
+  type Credential,
   createHttpClient,
   type HttpClient,
   ProviderApiError,
@@ -26,6 +27,18 @@ export interface ExecResult {
   stderr?: string;
 }
 
+export interface FlyCallOptions {
+  body?: unknown;
+  idempotent: boolean;
+  operation: string;
+  signal?: AbortSignal | undefined;
+  nonce?: string | undefined;
+  machineId?: string;
+  timeoutMs?: number;
+  /** Retry a 408 inside this call (default true for idempotent calls; `wait` loops on its own deadline). */
+  retry408?: boolean;
+}
+
 /**
  * The Machines REST API client, on the contract's HTTP client: bearer token (read per attempt, never logged),
  * typed errors carrying the API's `{"error": …}` message, a client-side rate limiter per machine and action (Fly
@@ -39,19 +52,18 @@ export class FlyApi {
   constructor(
     private readonly opts: {
       baseUrl: string;
-      token: () => string;
+      /** The API token: read per attempt (a secret's value kept until a 401 drops it). */
+      credential: Credential;
       fetch: typeof globalThis.fetch;
       retry: RetryPolicy;
       onRetry?: ((operation: string, attempt: number, error: unknown) => void) | undefined;
       limiter?: FlyRateLimiter | undefined;
-      /** Where the token comes from, as a 401 names it (default `FLY_API_TOKEN`). */
-      tokenRoute?: string | undefined;
     },
   ) {
     this.client = createHttpClient({
       providerId: "fly",
       baseUrl: opts.baseUrl,
-      auth: { token: opts.token },
+      auth: { token: () => opts.credential.get() },
       fetch: opts.fetch,
       retry: opts.retry,
       onRetry: opts.onRetry,
@@ -62,21 +74,23 @@ export class FlyApi {
   /** 429s the API answered (absorbed by retries unless they ran out), for benchmarks and diagnostics. */
   rateLimited = 0;
 
-  async call<T>(
-    method: string,
-    path: string,
-    o: {
-      body?: unknown;
-      idempotent: boolean;
-      operation: string;
-      signal?: AbortSignal | undefined;
-      nonce?: string | undefined;
-      machineId?: string;
-      timeoutMs?: number;
-      /** Retry a 408 inside this call (default true for idempotent calls; `wait` loops on its own deadline). */
-      retry408?: boolean;
-    },
-  ): Promise<T> {
+  /**
+   * One API call. A 401 with a token from a function or a secret resolver is retried once with the token asked
+   * again (a rotated token is picked up; the secret's kept value is dropped): the request was not processed.
+   */
+  async call<T>(method: string, path: string, o: FlyCallOptions): Promise<T> {
+    const credential = this.opts.credential;
+    const version = credential.version;
+    try {
+      return await this.callOnce<T>(method, path, o);
+    } catch (error) {
+      if (ProviderApiError.isInstance(error) && error.statusCode === 401 && credential.refresh(version))
+        return await this.callOnce<T>(method, path, o);
+      throw error;
+    }
+  }
+
+  private async callOnce<T>(method: string, path: string, o: FlyCallOptions): Promise<T> {
     const key = rateLimitKey(method, path);
     const limiter = this.opts.limiter;
     const value = await this.client.json<T>({
@@ -109,7 +123,7 @@ export class FlyApi {
             sessionId: o.machineId,
             message: `${o.operation}: machine ${o.machineId} not found`,
           });
-        const hint = a.status === 401 ? ` (check ${this.opts.tokenRoute ?? "FLY_API_TOKEN"})` : "";
+        const hint = a.status === 401 ? ` (check ${this.opts.credential.route})` : "";
         return new ProviderApiError({
           providerId: "fly",
           statusCode: a.status,

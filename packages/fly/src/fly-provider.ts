@@ -3,10 +3,11 @@ import { promises as fs } from "node:fs";
 import { posix } from "node:path";
 import {
   CancelledError,
+  type Credential,
   confinePath,
+  credential,
   type EnvSource,
   InvalidDestinationConfigError,
-  loadToken,
   ProviderApiError,
   parseDestinationInput,
   type RemoteRunnerProviderOf,
@@ -18,7 +19,6 @@ import {
   type SecretResolver,
   SessionNotFoundError,
   secretEnvironment,
-  tokenRoute,
 } from "@roder/runner-contract";
 import {
   checkSandboxMounts,
@@ -56,11 +56,19 @@ export interface FlyProviderSettings {
   /** Machines API base URL; default `FLY_API_URL`, else `https://api.machines.dev/v1`. */
   baseUrl?: string;
   /**
-   * The Fly API token, for an app that holds one per tenant; default the `tokenEnv` variable. Kept in memory
-   * only: never in a destination config, a session state or an error.
+   * The Fly API token, for an app that holds one per tenant: a value, or a function asked before each API call
+   * (a token rotated in a secret store; it may cache on its own). Default `tokenSecret`, else the `tokenEnv`
+   * variable. Kept in memory only: never in a destination config, a session state or an error.
    */
-  token?: string;
-  /** Env variable holding the API token when `token` is not given (default `FLY_API_TOKEN`). */
+  token?: string | (() => string | Promise<string>);
+  /**
+   * The token from the secret resolver (`secrets`): the id of a secret whose `token` field is the Fly API token
+   * (`tokenSecret: "fly-api"` asks `secrets({ id: "fly-api" })` and reads `.token`; without a resolver, or when it
+   * has no such field, `RODER_SECRET_FLY_API_TOKEN`). Asked at the first API call, kept in memory; a 401 drops it
+   * and the call is made once more with the secret asked again (a rotated token). Not with `token`.
+   */
+  tokenSecret?: string;
+  /** Env variable holding the API token when neither `token` nor `tokenSecret` is given (default `FLY_API_TOKEN`). */
   tokenEnv?: string;
   fetch?: typeof globalThis.fetch;
   env?: EnvSource;
@@ -104,22 +112,34 @@ const CAPABILITIES: RunnerCapabilities = {
   mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: false },
 };
 
-/** The Machines API client the provider uses (token from env, retries), for tools such as the sweeper. */
-export function createFlyApi(settings: FlyProviderSettings = {}): FlyApi {
+/** The Fly API token of these settings: the `token` option, the `tokenSecret` through `secrets`, or `tokenEnv`. */
+export function flyCredential(settings: FlyProviderSettings = {}): Credential {
+  return credential({
+    option: settings.token,
+    secret: settings.tokenSecret,
+    secretField: "token",
+    secretOptionName: "tokenSecret",
+    resolver: settings.secrets,
+    env: () => settings.env ?? process.env,
+    envName: settings.tokenEnv ?? "FLY_API_TOKEN",
+    providerId: "fly",
+    description: "the Fly API token",
+  });
+}
+
+/**
+ * The Machines API client the provider uses (the token of `flyCredential`, retries), for tools such as the
+ * sweeper. Clients given the same `credential` share its kept secret value.
+ */
+export function createFlyApi(
+  settings: FlyProviderSettings = {},
+  token: Credential = flyCredential(settings),
+): FlyApi {
   const env = settings.env ?? process.env;
-  const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
   const baseUrl = (settings.baseUrl ?? env.FLY_API_URL ?? "https://api.machines.dev/v1").replace(/\/+$/, "");
   return new FlyApi({
     baseUrl,
-    token: () =>
-      loadToken({
-        option: settings.token,
-        env,
-        envName: tokenEnv,
-        providerId: "fly",
-        description: "the Fly API token",
-      }),
-    tokenRoute: tokenRoute({ option: settings.token, envName: tokenEnv }),
+    credential: token,
     fetch: settings.fetch ?? globalThis.fetch,
     retry: { maxRetries: 5, baseDelayMs: 500, maxDelayMs: 15_000, ...settings.retry },
     onRetry: settings.onRetry,
@@ -139,17 +159,21 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
   const env = secretEnv.env;
   const tokenEnv = settings.tokenEnv ?? "FLY_API_TOKEN";
   const owner = settings.owner ?? "roder-runners";
-  const api = () => createFlyApi(settings);
+  // One credential for every API client of this provider: a secret's value is asked once, not per session.
+  const token = flyCredential(settings);
+  const api = () => createFlyApi(settings, token);
   const agentSecretEnv = settings.agentSecretEnv ?? "RODER_FLY_AGENT_SECRET";
-  const agentSecret = () => {
-    const secret = settings.agentSecret ?? env()[agentSecretEnv] ?? settings.token ?? env()[tokenEnv];
-    if (!secret)
+  /** The agent token's secret: `agentSecret`, its variable, else the API token by whatever route it comes. */
+  const agentSecret = async (): Promise<string> => {
+    const secret = settings.agentSecret ?? env()[agentSecretEnv];
+    if (secret) return secret;
+    if (!token.configured())
       throw new ProviderApiError({
         providerId: "fly",
         isRetryable: false,
-        message: `agent mode needs a secret to derive the agent's token: set ${agentSecretEnv} or ${tokenEnv}, or pass agentSecret`,
+        message: `agent mode needs a secret to derive the agent's token: set ${agentSecretEnv} or ${tokenEnv}, or pass agentSecret, token or tokenSecret`,
       });
-    return secret;
+    return token.get();
   };
   const tuning = { chunkBytes: settings.chunkBytes ?? 4 * 1024 * 1024 };
   if (!Number.isInteger(tuning.chunkBytes) || tuning.chunkBytes < 1024)
@@ -250,9 +274,9 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
     id: "fly",
     capabilities: () => CAPABILITIES,
     setupHint: () =>
-      settings.token || env()[tokenEnv]
+      token.configured()
         ? null
-        : `set ${tokenEnv} or pass token (a Fly API token: fly tokens create deploy -a <app>)`,
+        : `set ${tokenEnv} or pass token or tokenSecret (a Fly API token: fly tokens create deploy -a <app>)`,
     limits: flyLimitsFor,
     planMounts: (d) =>
       planInSandboxMounts(parseDestinationInput(d, "fly"), {
@@ -287,7 +311,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
       }
       const nonce = mode === "agent" ? randomBytes(16).toString("hex") : undefined;
       // Derived before anything is created: a missing secret fails here.
-      const token = nonce ? agentToken(agentSecret(), config.app, nonce) : undefined;
+      const agent = nonce ? agentToken(await agentSecret(), config.app, nonce) : undefined;
       if (options?.signal?.aborted) throw new CancelledError({ operation: "create session" });
       const now = Date.now();
       const volume: FlyVolume | undefined = config.volume
@@ -298,10 +322,10 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
         config: {
           image: config.image,
           ...(config.guest ? { guest: config.guest } : {}),
-          ...(token
+          ...(agent
             ? {
                 init: { cmd: agentInit(config) },
-                env: { [AGENT_TOKEN_ENV]: token },
+                env: { [AGENT_TOKEN_ENV]: agent },
                 services: agentServices(config),
               }
             : config.cmd
@@ -339,7 +363,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
           await waitAgent({
             config,
             machineId: machine.id,
-            token: token!,
+            token: agent!,
             fetch: settings.fetch ?? globalThis.fetch,
             deadline,
             signal: options?.signal,
@@ -348,7 +372,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
           const inner = await agentClient({
             config,
             machineId: machine.id,
-            token: token!,
+            token: agent!,
             fetch: settings.fetch ?? globalThis.fetch,
             onRetry: settings.onRetry,
           }).createSession(agentDestination(config, d.id), options);
@@ -499,11 +523,11 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
         const am = meta as { agent_session_id?: unknown; agent_nonce?: unknown; workspace_root?: unknown };
         if (typeof am.agent_session_id !== "string" || typeof am.agent_nonce !== "string")
           throw new RunnerError("invalid_request", "not a fly agent session state");
-        const token = agentToken(agentSecret(), config.app, am.agent_nonce);
+        const agent = agentToken(await agentSecret(), config.app, am.agent_nonce);
         await waitAgent({
           config,
           machineId: m.id,
-          token,
+          token: agent,
           fetch: settings.fetch ?? globalThis.fetch,
           deadline: Date.now() + config.create_timeout_ms,
           signal: options?.signal,
@@ -512,7 +536,7 @@ export function createFlyProvider(settings: FlyProviderSettings = {}): FlyRunner
         const client = agentClient({
           config,
           machineId: m.id,
-          token,
+          token: agent,
           fetch: settings.fetch ?? globalThis.fetch,
           onRetry: settings.onRetry,
         });

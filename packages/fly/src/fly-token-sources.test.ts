@@ -1,0 +1,300 @@
+import { randomBytes } from "node:crypto";
+import { createServer, request, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { ProviderApiError } from "@roder/runner-contract";
+import { createLocalProvider } from "@roder/runner-local";
+import { type FlyStandIn, startFlyStandIn } from "@roder/runner-testkit";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AgentImage, makeAgentImage } from "./__fixtures__/agent-image.js";
+import { createFlyProvider, type FlyProviderSettings } from "./fly-provider.js";
+import { createFlySweeper } from "./fly-sweeper.js";
+
+// Issue 20 item 3: the Fly API token from an async function or from the secret resolver (`tokenSecret`), in
+// exec and agent mode, resumed by a second provider instance; a rotated token is picked up (one more attempt after
+// a 401). Every token is a canary: never in state, errors, the stand-in's request log or recorded bodies.
+const TOKEN = `fly-token-canary-${randomBytes(12).toString("hex")}`;
+const OLD = `fly-old-canary-${randomBytes(12).toString("hex")}`;
+const NEW = `fly-new-canary-${randomBytes(12).toString("hex")}`;
+const CANARIES = [TOKEN, OLD, NEW];
+const config = { app: "roder-test", image: "debian:bookworm-slim" };
+
+/**
+ * A rotation in front of the stand-in (whose token is fixed): a loopback proxy that accepts only the bearer
+ * `accepted` (401 `{"error": "unauthorized"}` otherwise, as Fly answers) and forwards with the stand-in's token.
+ */
+interface RotatingFront {
+  baseUrl: string;
+  accepted: string;
+  refused: number;
+  onRefuse?: () => void;
+  stop(): Promise<void>;
+}
+async function rotatingFront(target: FlyStandIn, accepted: string): Promise<RotatingFront> {
+  const to = new URL(target.baseUrl);
+  const server: Server = createServer((req, res) => {
+    if (req.headers.authorization !== `Bearer ${front.accepted}`) {
+      front.refused++;
+      front.onRefuse?.();
+      req.resume();
+      res.writeHead(401, { "content-type": "application/json" }).end('{"error":"unauthorized"}');
+      return;
+    }
+    const up = request(
+      {
+        host: to.hostname,
+        port: to.port,
+        method: req.method,
+        path: req.url,
+        headers: { ...req.headers, host: to.host, authorization: `Bearer ${target.token}` },
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const front: RotatingFront = {
+    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+    accepted,
+    refused: 0,
+    stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
+  return front;
+}
+
+let standIn: FlyStandIn;
+let agentStandIn: FlyStandIn;
+let image: AgentImage;
+beforeAll(async () => {
+  image = await makeAgentImage();
+  [standIn, agentStandIn] = await Promise.all([
+    startFlyStandIn({ backend: createLocalProvider(), token: TOKEN }),
+    startFlyStandIn({ backend: createLocalProvider(), token: TOKEN, imageDirs: image.dirs }),
+  ]);
+}, 120_000);
+afterAll(async () => {
+  await Promise.all([standIn?.stop(), agentStandIn?.stop()]);
+  image?.remove();
+});
+
+function errorText(e: unknown): string {
+  let t = "";
+  for (let c = e; c; c = (c as { cause?: unknown }).cause)
+    t += `${String(c)} ${(c as Error).stack ?? ""} ${JSON.stringify(c)}\n`;
+  return t;
+}
+async function caught(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => {
+      throw new Error("expected a failure");
+    },
+    (e: unknown) => e,
+  );
+}
+const noCanary = (...texts: string[]) => {
+  const all = texts.join("\n");
+  expect(CANARIES.filter((c) => all.includes(c))).toEqual([]);
+};
+
+/** Create, run a command, resume in a second provider instance, run there, close. */
+async function roundTrip(make: () => ReturnType<typeof createFlyProvider>, destinationConfig: object) {
+  const first = make();
+  expect(first.setupHint()).toBeNull();
+  const session = await first.createSession({ config: destinationConfig });
+  let closed = false;
+  try {
+    const made = await session.runCommand({ program: "sh", args: ["-c", "echo made > f.txt; cat f.txt"] });
+    expect(made.stdout).toBe("made\n");
+    const again = await make().resumeSession(JSON.parse(JSON.stringify(session.state())));
+    expect((await again.runCommand({ program: "cat", args: ["f.txt"] })).stdout).toBe("made\n");
+    const bad = await caught(again.readFile({ path: "missing.txt" }));
+    noCanary(JSON.stringify(session.state()), JSON.stringify(again.state()), errorText(bad));
+    // The second instance closes it (its API calls with its own token).
+    await again.close();
+    closed = true;
+  } finally {
+    if (!closed) await session.close();
+  }
+}
+
+describe("the Fly API token from a function or a secret resolver", () => {
+  it("an async token function: asked per API call, create → run → resume elsewhere → close", async () => {
+    let asked = 0;
+    const settings: FlyProviderSettings = {
+      baseUrl: standIn.baseUrl,
+      env: {},
+      token: async () => {
+        asked++;
+        await new Promise((r) => setTimeout(r, 1));
+        return TOKEN;
+      },
+    };
+    await roundTrip(() => createFlyProvider(settings), config);
+    // Never cached: each API call asks the function.
+    expect(asked).toBeGreaterThan(5);
+    expect(standIn.machines()).toEqual([]);
+    noCanary(JSON.stringify(standIn.requests), JSON.stringify(standIn.bodies));
+  }, 120_000);
+
+  it("tokenSecret through the resolver: asked once per provider, not before the first API call", async () => {
+    const asked: string[] = [];
+    const make = () =>
+      createFlyProvider({
+        baseUrl: standIn.baseUrl,
+        env: { FLY_API_TOKEN: "not-this-one" },
+        tokenSecret: "fly-api",
+        secrets: async (ref) => {
+          asked.push(ref.id);
+          return ref.id === "fly-api" ? { token: TOKEN } : {};
+        },
+      });
+    const idle = make();
+    expect(idle.setupHint()).toBeNull();
+    await idle.validateDestination({ config });
+    expect(asked).toEqual([]);
+    await roundTrip(make, config);
+    expect(asked).toEqual(["fly-api", "fly-api"]);
+    expect(standIn.machines()).toEqual([]);
+  }, 120_000);
+
+  it("agent mode: the agent's token is derived from a resolver-given API token, also after resume", async () => {
+    const asked: string[] = [];
+    await roundTrip(
+      () =>
+        createFlyProvider({
+          baseUrl: agentStandIn.baseUrl,
+          env: {},
+          tokenSecret: "fly-api",
+          secrets: async (ref) => {
+            asked.push(ref.id);
+            return { token: TOKEN };
+          },
+        }),
+      {
+        app: "roder-agent",
+        image: "roder-runner-agent:local",
+        image_has_agent: true,
+        agent_command: image.command,
+        agent_url: agentStandIn.appUrl,
+      },
+    );
+    expect(asked).toEqual(["fly-api", "fly-api"]);
+    expect(agentStandIn.machines()).toEqual([]);
+    noCanary(JSON.stringify(agentStandIn.requests), JSON.stringify(agentStandIn.bodies));
+  }, 180_000);
+
+  it("a rotated token is picked up: the resolver's kept value is dropped after a 401, asked once again", async () => {
+    const front = await rotatingFront(standIn, OLD);
+    let current = OLD;
+    const asked: string[] = [];
+    const provider = createFlyProvider({
+      baseUrl: front.baseUrl,
+      env: {},
+      tokenSecret: "fly-api",
+      secrets: async (ref) => {
+        asked.push(ref.id);
+        return { token: current };
+      },
+    });
+    const session = await provider.createSession({ config });
+    try {
+      expect(asked).toHaveLength(1);
+      front.accepted = NEW;
+      current = NEW;
+      expect((await session.runCommand({ program: "echo", args: ["rotated"] })).stdout).toBe("rotated\n");
+      expect(front.refused).toBe(1);
+      expect(asked).toHaveLength(2);
+      // The store rotates again to a value the API does not take: one more ask, then a typed 401 naming the route.
+      front.accepted = `${NEW}-x`;
+      const error = await caught(session.runCommand({ program: "true" }));
+      expect(ProviderApiError.isInstance(error) && error.statusCode).toBe(401);
+      expect(String(error)).toMatch(/check tokenSecret 'fly-api'/);
+      expect(asked).toHaveLength(3);
+      expect(front.refused).toBe(3);
+      noCanary(errorText(error));
+      front.accepted = NEW;
+    } finally {
+      await session.close();
+      await front.stop();
+    }
+    expect(standIn.machines()).toEqual([]);
+  }, 120_000);
+
+  it("a rotated token is picked up: a token function answering the new value after a 401", async () => {
+    const front = await rotatingFront(standIn, OLD);
+    let current = OLD;
+    const provider = createFlyProvider({ baseUrl: front.baseUrl, env: {}, token: async () => current });
+    const session = await provider.createSession({ config });
+    try {
+      // The API refuses the old token before the store hands out the new one.
+      front.accepted = NEW;
+      front.onRefuse = () => {
+        current = NEW;
+      };
+      expect((await session.runCommand({ program: "echo", args: ["rotated"] })).stdout).toBe("rotated\n");
+      expect(front.refused).toBe(1);
+      // A string token cannot change: its 401 is not tried again.
+      const fixed = createFlyProvider({ baseUrl: front.baseUrl, env: {}, token: OLD });
+      const error = await caught(fixed.createSession({ config }));
+      expect(String(error)).toMatch(/create machine: unauthorized \(check the token option\)/);
+      expect(front.refused).toBe(2);
+      noCanary(errorText(error));
+    } finally {
+      await session.close();
+      await front.stop();
+    }
+  }, 120_000);
+
+  it("a resolver that throws or answers nothing, or a function that fails: typed, non-retryable, naming the route", async () => {
+    const make = (settings: FlyProviderSettings) =>
+      createFlyProvider({ baseUrl: standIn.baseUrl, env: {}, ...settings });
+    const requests = standIn.requests.length;
+    const thrown = await caught(
+      make({
+        tokenSecret: "fly-api",
+        secrets: async () => {
+          throw new Error("vault sealed");
+        },
+      }).createSession({ config }),
+    );
+    expect(ProviderApiError.isInstance(thrown) && !thrown.isRetryable).toBe(true);
+    expect(String(thrown)).toMatch(/the Fly API token: the secret resolver failed for tokenSecret 'fly-api'/);
+    expect(String((thrown as Error).cause)).toMatch(/vault sealed/);
+    const empty = await caught(
+      make({ tokenSecret: "fly-api", secrets: async () => ({ token: "" }) }).createSession({ config }),
+    );
+    expect(ProviderApiError.isInstance(empty) && !empty.isRetryable).toBe(true);
+    expect(String(empty)).toMatch(
+      /tokenSecret 'fly-api' has no 'token' field in the secret resolver's answer and RODER_SECRET_FLY_API_TOKEN is not set/,
+    );
+    const failing = await caught(
+      make({
+        token: async () => {
+          throw new Error("store down");
+        },
+      }).createSession({ config }),
+    );
+    expect(String(failing)).toMatch(/the Fly API token: the 'token' function failed/);
+    const blank = await caught(make({ token: () => "" }).createSession({ config }));
+    expect(String(blank)).toMatch(/the 'token' function answered no value/);
+    // Nothing reached the API.
+    expect(standIn.requests.length).toBe(requests);
+    expect(() => make({ token: TOKEN, tokenSecret: "fly-api" })).toThrow(
+      /pass 'token' or 'tokenSecret', not both/,
+    );
+    expect(make({}).setupHint()).toMatch(/pass token or tokenSecret/);
+  });
+
+  it("tokenSecret without a resolver reads RODER_SECRET_<ID>_TOKEN (the sweeper too)", async () => {
+    const sweeper = createFlySweeper({
+      app: "roder-test",
+      baseUrl: standIn.baseUrl,
+      tokenSecret: "fly-api",
+      env: { RODER_SECRET_FLY_API_TOKEN: TOKEN },
+    });
+    expect(await sweeper.listOwnedSessions({ owner: "nobody-here" })).toEqual([]);
+  });
+});
