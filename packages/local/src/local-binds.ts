@@ -23,14 +23,3 @@ export async function unmount(target: string): Promise<void> {
     await run("umount", ["-l", target]).catch(() => {});
   }
 }
-
-/** Whether this process may bind-mount (root with mount privileges). */
-export async function canBindMount(): Promise<boolean> {
-  if (process.getuid?.() !== 0) return false;
-  try {
-    await run("mount", ["--version"]);
-    return true;
-  } catch {
-    return false;
-  }
-}
