@@ -83,8 +83,3 @@ export function parseLocalConfig(config: unknown): LocalDestinationConfig {
   }
   return { ...result.data, network };
 }
-
-/** The network a parsed config gives (configs persisted before `network` existed had the host's). */
-export function networkOf(config: LocalDestinationConfig): "none" | "egress" | "host" {
-  return config.network ?? "host";
-}
