@@ -107,9 +107,6 @@ export const KILL = [
   'rm -f -- "$d.cancel"',
 ].join("\n");
 
-/** $1 command dir: removes what a finished command left (its output files). */
-export const FORGET = ['[ -e "$1/exit" ] && rm -rf -- "$1"', "exit 0"].join("\n");
-
 /** $1 workspace root, $2 marker: creates the workspace and writes the marker resumeSession checks. */
 export const MARK = [
   'mkdir -p -- "$1/.roder" || exit 94',
