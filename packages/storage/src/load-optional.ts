@@ -49,13 +49,6 @@ export const loadS3Presigner = () =>
     () => import("@aws-sdk/s3-request-presigner"),
   );
 /** @internal */
-export const loadS3Upload = () =>
-  loadOptionalModule<typeof import("@aws-sdk/lib-storage")>(
-    "@aws-sdk/lib-storage",
-    "S3/R2 streamed uploads",
-    () => import("@aws-sdk/lib-storage"),
-  );
-/** @internal */
 export const loadAzure = () =>
   loadOptionalModule<typeof import("@azure/storage-blob")>(
     "@azure/storage-blob",
