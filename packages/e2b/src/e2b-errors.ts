@@ -38,6 +38,16 @@ export function e2bErrorStatus(error: unknown): number | undefined {
   return m ? Number(m[1]) : undefined;
 }
 
+/** E2B refused the API key (the SDK's AuthenticationError, a 401): the request was not processed. */
+export function e2bKeyRefused(error: unknown): boolean {
+  const e = error as { name?: unknown; message?: unknown } | null;
+  return (
+    e?.name === "AuthenticationError" ||
+    e2bErrorStatus(error) === 401 ||
+    /invalid api key|unauthori[sz]ed/i.test(String(e?.message ?? error))
+  );
+}
+
 /**
  * Maps the SDK's errors (by name and status: the SDK's classes may come from another copy) to the contract's.
  * `template` is set for calls that name one (create): E2B's 404 for it is a bad destination, not a lost session.
@@ -51,7 +61,7 @@ export function mapE2bError(
   const name = e?.name ?? "";
   const msg = String(e?.message ?? error).replace(/e2b_[A-Za-z0-9]+/g, "e2b_***");
   const status = e2bErrorStatus(error);
-  if (name === "AuthenticationError" || status === 401 || /invalid api key|unauthori[sz]ed/i.test(msg)) {
+  if (e2bKeyRefused(error)) {
     return new ProviderApiError(
       {
         providerId: "e2b",

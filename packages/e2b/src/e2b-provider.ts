@@ -2,11 +2,12 @@ import { promises as fs, realpathSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   CancelledError,
+  type Credential,
   confinePath,
+  credential,
   DEFAULT_RETRY,
   type EnvSource,
   InvalidDestinationConfigError,
-  loadToken,
   ProviderApiError,
   parseDestinationInput,
   type RemoteRunnerProviderOf,
@@ -20,7 +21,6 @@ import {
   type SecretResolver,
   SessionNotFoundError,
   secretEnvironment,
-  tokenRoute,
   withRetry,
 } from "@roder/runner-contract";
 import {
@@ -32,7 +32,7 @@ import {
   type SandboxMountRef,
 } from "@roder/runner-storage";
 import { type E2bDestinationConfig, E2bDestinationConfigSchema, parseE2bConfig } from "./e2b-config.js";
-import { mapE2bError } from "./e2b-errors.js";
+import { e2bKeyRefused, mapE2bError } from "./e2b-errors.js";
 import { E2B_LIMITS } from "./e2b-limits.js";
 import { E2bSession } from "./e2b-session.js";
 
@@ -42,11 +42,20 @@ export interface E2bProviderSettings {
   /** The `e2b` module (injectable for tests and unusual runtimes); default `await import("e2b")`. */
   sdk?: E2bModule;
   /**
-   * The E2B API key, for an app that holds one per tenant; default the `apiKeyEnv` variable. Kept in memory
-   * only: never in a destination config, a session state or an error. Never from config.
+   * The E2B API key, for an app that holds one per tenant: a value, or a function asked before each SDK call
+   * that reaches E2B's API (a key rotated in a secret store; it may cache on its own). Default `apiKeySecret`,
+   * else the `apiKeyEnv` variable. Kept in memory only: never in a destination config, a session state or an
+   * error. Never from config.
    */
-  apiKey?: string;
-  /** Env variable of the API key when `apiKey` is not given (default `E2B_API_KEY`). */
+  apiKey?: string | (() => string | Promise<string>);
+  /**
+   * The key from the secret resolver (`secrets`): the id of a secret whose `api_key` field is the E2B API key
+   * (`apiKeySecret: "e2b"` asks `secrets({ id: "e2b" })` and reads `.api_key`; without a resolver, or when it has
+   * no such field, `RODER_SECRET_E2B_API_KEY`). Asked at the first API call, kept in memory; a refused key (401)
+   * is dropped and the call made once more with the secret asked again (a rotated key). Not with `apiKey`.
+   */
+  apiKeySecret?: string;
+  /** Env variable of the API key when neither `apiKey` nor `apiKeySecret` is given (default `E2B_API_KEY`). */
   apiKeyEnv?: string;
   /** Control-plane URL (default the SDK's, or `E2B_API_URL`). */
   apiUrl?: string;
@@ -138,29 +147,61 @@ async function loadE2bSdk(): Promise<E2bModule> {
   }
 }
 
+/** The E2B API key of these settings: the `apiKey` option, the `apiKeySecret` through `secrets`, or `apiKeyEnv`. */
+export function e2bCredential(settings: E2bProviderSettings): Credential {
+  return credential({
+    option: settings.apiKey,
+    secret: settings.apiKeySecret,
+    secretField: "api_key",
+    secretOptionName: "apiKeySecret",
+    resolver: settings.secrets,
+    env: () => settings.env ?? process.env,
+    envName: settings.apiKeyEnv ?? "E2B_API_KEY",
+    providerId: "e2b",
+    optionName: "apiKey",
+    description: "the E2B API key",
+  });
+}
+
+/**
+ * Runs `call` with the SDK's connection options, the key asked for this call; a refused key from a function or
+ * a secret (which may have rotated) is asked again and the call made once more: E2B did not process it.
+ */
+export async function withE2bKey<T, C extends { apiKey: string }>(
+  key: Credential,
+  options: () => Promise<C>,
+  call: (options: C) => Promise<T>,
+): Promise<T> {
+  const version = key.version;
+  try {
+    return await call(await options());
+  } catch (error) {
+    if (e2bKeyRefused(error) && !RunnerError.isInstance(error) && key.refresh(version))
+      return await call(await options());
+    throw error;
+  }
+}
+
 /** The E2B provider: its sessions are `E2bSession`s (with `startCommand`, `attachCommand` and `pause`). */
 export type E2bRunnerProvider = RemoteRunnerProviderOf<E2bSession>;
 
 export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunnerProvider {
   const envName = settings.apiKeyEnv ?? "E2B_API_KEY";
+  // One key for every call of this provider: a secret's value is asked once, kept until E2B refuses it.
+  const key = e2bCredential(settings);
   /** Where the key comes from, as errors name it (never the key). */
-  const apiKeyEnv = tokenRoute({ option: settings.apiKey, envName, optionName: "apiKey" });
+  const apiKeyEnv = key.route;
   // Secrets a resolver gives (mount credentials, the artifact store's) laid over the environment.
   const secretEnv = secretEnvironment(() => settings.env ?? process.env, settings.secrets);
   const env = secretEnv.env;
   const owner = settings.owner ?? "roder-runners";
   const sdk = async (): Promise<E2bModule> => settings.sdk ?? (await loadE2bSdk());
-  const conn = (signal?: AbortSignal) => {
+  /** The SDK's connection options for one call (the key asked now). */
+  const conn = async (signal?: AbortSignal) => {
+    const apiKey = await key.get();
     const e = env();
     return {
-      apiKey: loadToken({
-        option: settings.apiKey,
-        env: e,
-        envName,
-        providerId: "e2b",
-        optionName: "apiKey",
-        description: "the E2B API key",
-      }),
+      apiKey,
       ...((settings.apiUrl ?? e.E2B_API_URL) ? { apiUrl: settings.apiUrl ?? e.E2B_API_URL } : {}),
       ...((settings.sandboxUrl ?? e.E2B_SANDBOX_URL)
         ? { sandboxUrl: settings.sandboxUrl ?? e.E2B_SANDBOX_URL }
@@ -170,6 +211,9 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
       ...(signal ? { signal } : {}),
     };
   };
+  /** An SDK call with the connection options, once more after a refused key that may have rotated. */
+  const withKey = <T>(call: (c: Awaited<ReturnType<typeof conn>>) => Promise<T>, signal?: AbortSignal) =>
+    withE2bKey(key, () => conn(signal), call);
   const mapErr = (error: unknown, operation: string, sandboxId?: string, template?: string) =>
     mapE2bError(error, {
       operation,
@@ -229,12 +273,16 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
         settings.keepAliveIntervalMs ?? Math.min(config.ttl_seconds * 250, 60_000),
         config.ttl_seconds * 333,
       ),
+      // The sandbox's own methods with the key of this call (the SDK's bound one may have rotated).
       extend: async (ms: number) => {
-        await sandbox.setTimeout(ms);
+        await withKey((c) => sandbox.setTimeout(ms, c));
+      },
+      pause: async (signal?: AbortSignal) => {
+        await withKey((c) => sandbox.pause(c), signal);
       },
       kill: async () => {
         try {
-          await sandbox.kill();
+          await withKey((c) => sandbox.kill(c));
         } catch (error) {
           const mapped = mapErr(error, "kill sandbox", sandbox.sandboxId);
           if (!SessionNotFoundError.isInstance(mapped)) throw mapped;
@@ -243,7 +291,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
       snapshot: async () => {
         const { Sandbox } = await sdk();
         try {
-          const snap = await Sandbox.createSnapshot(sandbox.sandboxId, conn());
+          const snap = await withKey((c) => Sandbox.createSnapshot(sandbox.sandboxId, c));
           return {
             provider_id: "e2b",
             snapshot_id: snap.snapshotId,
@@ -276,16 +324,18 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
         try {
           // The create request itself is not aborted: a sandbox the server made after the client hung up would
           // be left running with no one knowing its id. An abort is honoured as soon as the answer is in (below).
-          return await Sandbox.create(template, {
-            ...conn(undefined),
-            timeoutMs: config.ttl_seconds * 1000,
-            metadata: {
-              ...config.metadata,
-              roder_owner: owner,
-              roder_expires_at: new Date(Date.now() + config.ttl_seconds * 1000).toISOString(),
-              roder_destination: d.id,
-            },
-          });
+          return await withKey((c) =>
+            Sandbox.create(template, {
+              ...c,
+              timeoutMs: config.ttl_seconds * 1000,
+              metadata: {
+                ...config.metadata,
+                roder_owner: owner,
+                roder_expires_at: new Date(Date.now() + config.ttl_seconds * 1000).toISOString(),
+                roder_destination: d.id,
+              },
+            }),
+          );
         } catch (error) {
           const mapped = mapErr(error, "create sandbox", undefined, template);
           if (source === "snapshot" && InvalidDestinationConfigError.isInstance(mapped))
@@ -341,7 +391,7 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
     id: "e2b",
     capabilities: () => CAPABILITIES,
     setupHint: () =>
-      settings.apiKey || env()[envName] ? null : `set ${envName} or pass apiKey (your E2B API key)`,
+      key.configured() ? null : `set ${envName} or pass apiKey or apiKeySecret (your E2B API key)`,
     limits: () => ({ ...E2B_LIMITS }),
     planMounts: (d) =>
       planInSandboxMounts(parseDestinationInput(d, "e2b"), {
@@ -390,10 +440,10 @@ export function createE2bProvider(settings: E2bProviderSettings = {}): E2bRunner
         "resume session",
         async () => {
           try {
-            return await Sandbox.connect(sandboxId, {
-              ...conn(options?.signal),
-              timeoutMs: config.ttl_seconds * 1000,
-            });
+            return await withKey(
+              (c) => Sandbox.connect(sandboxId, { ...c, timeoutMs: config.ttl_seconds * 1000 }),
+              options?.signal,
+            );
           } catch (error) {
             throw mapErr(error, "resume session", sandboxId);
           }

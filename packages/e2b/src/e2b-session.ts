@@ -91,6 +91,8 @@ export class E2bSession implements RemoteRunnerSession {
       keepAliveIntervalMs: number;
       /** `Sandbox.setTimeout(ms)`. */
       extend: (ms: number) => Promise<void>;
+      /** `Sandbox.pause()` (with the API key of this call). */
+      pause: (signal?: AbortSignal) => Promise<void>;
       kill: () => Promise<void>;
       snapshot: () => Promise<RunnerSnapshotRef>;
       /** Bucket mounts of the manifest (secret refs only), mounted in the sandbox at create. */
@@ -650,7 +652,7 @@ export class E2bSession implements RemoteRunnerSession {
   async pause(options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen(options, "pause");
     try {
-      await this.sandbox.pause(options?.signal ? ({ signal: options.signal } as object) : undefined);
+      await this.info.pause(options?.signal);
     } catch (error) {
       throw this.map(error, "pause sandbox");
     }

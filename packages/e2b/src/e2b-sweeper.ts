@@ -1,21 +1,14 @@
-import { loadToken, type OwnedSession, type SweepableProvider, tokenRoute } from "@roder/runner-contract";
+import type { OwnedSession, SweepableProvider } from "@roder/runner-contract";
 import { mapE2bError } from "./e2b-errors.js";
-import type { E2bProviderSettings } from "./e2b-provider.js";
+import { type E2bProviderSettings, e2bCredential, withE2bKey } from "./e2b-provider.js";
 
 /** Lists and kills the sandboxes tagged with `roder_owner` (metadata written at creation). */
 export function createE2bSweeper(settings: E2bProviderSettings = {}): SweepableProvider {
-  const envName = settings.apiKeyEnv ?? "E2B_API_KEY";
-  const apiKeyEnv = tokenRoute({ option: settings.apiKey, envName, optionName: "apiKey" });
+  const key = e2bCredential(settings);
+  const apiKeyEnv = key.route;
   const env = settings.env ?? process.env;
-  const opts = () => ({
-    apiKey: loadToken({
-      option: settings.apiKey,
-      env,
-      envName,
-      providerId: "e2b",
-      optionName: "apiKey",
-      description: "the E2B API key",
-    }),
+  const opts = async () => ({
+    apiKey: await key.get(),
     ...((settings.apiUrl ?? env.E2B_API_URL) ? { apiUrl: settings.apiUrl ?? env.E2B_API_URL } : {}),
     ...((settings.domain ?? env.E2B_DOMAIN) ? { domain: settings.domain ?? env.E2B_DOMAIN } : {}),
   });
@@ -24,9 +17,10 @@ export function createE2bSweeper(settings: E2bProviderSettings = {}): SweepableP
     id: "e2b",
     async listOwnedSessions({ owner }): Promise<OwnedSession[]> {
       const { Sandbox } = await sdk();
-      const out: OwnedSession[] = [];
-      try {
-        const pages = Sandbox.list({ ...opts(), query: { metadata: { roder_owner: owner } } });
+      // The whole listing again when a rotated key was refused part of the way.
+      const list = async (o: Awaited<ReturnType<typeof opts>>) => {
+        const out: OwnedSession[] = [];
+        const pages = Sandbox.list({ ...o, query: { metadata: { roder_owner: owner } } });
         while (pages.hasNext) {
           for (const s of await pages.nextItems()) {
             if (s.metadata?.roder_owner !== owner) continue;
@@ -38,15 +32,18 @@ export function createE2bSweeper(settings: E2bProviderSettings = {}): SweepableP
             });
           }
         }
+        return out;
+      };
+      try {
+        return await withE2bKey(key, opts, list);
       } catch (error) {
         throw mapE2bError(error, { operation: "list sandboxes", apiKeyEnv });
       }
-      return out;
     },
     async destroySession(id) {
       const { Sandbox } = await sdk();
       try {
-        await Sandbox.kill(id, opts());
+        await withE2bKey(key, opts, (o) => Sandbox.kill(id, o));
       } catch (error) {
         throw mapE2bError(error, { operation: "kill sandbox", sandboxId: id, apiKeyEnv });
       }
