@@ -225,4 +225,54 @@ describe("roder-runner serve keeps isolation the operator's", () => {
       2,
     );
   });
+
+  it("--host-is-sandbox is the operator's: no client widens the file scope, and it needs --isolation none", async () => {
+    const put = (s: { url: string }, sid: string, path: string) =>
+      fetch(`${s.url}/sessions/${sid}/files?path=${encodeURIComponent(path)}`, {
+        method: "PUT",
+        headers: { authorization: "Bearer serve-policy-token-1234" },
+        body: "x",
+      });
+    const target = join(tmpdir(), `roder-host-is-sandbox-${randomUUID()}`);
+    const narrow = await serve(["--isolation", "none"]);
+    try {
+      // Asking for it under any name: ignored and listed (the backend has no such key); the scope stays narrow.
+      const res = await narrow.create({ host_is_sandbox: true, hostIsSandbox: true, file_scope: "sandbox" });
+      expect(res.status).toBe(201);
+      const body = (await res.json()) as {
+        session_id: string;
+        file_scope: string;
+        ignored_config_keys: string[];
+      };
+      expect(body.file_scope).toBe("workspace");
+      expect([...body.ignored_config_keys].sort()).toEqual([
+        "file_scope",
+        "hostIsSandbox",
+        "host_is_sandbox",
+      ]);
+      const w = await put(narrow, body.session_id, target);
+      expect(w.status).toBe(400);
+      expect(((await w.json()) as { error: { code: string } }).error.code).toBe("path_outside_workspace");
+      expect(existsSync(target)).toBe(false);
+    } finally {
+      await narrow.stop();
+    }
+    const token = { RODER_RUNNER_SERVER_TOKEN: "t".repeat(24) };
+    for (const args of [["--host-is-sandbox"], ["--isolation", "bwrap", "--host-is-sandbox"]]) {
+      const r = cli(["serve", ...args], token);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain("--host-is-sandbox needs the local provider with --isolation none");
+    }
+    const wide = await serve(["--isolation", "none", "--host-is-sandbox"]);
+    try {
+      const res = await wide.create({});
+      const body = (await res.json()) as { session_id: string; file_scope: string };
+      expect(body.file_scope).toBe("sandbox");
+      expect((await put(wide, body.session_id, target)).status).toBe(204);
+      expect(readFileSync(target, "utf8")).toBe("x");
+    } finally {
+      await wide.stop();
+      rmSync(target, { force: true });
+    }
+  });
 });

@@ -32,7 +32,8 @@ export function agentBaseUrl(config: FlyDestinationConfig): string {
 
 /**
  * The machine's init: `roder-runner serve` on the internal port, on all interfaces of the machine (Fly's proxy
- * reaches it on the machine's private address), without bubblewrap (the machine is the sandbox), its sessions'
+ * reaches it on the machine's private address), without bubblewrap and with `--host-is-sandbox` (the machine is
+ * the sandbox: the file API and a command's cwd address the machine's whole view, as in exec mode), its sessions'
  * workspaces under `workspace_root` (the volume, when there is one), idle expiry off (the provider closes it).
  */
 export function agentInit(config: FlyDestinationConfig): string[] {
@@ -45,6 +46,7 @@ export function agentInit(config: FlyDestinationConfig): string[] {
     "0.0.0.0",
     "--isolation",
     "none",
+    "--host-is-sandbox",
     "--allow-host-paths",
     "--session-ttl",
     "0",

@@ -47,7 +47,7 @@ if (live) {
       secretValues: [token!],
       portPreview: "url-only",
       largeFileBytes: 64 * 1024 * 1024,
-      fileScope: "workspace",
+      fileScope: "sandbox",
       sweeper,
     });
 }

@@ -167,7 +167,7 @@ describe("fly agent mode", () => {
       expect(
         (machine.config as { services: Array<{ internal_port: number }> }).services[0]!.internal_port,
       ).toBe(8080);
-      expect((machine.config as { init: { cmd: string[] } }).init.cmd.slice(-10)).toEqual([
+      expect((machine.config as { init: { cmd: string[] } }).init.cmd.slice(-11)).toEqual([
         "serve",
         "--port",
         "8080",
@@ -175,6 +175,7 @@ describe("fly agent mode", () => {
         "0.0.0.0",
         "--isolation",
         "none",
+        "--host-is-sandbox",
         "--allow-host-paths",
         "--session-ttl",
         "0",
