@@ -266,6 +266,9 @@ describe("roder-runner (built binary)", () => {
     );
     expect(tty.status, tty.stdout).toBe(0);
     expect(tty.stdout).toMatch(/exported out\/art\.bin: 2\.9 KiB \(3000 bytes\) in [\d.]+ s, [\d.]+ \w+\/s/);
+    // While it runs: the phase, then bytes of the total with a percent (from the export's progress events).
+    expect(tty.stdout).toContain("preparing out/art.bin");
+    expect(tty.stdout).toMatch(/export out\/art\.bin {2}[\d.]+ \w+ \/ 2\.9 KiB {2}\d+%/);
     const dir = cli(["export", "-s", state, "out", "--recursive"], env);
     expect(JSON.parse(dir.stdout).artifact_id).toMatch(/out\.tar\.gz$/);
     const noCreds = cli(["export", "-s", state, "out/art.bin"], { RODER_SECRET_DATA_ACCESS_KEY_ID: "" });

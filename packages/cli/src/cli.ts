@@ -14,6 +14,7 @@ import {
   type RunnerCommandResult,
   type RunnerDestination,
   RunnerError,
+  type RunnerExportProgress,
   type RunnerSessionState,
   SessionNotFoundError,
   UnsupportedCapabilityError,
@@ -727,22 +728,31 @@ async function run(argv: string[], io: Io): Promise<number> {
         "pass --state-out FILE",
       );
     return withSession(async (session) => {
-      // The export call reports no progress mid-transfer: a terminal sees the size (measured first), the
-      // elapsed time while it runs, and the bytes, 100% and the rate when it ends; piped output gets only the
-      // JSON.
-      const total = io.isTTY ? await measure(session, path, v.recursive === true) : undefined;
+      // On a terminal: what the export is doing (preparing, uploading with bytes / total, percent and rate as
+      // the store acknowledges each part, verifying), then a summary; piped output gets only the JSON.
       const started = Date.now();
-      const label = `exporting ${path}${total !== undefined ? ` (${humanBytes(total)}${v.recursive ? " of files" : ""})` : ""}…`;
-      const ticker = io.isTTY
-        ? setInterval(
-            () => io.stderr(`\r\x1b[K${label} ${((Date.now() - started) / 1000).toFixed(1)} s`),
-            200,
-          )
-        : undefined;
+      let bar: ReturnType<typeof createProgress> | undefined;
+      let phase = "";
+      const onProgress = (p: RunnerExportProgress) => {
+        if (p.phase === "uploading" || (p.phase === "verifying" && phase !== "verifying")) {
+          bar ??= createProgress({
+            label: `export ${path}`,
+            total: p.total,
+            enabled: true,
+            write: (s) => io.stderr(s),
+          });
+          bar.update(p.bytes);
+        }
+        if (p.phase !== phase && (p.phase === "preparing" || p.phase === "verifying"))
+          io.stderr(`\r\x1b[K${p.phase === "preparing" ? `preparing ${path}…` : `verifying ${path}…`}`);
+        phase = p.phase;
+      };
       const result = await session
-        .exportArtifact({ path, recursive: Boolean(v.recursive) }, { signal: abort.signal })
+        .exportArtifact(
+          { path, recursive: Boolean(v.recursive) },
+          { signal: abort.signal, ...(io.isTTY ? { onProgress } : {}) },
+        )
         .finally(() => {
-          clearInterval(ticker);
           if (io.isTTY) io.stderr("\r\x1b[K");
         });
       const meta = result.metadata as { size?: number } | null;
@@ -904,32 +914,6 @@ async function run(argv: string[], io: Io): Promise<number> {
         metadata: {},
       },
     };
-  }
-}
-
-/** Bytes a path holds (a directory's files summed), for the export progress line; undefined when unknown. */
-async function measure(
-  session: RemoteRunnerSession,
-  path: string,
-  recursive: boolean,
-): Promise<number | undefined> {
-  try {
-    const r = await session.runCommand({
-      command_id: `cli-measure-${process.pid}-${Date.now()}`,
-      program: "sh",
-      args: [
-        "-c",
-        recursive
-          ? 'find "$1" -type f -exec wc -c {} + | awk \'$2 != "total" { s += $1 } END { print s + 0 }\''
-          : 'wc -c < "$1"',
-        "sh",
-        path,
-      ],
-    });
-    const n = Number(r.stdout.trim());
-    return r.exit_code === 0 && Number.isFinite(n) ? n : undefined;
-  } catch {
-    return undefined;
   }
 }
 

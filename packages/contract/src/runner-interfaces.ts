@@ -64,6 +64,24 @@ export interface RunnerCallOptions {
   signal?: AbortSignal;
 }
 
+/**
+ * Where an artifact export stands. `preparing`: the file is being found (a directory archived); `uploading`:
+ * `bytes` of `total` have reached the store (parts as they complete; a single PUT reports 0 then `total`);
+ * `verifying`: every byte is up and the store's copy is being checked; `done`: verified and visible.
+ */
+export interface RunnerExportProgress {
+  phase: "preparing" | "uploading" | "verifying" | "done";
+  /** Bytes the store has acknowledged so far. */
+  bytes: number;
+  /** The artifact's size (a directory's archive size), known once `preparing` is over. */
+  total?: number;
+}
+
+/** `exportArtifact` options: besides `signal`, a progress callback (called often; keep it cheap, it must not throw). */
+export interface RunnerExportOptions extends RunnerCallOptions {
+  onProgress?: (progress: RunnerExportProgress) => void;
+}
+
 /** A chunk of command output as it arrives. */
 export interface RunnerOutputChunk {
   stream: "stdout" | "stderr";
@@ -163,7 +181,7 @@ export interface RemoteRunnerSession {
   /** Fails with `UnsupportedCapabilityError` where the provider has no artifact support (Rust's default). */
   exportArtifact(
     request: RunnerArtifactExportRequestInput,
-    options?: RunnerCallOptions,
+    options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult>;
   snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef | null>;
   /** Idempotent. */

@@ -18,6 +18,7 @@ import {
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
   RunnerError,
+  type RunnerExportOptions,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileWriteInput,
@@ -609,7 +610,7 @@ export class E2bSession implements RemoteRunnerSession {
 
   async exportArtifact(
     input: RunnerArtifactExportRequestInput,
-    options?: RunnerCallOptions,
+    options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen(options, "exportArtifact");
     const request = parseArtifactExportInput(input);
@@ -639,6 +640,7 @@ export class E2bSession implements RemoteRunnerSession {
       request,
       path,
       ...(options?.signal ? { signal: options.signal } : {}),
+      ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
     });
   }
 

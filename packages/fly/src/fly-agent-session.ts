@@ -7,6 +7,7 @@ import {
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
   RunnerError,
+  type RunnerExportOptions,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileStream,
@@ -150,7 +151,7 @@ export class FlyAgentSession implements RemoteRunnerSession {
   /** The storage package's direct path, run through the agent: the machine uploads to a signed URL. */
   async exportArtifact(
     input: RunnerArtifactExportRequestInput,
-    options?: RunnerCallOptions,
+    options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen();
     return exportFromMachine(this, this.info, this.root, input, options);

@@ -6,6 +6,7 @@ import {
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
   RunnerError,
+  type RunnerExportOptions,
   type RunnerPortRequestInput,
   type RunnerPortResult,
   sandboxViewPath,
@@ -34,7 +35,7 @@ export function exportFromMachine(
   info: FlyMachineInfo,
   root: string,
   input: RunnerArtifactExportRequestInput,
-  options?: RunnerCallOptions,
+  options?: RunnerExportOptions,
 ): Promise<RunnerArtifactExportResult> {
   const request = parseArtifactExportInput(input);
   if (info.config.artifacts === undefined)
@@ -51,6 +52,7 @@ export function exportFromMachine(
     request,
     path: sandboxViewPath(request.path, root),
     ...(options?.signal ? { signal: options.signal } : {}),
+    ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
   });
 }
 

@@ -16,6 +16,7 @@ import {
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
   RunnerError,
+  type RunnerExportOptions,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileWriteInput,
@@ -719,7 +720,7 @@ export class FlySession implements RemoteRunnerSession {
    */
   async exportArtifact(
     input: RunnerArtifactExportRequestInput,
-    options?: RunnerCallOptions,
+    options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen();
     return exportFromMachine(this, this.info, this.root, input, options);

@@ -1,8 +1,8 @@
 import { z } from "zod";
 
 /**
- * The frames of a command stream (`POST …/commands/stream`, `GET …/commands/{id}/stream`): one JSON object per
- * line (NDJSON). The server writes them through `frame()`, the client decodes them with `decodeFrame()`: one
+ * The frames of a command stream (`POST …/commands/stream`, `GET …/commands/{id}/stream`) and of an artifact
+ * export with progress (`POST …/artifacts`, `Accept: application/x-ndjson`): one JSON object per line (NDJSON). The server writes them through `frame()`, the client decodes them with `decodeFrame()`: one
  * schema for both ends.
  */
 const Offsets = z.object({ stdout: z.number().int().nonnegative(), stderr: z.number().int().nonnegative() });
@@ -31,7 +31,21 @@ export const StreamFrameSchema = z.discriminatedUnion("type", [
   z.object({
     type: z.literal("error"),
     status: z.number().int().optional(),
-    error: z.object({ code: z.string(), message: z.string() }),
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      capability: z.string().optional(),
+      path: z.string().optional(),
+      command_id: z.string().optional(),
+      retryable: z.boolean().optional(),
+    }),
+  }),
+  /** An artifact export's progress (`POST …/artifacts` with `Accept: application/x-ndjson`). */
+  z.object({
+    type: z.literal("progress"),
+    phase: z.enum(["preparing", "uploading", "verifying", "done"]),
+    bytes: z.number().int().nonnegative(),
+    total: z.number().int().nonnegative().optional(),
   }),
 ]);
 export type StreamFrame = z.infer<typeof StreamFrameSchema>;

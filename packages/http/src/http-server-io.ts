@@ -1,7 +1,15 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
-import { codecs, RunnerError } from "@roder/runner-contract";
+import {
+  CommandNotFoundError,
+  codecs,
+  RunnerError,
+  redactSecrets,
+  UnsupportedCapabilityError,
+} from "@roder/runner-contract";
+import { statusForError, type WireErrorBody } from "./http-errors.js";
 import { HttpError } from "./http-server-policy.js";
+import { scrubHostPaths } from "./http-server-scrub.js";
 
 /** Plumbing every route of the runner server shares: bodies in, answers and NDJSON lines out. */
 
@@ -107,4 +115,35 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
     `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     () => socket.destroy(),
   );
+}
+
+/**
+ * The protocol's answer to an error: its status and `{ error }` payload, the message with secret values and the
+ * server's host paths scrubbed. An error that is not typed says only "internal error".
+ */
+export function errorAnswer(
+  error: unknown,
+  secrets: Iterable<string>,
+  hostPaths: ReadonlyArray<readonly [string, string]>,
+): { status: number; payload: WireErrorBody["error"] } {
+  let status: number;
+  let payload: WireErrorBody["error"];
+  if (error instanceof HttpError) {
+    status = error.status;
+    payload = { code: error.code, message: error.message };
+  } else if (pathErrno(error)) {
+    // A path the client gave that the filesystem cannot use (raw or wrapped as io_error): a 400, not a 500.
+    status = 400;
+    payload = { code: "invalid_request", message: `the path is not usable (${pathErrno(error)})` };
+  } else if (RunnerError.isInstance(error)) {
+    status = statusForError(error);
+    payload = { code: error.code, message: error.message, retryable: error.isRetryable };
+    if (UnsupportedCapabilityError.isInstance(error)) payload.capability = error.capability;
+    if (CommandNotFoundError.isInstance(error)) payload.command_id = error.commandId;
+  } else {
+    status = 500;
+    payload = { code: "internal", message: "internal error" };
+  }
+  payload.message = scrubHostPaths(redactSecrets(payload.message, secrets), hostPaths);
+  return { status, payload };
 }

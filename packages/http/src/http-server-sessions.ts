@@ -1,8 +1,14 @@
 import { randomBytes } from "node:crypto";
-import { codecs, type RemoteRunnerSession, type RunnerSnapshotRef } from "@roder/runner-contract";
+import {
+  codecs,
+  type RemoteRunnerSession,
+  type RunnerExportProgress,
+  type RunnerSnapshotRef,
+} from "@roder/runner-contract";
 import { z } from "zod";
+import { frame } from "./http-frames.js";
 import type { Entry, IncomingMessage, ServerContext, ServerResponse } from "./http-server-context.js";
-import { readBody, send } from "./http-server-io.js";
+import { errorAnswer, lineWriter, readBody, send } from "./http-server-io.js";
 import {
   applyEnforced,
   checkClientConfig,
@@ -233,10 +239,51 @@ export function sessionRoutes(ctx: ServerContext) {
     );
   }
 
-  /** `POST /sessions/{id}/artifacts`. */
+  /**
+   * `POST /sessions/{id}/artifacts`. A client that goes away cancels the export (nothing half-written stays).
+   * With `Accept: application/x-ndjson` the answer is a stream: `progress` frames (at most ten a second, and
+   * every phase change), then the `result` or an `error` frame.
+   */
   async function exportArtifact(req: IncomingMessage, res: ServerResponse, e: Entry): Promise<void> {
     const request = codecs.RunnerArtifactExportRequest.decode(await ctx.readJson(req));
-    send(res, 200, codecs.RunnerArtifactExportResult.encode(await e.session.exportArtifact(request)));
+    const gone = new AbortController();
+    res.on("close", () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    if (!/\bapplication\/x-ndjson\b/.test(String(req.headers.accept ?? ""))) {
+      const result = await e.session.exportArtifact(request, { signal: gone.signal });
+      send(res, 200, codecs.RunnerArtifactExportResult.encode(result));
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/x-ndjson", "cache-control": "no-store" });
+    const line = lineWriter(res);
+    let lastAt = 0;
+    let lastPhase = "";
+    const onProgress = (p: RunnerExportProgress) => {
+      const now = Date.now();
+      if (p.phase === lastPhase && now - lastAt < 100) return;
+      lastAt = now;
+      lastPhase = p.phase;
+      void line(
+        frame({
+          type: "progress",
+          phase: p.phase,
+          bytes: p.bytes,
+          ...(p.total !== undefined ? { total: p.total } : {}),
+        }),
+      );
+    };
+    try {
+      const result = await e.session.exportArtifact(request, { signal: gone.signal, onProgress });
+      await line(
+        frame({ type: "result", result: JSON.parse(codecs.RunnerArtifactExportResult.encode(result)) }),
+      );
+    } catch (error) {
+      const { status, payload } = errorAnswer(error, ctx.secrets(), e.hostPaths);
+      await line(frame({ type: "error", status, error: payload }));
+    } finally {
+      res.end();
+    }
   }
 
   /**

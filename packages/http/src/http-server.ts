@@ -2,25 +2,20 @@ import { createHash, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
-  CommandNotFoundError,
   RunnerError,
   type RunnerSessionState,
   type RunnerSnapshotRef,
-  redactSecrets,
   SessionNotFoundError,
   secretValuesFromEnv,
-  UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import { statusForError, type WireErrorBody } from "./http-errors.js";
 import { commandRoutes } from "./http-server-commands.js";
 import { connectionLimiter } from "./http-server-connections.js";
 import type { Entry, ServerContext } from "./http-server-context.js";
 import { fileRoute } from "./http-server-files.js";
-import { answerClientError, pathErrno, readBody, send } from "./http-server-io.js";
+import { answerClientError, errorAnswer, readBody, send } from "./http-server-io.js";
 import type { RunnerServer, RunnerServerOptions } from "./http-server-options.js";
 import { DEFAULT_MAX_OUTPUT_LIMIT_BYTES, HttpError } from "./http-server-policy.js";
 import { portRoutes } from "./http-server-ports.js";
-import { scrubHostPaths } from "./http-server-scrub.js";
 import { sessionRoutes } from "./http-server-sessions.js";
 
 export type { RunnerServer, RunnerServerOptions } from "./http-server-options.js";
@@ -107,25 +102,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
   }
 
   function sendError(res: ServerResponse, error: unknown, e?: Entry): void {
-    let status: number;
-    let payload: WireErrorBody["error"];
-    if (error instanceof HttpError) {
-      status = error.status;
-      payload = { code: error.code, message: error.message };
-    } else if (pathErrno(error)) {
-      // A path the client gave that the filesystem cannot use (raw or wrapped as io_error): a 400, not a 500.
-      status = 400;
-      payload = { code: "invalid_request", message: `the path is not usable (${pathErrno(error)})` };
-    } else if (RunnerError.isInstance(error)) {
-      status = statusForError(error);
-      payload = { code: error.code, message: error.message, retryable: error.isRetryable };
-      if (UnsupportedCapabilityError.isInstance(error)) payload.capability = error.capability;
-      if (CommandNotFoundError.isInstance(error)) payload.command_id = error.commandId;
-    } else {
-      status = 500;
-      payload = { code: "internal", message: "internal error" };
-    }
-    payload.message = scrubHostPaths(redactSecrets(payload.message, secrets()), e?.hostPaths ?? []);
+    const { status, payload } = errorAnswer(error, secrets(), e?.hostPaths ?? []);
     send(res, status, JSON.stringify({ error: payload }));
   }
 

@@ -17,6 +17,7 @@ import {
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
   RunnerError,
+  type RunnerExportOptions,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileStream,
@@ -30,6 +31,7 @@ import {
   SessionNotFoundError,
   sleep,
 } from "@roder/runner-contract";
+import { errorFromResponse } from "./http-errors.js";
 import { decodeFrame } from "./http-frames.js";
 import type { HttpAnswer, HttpTransport } from "./http-transport.js";
 
@@ -595,21 +597,79 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     return codecs.RunnerPortResult.decode(await res.text());
   }
 
+  /**
+   * With `onProgress`, the server streams the export's progress (NDJSON frames, then the result); a server that
+   * does not stream answers the result alone. Aborting closes the connection, which cancels the export there.
+   */
   async exportArtifact(
     input: RunnerArtifactExportRequestInput,
-    options?: RunnerCallOptions,
+    options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen();
     const request = parseArtifactExportInput(input);
+    const onProgress = options?.onProgress;
     const res = await this.t.request("POST", `${this.path}/artifacts`, {
       json: codecs.RunnerArtifactExportRequest.encode(request),
       signal: options?.signal,
       idempotent: false,
       operation: "export artifact",
-      buffer: true,
+      ...(onProgress ? { headers: { accept: "application/x-ndjson" } } : { buffer: true }),
       sessionId: this.info.sessionId,
     });
-    return codecs.RunnerArtifactExportResult.decode(await res.text());
+    if (!onProgress || !/x-ndjson/.test(res.headers.get("content-type") ?? ""))
+      return codecs.RunnerArtifactExportResult.decode(await res.text());
+    const decoder = new TextDecoder();
+    let buffer = "";
+    try {
+      for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+        buffer += decoder.decode(part, { stream: true });
+        for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (!line.trim()) continue;
+          const msg = decodeFrame(line);
+          if (msg?.type === "progress") {
+            try {
+              onProgress({
+                phase: msg.phase,
+                bytes: msg.bytes,
+                ...(msg.total !== undefined ? { total: msg.total } : {}),
+              });
+            } catch {
+              // A progress listener never breaks an export.
+            }
+          } else if (msg?.type === "result") return codecs.RunnerArtifactExportResult.parse(msg.result);
+          else if (msg?.type === "error")
+            throw errorFromResponse({
+              providerId: this.info.providerId,
+              status: msg.status ?? 500,
+              body: { error: msg.error },
+              url: `${this.path}/artifacts`,
+              operation: "export artifact",
+              tokenEnv: "the token",
+              sessionId: this.info.sessionId,
+            });
+          else
+            throw new RunnerError("provider_api", "the export stream sent a frame this client cannot read");
+        }
+      }
+    } catch (error) {
+      if (options?.signal?.aborted) throw new CancelledError({ operation: "export artifact" });
+      if (RunnerError.isInstance(error)) throw error;
+      throw new ProviderApiError(
+        {
+          providerId: this.info.providerId,
+          message: "export artifact: the connection was cut before the result (the export may have finished)",
+          isRetryable: false,
+        },
+        { cause: error },
+      );
+    }
+    throw new ProviderApiError({
+      providerId: this.info.providerId,
+      message: "export artifact: the stream ended without a result (the export may have finished)",
+      isRetryable: false,
+    });
   }
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef | null> {

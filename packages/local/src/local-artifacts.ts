@@ -2,6 +2,7 @@ import type {
   EnvSource,
   RunnerArtifactExportRequest,
   RunnerArtifactExportResult,
+  RunnerExportOptions,
 } from "@roder/runner-contract";
 import { UnsupportedCapabilityError } from "@roder/runner-contract";
 import { exportArtifact, hostArtifactSource, parseArtifactTarget } from "@roder/runner-storage";
@@ -22,6 +23,7 @@ export async function exportLocalArtifact(args: {
   config: unknown;
   env: EnvSource;
   signal?: AbortSignal;
+  onProgress?: RunnerExportOptions["onProgress"];
 }): Promise<RunnerArtifactExportResult> {
   if (args.config === undefined) {
     throw new UnsupportedCapabilityError({
@@ -41,6 +43,7 @@ export async function exportLocalArtifact(args: {
       request: args.request,
       path: pinned.path,
       ...(args.signal ? { signal: args.signal } : {}),
+      ...(args.onProgress ? { onProgress: args.onProgress } : {}),
     });
   } finally {
     await pinned.close();

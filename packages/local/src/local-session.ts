@@ -25,6 +25,7 @@ import {
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
   RunnerError,
+  type RunnerExportOptions,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileStream,
@@ -653,7 +654,7 @@ export class LocalSession implements RemoteRunnerSession {
 
   async exportArtifact(
     input: RunnerArtifactExportRequestInput,
-    options?: RunnerCallOptions,
+    options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen();
     const request = parseArtifactExportInput(input);
@@ -662,6 +663,7 @@ export class LocalSession implements RemoteRunnerSession {
       config: this.info.config.artifacts,
       env: this.runtime.env,
       ...(options?.signal ? { signal: options.signal } : {}),
+      ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
     };
     return this.hostOrSandbox(
       request.path,

@@ -1,4 +1,9 @@
-import { type EnvSource, type RunnerArtifactExportRequest, RunnerError } from "@roder/runner-contract";
+import {
+  type EnvSource,
+  type RunnerArtifactExportRequest,
+  RunnerError,
+  type RunnerExportProgress,
+} from "@roder/runner-contract";
 import type { ArtifactTargetConfig } from "./artifact-export.js";
 import { type MultipartUpload, orAbort } from "./artifact-multipart.js";
 import type { ArtifactSource, PreparedArtifact } from "./artifact-source.js";
@@ -42,6 +47,10 @@ export interface ExportArgs {
   /** The confined path of the artifact where the source lives. */
   path: string;
   signal?: AbortSignal;
+  /** Progress of the export (see `RunnerExportOptions.onProgress`); a listener that throws is ignored. */
+  onProgress?: (progress: RunnerExportProgress) => void;
+  /** Set by the driver: counts each part the store acknowledged. */
+  onPartDone?: (bytes: number) => void;
 }
 
 /** What a store's exporter answers: the object's URI, a signed download URL, its bucket and key. */
@@ -79,6 +88,7 @@ export async function sendParts(a: ExportArgs, upload: MultipartUpload, p: Prepa
         : Math.max(1, Math.min(a.target.parallelism, Math.floor(STREAM_BUFFER_BYTES / plan.partSize))),
       urls: upload.partUrls,
       headers: upload.partHeaders,
+      ...(a.onPartDone ? { onPartDone: a.onPartDone } : {}),
     };
     const result = plan.direct
       ? await a.source.uploadParts!(p.file, job)

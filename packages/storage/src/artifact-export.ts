@@ -3,11 +3,13 @@ import {
   InvalidDestinationConfigError,
   parseMountUri,
   type RunnerArtifactExportResult,
+  type RunnerExportProgress,
   RunnerSecretRefSchema,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { z } from "zod";
 import { type ExportArgs, MAX_PARTS, type Plan, type StoreResult } from "./artifact-export-common.js";
+import type { ArtifactSource } from "./artifact-source.js";
 import { exportAzure } from "./artifact-store-azure.js";
 import { exportGcs } from "./artifact-store-gcs.js";
 import { exportS3 } from "./artifact-store-s3.js";
@@ -87,6 +89,14 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
       capability: "artifact_export.direct",
     });
   const direct = args.target.mode !== "stream" && args.source.uploadDirect !== undefined;
+  const report = (p: RunnerExportProgress) => {
+    try {
+      args.onProgress?.(p);
+    } catch {
+      // A progress listener never breaks an export.
+    }
+  };
+  report({ phase: "preparing", bytes: 0 });
   // Hashes are deferred wherever they can be computed in the same read as the upload: the stream path, the
   // direct path's parts, and verify "after". Single PUTs with verify "before" ask for them afterwards.
   const prepared = await args.source.prepare(args.path, args.request.recursive, {
@@ -96,6 +106,25 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
       (args.target.verify === "after" && (target.kind === "s3" || target.kind === "r2")),
   });
   try {
+    const total = prepared.size;
+    let sent = 0;
+    report({ phase: "uploading", bytes: 0, total });
+    const acknowledged = (bytes: number) => {
+      sent = Math.min(total, sent + bytes);
+      report({ phase: sent === total ? "verifying" : "uploading", bytes: sent, total });
+    };
+    // A single PUT reports once it has landed; parts as the store acknowledges each.
+    const source: ArtifactSource = Object.create(args.source);
+    if (args.source.uploadDirect)
+      source.uploadDirect = async (file, upload) => {
+        await args.source.uploadDirect!(file, upload);
+        acknowledged(total);
+      };
+    const tracked: ExportArgs = {
+      ...args,
+      source,
+      onPartDone: args.onProgress ? acknowledged : undefined,
+    };
     const id = `${new Date()
       .toISOString()
       .replace(/[-:]/g, "")
@@ -112,11 +141,11 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
     let out: StoreResult;
     if (target.kind === "s3" || target.kind === "r2") {
       const key = `${prefix(target.prefix)}${id}/${prepared.name}`;
-      out = await exportS3({ ...args, bucket: target.bucket, key, kind: target.kind, prepared, plan });
+      out = await exportS3({ ...tracked, bucket: target.bucket, key, kind: target.kind, prepared, plan });
     } else if (target.kind === "azure_blob") {
       const key = `${prefix(target.prefix)}${id}/${prepared.name}`;
       out = await exportAzure({
-        ...args,
+        ...tracked,
         container: target.container,
         account: target.account,
         endpoint: target.endpoint,
@@ -126,7 +155,7 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
       });
     } else if (target.kind === "gcs") {
       const key = `${prefix(target.prefix)}${id}/${prepared.name}`;
-      out = await exportGcs({ ...args, bucket: target.bucket, key, prepared, plan });
+      out = await exportGcs({ ...tracked, bucket: target.bucket, key, prepared, plan });
     } else {
       throw new UnsupportedCapabilityError({
         providerId: args.providerId,
@@ -134,6 +163,7 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
         message: `artifact export to ${target.kind} is not supported`,
       });
     }
+    report({ phase: "done", bytes: total, total });
     return {
       path: args.request.path,
       artifact_id: out.uri,

@@ -10,6 +10,8 @@ export interface PartUploadJob {
   urls: string[];
   /** Headers every part request carries besides Content-Length and Content-MD5 (no secret). */
   headers: Record<string, string>;
+  /** Called as each part is acknowledged by the store, with that part's size (progress only). */
+  onPartDone?: (bytes: number) => void;
 }
 
 /** What the uploader read and sent: the file's sha256 and each part's MD5 and the store's answer (ETag). */
@@ -18,11 +20,37 @@ export interface PartUploadResult {
   parts: { number: number; md5Base64: string; etag?: string }[];
 }
 
-/** Runs the part script where the file is: argv and an environment that carries the signed URLs. */
+/**
+ * Runs the part script where the file is: argv and an environment that carries the signed URLs. Runners that
+ * can stream output call `onStdoutLine` with each line as the script prints it (progress); the rest report
+ * everything at the end.
+ */
 export type ScriptRunner = (
   argv: string[],
   env: [string, string][],
+  onStdoutLine?: (line: string) => void,
 ) => Promise<{ code: number | null; stdout: string; stderr: string }>;
+
+/** Splits a byte stream into lines for `onStdoutLine`, holding at most one partial line. */
+export function lineSplitter(onLine: (line: string) => void): { push(text: string): void; end(): void } {
+  let rest = "";
+  return {
+    push(text) {
+      rest += text;
+      let i = rest.indexOf("\n");
+      while (i >= 0) {
+        onLine(rest.slice(0, i));
+        rest = rest.slice(i + 1);
+        i = rest.indexOf("\n");
+      }
+      if (rest.length > 4096) rest = rest.slice(-4096);
+    },
+    end() {
+      if (rest) onLine(rest);
+      rest = "";
+    },
+  };
+}
 
 export const partCount = (size: number, partSize: number) => Math.max(1, Math.ceil(size / partSize));
 
@@ -97,6 +125,16 @@ export async function uploadPartsWith(
   if (job.urls.length !== count)
     throw new RunnerError("internal", `part plan has ${job.urls.length} URLs for ${count} parts`);
   const headerArgs = Object.entries(job.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
+  const reported = new Set<number>();
+  const onLine = job.onPartDone
+    ? (line: string) => {
+        const m = /^part (\d+) [0-9a-f]{32} \S+$/.exec(line.trim());
+        const n = m ? Number(m[1]) : 0;
+        if (n < 1 || n > count || reported.has(n)) return;
+        reported.add(n);
+        job.onPartDone!(Math.min(job.partSize, job.size - (n - 1) * job.partSize));
+      }
+    : undefined;
   const r = await run(
     [
       "sh",
@@ -110,7 +148,10 @@ export async function uploadPartsWith(
       ...headerArgs,
     ],
     job.urls.map((u, i) => [partUrlEnv(i + 1), u]),
+    onLine,
   );
+  // Runners that cannot stream: the parts are reported once the script has ended.
+  if (onLine) for (const line of r.stdout.split("\n")) onLine(line);
   const scrub = (s: string) => s.replace(/https?:\/\/\S+/g, "<url>").trim();
   if (r.code !== 0)
     throw new RunnerError(

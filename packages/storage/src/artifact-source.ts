@@ -5,7 +5,12 @@ import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import type { Readable } from "node:stream";
 import { type RemoteRunnerSession, RunnerError } from "@roder/runner-contract";
-import { type PartUploadJob, type PartUploadResult, uploadPartsWith } from "./artifact-parts.js";
+import {
+  lineSplitter,
+  type PartUploadJob,
+  type PartUploadResult,
+  uploadPartsWith,
+} from "./artifact-parts.js";
 
 /** A file ready to upload, with the checksums computed where it lives. */
 export interface PreparedArtifact {
@@ -154,7 +159,7 @@ export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource
     uploadParts(file, job) {
       // The same script as in a sandbox, run by sh on this machine; the URLs are in its environment only.
       return uploadPartsWith(
-        (argv, env) =>
+        (argv, env, onLine) =>
           new Promise((resolve, reject) => {
             const p = spawn(argv[0]!, argv.slice(1), {
               stdio: ["ignore", "pipe", "pipe"],
@@ -162,10 +167,18 @@ export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource
             });
             let stdout = "";
             let stderr = "";
-            p.stdout.on("data", (b) => (stdout += b));
+            const lines = onLine ? lineSplitter(onLine) : undefined;
+            p.stdout.setEncoding("utf8");
+            p.stdout.on("data", (b: string) => {
+              stdout += b;
+              lines?.push(b);
+            });
             p.stderr.on("data", (b) => (stderr += b));
             p.on("error", reject);
-            p.on("close", (code) => resolve({ code, stdout, stderr }));
+            p.on("close", (code) => {
+              lines?.end();
+              resolve({ code, stdout, stderr });
+            });
           }),
         file,
         job,
@@ -279,7 +292,23 @@ export function sessionArtifactSource(
     },
     uploadParts(file, job) {
       return uploadPartsWith(
-        async (argv, env) => {
+        async (argv, env, onLine) => {
+          // With a progress listener and a streaming session, the parts are reported as the script prints them.
+          if (onLine && session.startCommand) {
+            const handle = await session.startCommand({
+              command_id: id(),
+              program: argv[0]!,
+              args: argv.slice(1),
+              env,
+            });
+            const lines = lineSplitter(onLine);
+            const text = new TextDecoder();
+            for await (const chunk of handle.output)
+              if (chunk.stream === "stdout") lines.push(text.decode(chunk.data, { stream: true }));
+            lines.end();
+            const r = await handle.wait();
+            return { code: r.exit_code, stdout: r.stdout, stderr: r.stderr };
+          }
           const r = await session.runCommand({
             command_id: id(),
             program: argv[0]!,

@@ -85,6 +85,7 @@ export async function uploadStreamParts(
           );
           if (r.status >= 200 && r.status < 300) {
             parts.push({ number: n, md5Base64, ...(r.etag ? { etag: r.etag } : {}) });
+            job.onPartDone?.(data.length);
             return;
           }
           if (!retryable(r.status) || attempt >= 3)
