@@ -132,6 +132,27 @@ describe("secret canary across every provider", () => {
           }),
           dest("e2b", { template: "base" }),
         ],
+        // The same tokens from a secret resolver (issue 20 item 3): canaries too.
+        [
+          createFlyProvider({
+            baseUrl: fly.baseUrl,
+            env: {},
+            tokenSecret: "fly-api",
+            secrets: async (ref) => (ref.id === "fly-api" ? { token: CANARY.fly } : {}),
+          }),
+          dest("fly", { app: "roder-test", image: "debian:bookworm-slim" }),
+        ],
+        [
+          createE2bProvider({
+            apiUrl: e2b.apiUrl,
+            sandboxUrl: e2b.sandboxUrl,
+            domain: e2b.domain,
+            env: {},
+            apiKeySecret: "e2b",
+            secrets: async (ref) => (ref.id === "e2b" ? { api_key: CANARY.e2b } : {}),
+          }),
+          dest("e2b", { template: "base" }),
+        ],
       ] as const) {
         const r = await exercise(provider, d as never);
         places += r.places;
