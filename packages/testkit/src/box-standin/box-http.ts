@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { BoxApiError } from "./box-store.js";
+import { BoxApiError, boxTime } from "./box-store.js";
 
 const HELP_URL = "http://developers.box.com/docs/#errors";
 
@@ -93,4 +93,56 @@ export function parseMultipart(contentType: string | undefined, body: Buffer): F
     pos = next;
   }
   return parts;
+}
+
+/** The `fields` query parameter as a list (undefined: the default fields). */
+export const fieldsOf = (url: URL) =>
+  url.searchParams
+    .get("fields")
+    ?.split(",")
+    .map((f) => f.trim())
+    .filter(Boolean);
+
+/** `parent.id` of a request body. */
+export function parentIdOf(body: Record<string, unknown>): string | undefined {
+  const p = body.parent as { id?: unknown } | undefined;
+  return p && typeof p.id === "string" ? p.id : undefined;
+}
+
+/** A date field of a request body in Box's format (400 when it is not a date). */
+export function timeField(v: unknown): string | undefined {
+  if (typeof v !== "string") return undefined;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new BoxApiError(400, "bad_request", `Invalid date ${v}`);
+  return boxTime(t);
+}
+
+/** A download's bytes, whole or the asked Range (206, or 416 outside the file). */
+export function sendBytes(req: IncomingMessage, res: ServerResponse, data: Buffer): void {
+  const size = data.length;
+  const r = /^bytes=(\d*)-(\d*)$/.exec(String(req.headers.range ?? ""));
+  if (r && (r[1] || r[2])) {
+    let a = r[1] ? Number(r[1]) : Math.max(0, size - Number(r[2]));
+    let b = r[1] && r[2] ? Math.min(Number(r[2]), size - 1) : size - 1;
+    if (!r[1]) b = size - 1;
+    if (a >= size || a > b) {
+      res.writeHead(416, { "content-range": `bytes */${size}` }).end();
+      return;
+    }
+    a = Math.max(0, a);
+    res.writeHead(206, {
+      "content-type": "application/octet-stream",
+      "content-length": String(b - a + 1),
+      "content-range": `bytes ${a}-${b}/${size}`,
+      "accept-ranges": "bytes",
+    });
+    res.end(data.subarray(a, b + 1));
+    return;
+  }
+  res.writeHead(200, {
+    "content-type": "application/octet-stream",
+    "content-length": String(size),
+    "accept-ranges": "bytes",
+  });
+  res.end(data);
 }

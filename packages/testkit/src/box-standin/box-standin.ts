@@ -2,14 +2,17 @@ import { createHash, randomBytes } from "node:crypto";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import { createFaultSwitch, type FaultSwitch } from "../fault/faults.js";
 import { type HttpsInterceptProxy, startHttpsInterceptProxy } from "../https-intercept/intercept-proxy.js";
+import { createBoxAuth } from "./box-auth.js";
 import {
   errorBody,
-  type FormPart,
+  fieldsOf,
   jsonBody,
-  parseMultipart,
+  parentIdOf,
   readBody,
+  sendBytes,
   sendError,
   sendJson,
+  timeField,
 } from "./box-http.js";
 import {
   BoxApiError,
@@ -20,8 +23,8 @@ import {
   checkName,
   OWNER,
   ROOT_FOLDER_ID,
-  sha1Hex,
 } from "./box-store.js";
+import { createBoxUploads } from "./box-uploads.js";
 
 /** Box's documented per-user limits (developer.box.com/guides/api-calls/permissions-and-errors/rate-limits). */
 export interface BoxRateLimit {
@@ -96,21 +99,6 @@ export interface BoxStandIn {
   stop(): Promise<void>;
 }
 
-const MIN_CHUNKED_SIZE = 20_000_000;
-const MAX_BODY = 512 * 1024 * 1024;
-
-interface UploadSession {
-  id: string;
-  fileSize: number;
-  partSize: number;
-  totalParts: number;
-  folderId?: string;
-  fileName?: string;
-  fileId?: string;
-  expiresAt: number;
-  parts: Map<number, { part_id: string; offset: number; size: number; sha1: string; data: Buffer }>;
-}
-
 export async function startBoxStandIn(opts: BoxStandInOptions = {}): Promise<BoxStandIn> {
   const store = new BoxStore();
   const limits: BoxRateLimit | null =
@@ -119,21 +107,11 @@ export async function startBoxStandIn(opts: BoxStandInOptions = {}): Promise<Box
   const tokenSeconds = opts.accessTokenSeconds ?? 3600;
   const clientId = `roder-box-client-${randomBytes(4).toString("hex")}`;
   const clientSecret = randomBytes(16).toString("hex");
-  const accessTokens = new Map<string, number>(); // token → expiry (ms)
-  const refreshTokens = new Set<string>();
-  const issue = (expired = false) => {
-    const access = randomBytes(24).toString("base64url");
-    const refresh = randomBytes(32).toString("base64url");
-    const exp = expired ? Date.now() - 60_000 : Date.now() + tokenSeconds * 1000;
-    accessTokens.set(access, exp);
-    refreshTokens.add(refresh);
-    return { access, refresh, exp };
-  };
+  const auth = createBoxAuth(limits, tokenSeconds);
+  const { issue, authenticate, rateLimit, token } = auth;
   const first = issue();
-  let refreshes = 0;
-  const windows = new Map<string, number[]>(); // `${token}:${kind}` → request times in the last minute
   const downloads = new Map<string, { data: Buffer; expires: number }>();
-  const sessions = new Map<string, UploadSession>();
+  const { sessions, upload } = createBoxUploads(store, partSize);
   const requests: BoxRequestRecord[] = [];
   const faults = createFaultSwitch((status) =>
     errorBody(
@@ -142,61 +120,6 @@ export async function startBoxStandIn(opts: BoxStandInOptions = {}): Promise<Box
       status === 429 ? "Request rate limit exceeded, please try again later" : "Internal Server Error",
     ),
   );
-
-  const authenticate = (req: IncomingMessage): string => {
-    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? "");
-    const exp = m ? accessTokens.get(m[1]!) : undefined;
-    if (exp === undefined)
-      throw new BoxApiError(401, "unauthorized", "Unauthorized", undefined, {
-        "www-authenticate":
-          'Bearer realm="Service", error="invalid_token", error_description="The access token provided is invalid."',
-      });
-    if (exp <= Date.now())
-      throw new BoxApiError(401, "unauthorized", "Unauthorized", undefined, {
-        "www-authenticate":
-          'Bearer realm="Service", error="expired_token", error_description="The access token provided has expired."',
-      });
-    return m![1]!;
-  };
-
-  const rateLimit = (token: string, upload: boolean) => {
-    if (!limits) return;
-    const max = upload ? limits.uploadsPerMinute : limits.perMinute;
-    const key = `${token}:${upload ? "upload" : "api"}`;
-    const now = Date.now();
-    const w = (windows.get(key) ?? []).filter((t) => t > now - 60_000);
-    windows.set(key, w);
-    if (w.length >= max) {
-      const retry = Math.max(1, Math.ceil((w[0]! + 60_000 - now) / 1000));
-      throw new BoxApiError(
-        429,
-        "rate_limit_exceeded",
-        "Request rate limit exceeded, please try again later",
-        undefined,
-        {
-          "retry-after": String(retry),
-        },
-      );
-    }
-    w.push(now);
-  };
-
-  const fieldsOf = (url: URL) =>
-    url.searchParams
-      .get("fields")
-      ?.split(",")
-      .map((f) => f.trim())
-      .filter(Boolean);
-  const parentIdOf = (body: Record<string, unknown>): string | undefined => {
-    const p = body.parent as { id?: unknown } | undefined;
-    return p && typeof p.id === "string" ? p.id : undefined;
-  };
-  const time = (v: unknown): string | undefined => {
-    if (typeof v !== "string") return undefined;
-    const t = Date.parse(v);
-    if (Number.isNaN(t)) throw new BoxApiError(400, "bad_request", `Invalid date ${v}`);
-    return boxTime(t);
-  };
 
   const folderItems = (res: ServerResponse, url: URL, folderId: string) => {
     store.folder(folderId);
@@ -257,164 +180,12 @@ export async function startBoxStandIn(opts: BoxStandInOptions = {}): Promise<Box
       store.touch(parentId);
     }
     if (it.type === "file") {
-      const m = time(body.content_modified_at);
+      const m = timeField(body.content_modified_at);
       if (m) it.contentModifiedAt = m;
     }
     it.sequence += 1;
     if (it.type === "file") it.modifiedAt = boxTime();
     return sendJson(res, 200, store.json(it, fieldsOf(url)));
-  };
-
-  const uploadForm = (req: IncomingMessage, body: Buffer) => {
-    const parts = parseMultipart(req.headers["content-type"], body);
-    const attrsPart = parts.find((p) => p.name === "attributes");
-    const file = parts.find((p: FormPart) => p.filename !== undefined);
-    if (!attrsPart) throw new BoxApiError(400, "bad_request", "Missing attributes");
-    if (!file) throw new BoxApiError(400, "bad_request", "Missing file");
-    if (parts.indexOf(attrsPart) > parts.indexOf(file))
-      throw new BoxApiError(400, "bad_request", "The attributes part must come before the file part");
-    return { attrs: jsonBody(attrsPart.data), data: Buffer.from(file.data) };
-  };
-
-  const sessionJson = (s: UploadSession) => {
-    const base = `https://upload.box.com/api/2.0/files/upload_sessions/${s.id}`;
-    return {
-      id: s.id,
-      type: "upload_session",
-      session_expires_at: boxTime(s.expiresAt),
-      part_size: s.partSize,
-      total_parts: s.totalParts,
-      num_parts_processed: s.parts.size,
-      session_endpoints: {
-        upload_part: base,
-        commit: `${base}/commit`,
-        abort: base,
-        list_parts: `${base}/parts`,
-        status: base,
-        log_event: `${base}/log`,
-      },
-    };
-  };
-
-  const digestOf = (req: IncomingMessage): string => {
-    const m = /(?:^|,)\s*sha=([A-Za-z0-9+/=]+)/i.exec(String(req.headers.digest ?? ""));
-    if (!m)
-      throw new BoxApiError(400, "bad_request", "Missing or malformed Digest header (sha=<base64 SHA-1>)");
-    return Buffer.from(m[1]!, "base64").toString("hex");
-  };
-
-  const createSession = (res: ServerResponse, body: Record<string, unknown>, existing?: BoxFile) => {
-    const size = body.file_size;
-    if (typeof size !== "number" || !Number.isInteger(size) || size < 0)
-      throw new BoxApiError(400, "bad_request", "file_size is required");
-    if (size < MIN_CHUNKED_SIZE)
-      throw new BoxApiError(
-        400,
-        "file_size_too_small",
-        "File size is less than minimum allowed for this API",
-      );
-    let folderId: string | undefined;
-    let fileName: string | undefined;
-    if (existing) {
-      if (body.file_name !== undefined) {
-        fileName = checkName(body.file_name);
-        store.checkFree(existing.parentId, fileName, existing.id);
-      }
-    } else {
-      folderId = typeof body.folder_id === "string" ? body.folder_id : undefined;
-      if (!folderId) throw new BoxApiError(400, "bad_request", "folder_id is required");
-      store.folder(folderId);
-      fileName = checkName(body.file_name);
-      store.checkFree(folderId, fileName);
-    }
-    const s: UploadSession = {
-      id: randomBytes(16).toString("hex").toUpperCase(),
-      fileSize: size,
-      partSize,
-      totalParts: Math.max(1, Math.ceil(size / partSize)),
-      ...(folderId ? { folderId } : {}),
-      ...(fileName ? { fileName } : {}),
-      ...(existing ? { fileId: existing.id } : {}),
-      expiresAt: Date.now() + 7 * 24 * 3600 * 1000,
-      parts: new Map(),
-    };
-    sessions.set(s.id, s);
-    return sendJson(res, 201, sessionJson(s));
-  };
-
-  const session = (id: string): UploadSession => {
-    const s = sessions.get(id);
-    if (!s) throw new BoxApiError(404, "not_found", "Upload session not found");
-    return s;
-  };
-
-  const uploadPart = async (req: IncomingMessage, res: ServerResponse, s: UploadSession) => {
-    const sha = digestOf(req);
-    const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(req.headers["content-range"] ?? ""));
-    if (!m) throw new BoxApiError(400, "bad_request", "Missing or malformed Content-Range");
-    const [a, b, total] = [Number(m[1]), Number(m[2]), Number(m[3])];
-    const last = b + 1 === s.fileSize;
-    if (
-      total !== s.fileSize ||
-      a % s.partSize !== 0 ||
-      b < a ||
-      b >= s.fileSize ||
-      (!last && b - a + 1 !== s.partSize)
-    )
-      throw new BoxApiError(416, "range_not_satisfiable", "The requested range is not satisfiable");
-    if (s.parts.has(a))
-      throw new BoxApiError(416, "range_not_satisfiable", "The part overlaps a part already uploaded");
-    const data = await readBody(req, s.partSize + 1);
-    if (data.length !== b - a + 1)
-      throw new BoxApiError(400, "bad_request", "The body length does not match Content-Range");
-    const got = sha1Hex(data);
-    if (got !== sha) throw new BoxApiError(400, "bad_digest", "The digest does not match the part");
-    const part = {
-      part_id: randomBytes(4).toString("hex").toUpperCase(),
-      offset: a,
-      size: data.length,
-      sha1: got,
-    };
-    s.parts.set(a, { ...part, data });
-    return sendJson(res, 200, { part });
-  };
-
-  const commit = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    s: UploadSession,
-    body: Record<string, unknown>,
-  ) => {
-    const sha = digestOf(req);
-    const listed = Array.isArray(body.parts) ? (body.parts as Array<Record<string, unknown>>) : null;
-    if (!listed) throw new BoxApiError(400, "bad_request", "parts is required");
-    const stored = [...s.parts.values()].sort((x, y) => x.offset - y.offset);
-    const same =
-      listed.length === stored.length &&
-      listed.every(
-        (p, i) =>
-          p.part_id === stored[i]!.part_id && p.offset === stored[i]!.offset && p.size === stored[i]!.size,
-      );
-    const covered = stored.reduce((n, p) => n + p.size, 0) === s.fileSize;
-    if (!same || !covered)
-      throw new BoxApiError(
-        400,
-        "parts_mismatch",
-        "The parts do not match the parts uploaded to this session",
-      );
-    const data = Buffer.concat(stored.map((p) => p.data));
-    if (sha1Hex(data) !== sha) throw new BoxApiError(400, "bad_digest", "The digest does not match the file");
-    const attrs = (body.attributes ?? {}) as Record<string, unknown>;
-    const times = {
-      ...(time(attrs.content_created_at) ? { created: time(attrs.content_created_at)! } : {}),
-      ...(time(attrs.content_modified_at) ? { modified: time(attrs.content_modified_at)! } : {}),
-    };
-    const existing = s.fileId ? (store.active(s.fileId, "file") as BoxFile) : undefined;
-    const f = existing
-      ? store.writeFile(existing.parentId, s.fileName ?? existing.name, data, times, existing)
-      : store.writeFile(s.folderId!, s.fileName!, data, times);
-    sessions.delete(s.id);
-    return sendJson(res, 201, { total_count: 1, entries: [store.json(f)] });
   };
 
   const api = async (req: IncomingMessage, res: ServerResponse, url: URL, path: string) => {
@@ -515,68 +286,6 @@ export async function startBoxStandIn(opts: BoxStandInOptions = {}): Promise<Box
     throw new BoxApiError(404, "not_found", `Not Found: ${method} ${path}`);
   };
 
-  const upload = async (req: IncomingMessage, res: ServerResponse, _url: URL, path: string) => {
-    const method = req.method ?? "GET";
-    if (path === "/files/content" && method === "POST") {
-      const { attrs, data } = uploadForm(req, await readBody(req, MAX_BODY));
-      const parentId = parentIdOf(attrs);
-      if (!parentId) throw new BoxApiError(400, "bad_request", "attributes.parent.id is required");
-      const f = store.writeFile(parentId, checkName(attrs.name), data, {
-        ...(time(attrs.content_created_at) ? { created: time(attrs.content_created_at)! } : {}),
-        ...(time(attrs.content_modified_at) ? { modified: time(attrs.content_modified_at)! } : {}),
-      });
-      return sendJson(res, 201, { total_count: 1, entries: [store.json(f)] });
-    }
-    const m5 = /^\/files\/([^/]+)\/content$/.exec(path);
-    if (m5 && method === "POST") {
-      const existing = store.active(m5[1]!, "file") as BoxFile;
-      const { attrs, data } = uploadForm(req, await readBody(req, MAX_BODY));
-      const name = attrs.name === undefined ? existing.name : checkName(attrs.name);
-      const f = store.writeFile(
-        existing.parentId,
-        name,
-        data,
-        time(attrs.content_modified_at) ? { modified: time(attrs.content_modified_at)! } : {},
-        existing,
-      );
-      return sendJson(res, 201, { total_count: 1, entries: [store.json(f)] });
-    }
-    if (path === "/files/upload_sessions" && method === "POST")
-      return createSession(res, jsonBody(await readBody(req, 1 << 20)));
-    const m9 = /^\/files\/([^/]+)\/upload_sessions$/.exec(path);
-    if (m9 && method === "POST")
-      return createSession(
-        res,
-        jsonBody(await readBody(req, 1 << 20)),
-        store.active(m9[1]!, "file") as BoxFile,
-      );
-    const m6 = /^\/files\/upload_sessions\/([^/]+)$/.exec(path);
-    if (m6) {
-      const s = session(m6[1]!);
-      if (method === "GET") return sendJson(res, 200, sessionJson(s));
-      if (method === "PUT") return uploadPart(req, res, s);
-      if (method === "DELETE") {
-        sessions.delete(s.id);
-        res.writeHead(204).end();
-        return;
-      }
-    }
-    const m7 = /^\/files\/upload_sessions\/([^/]+)\/parts$/.exec(path);
-    if (m7 && method === "GET") {
-      const s = session(m7[1]!);
-      const entries = [...s.parts.values()]
-        .sort((x, y) => x.offset - y.offset)
-        .map(({ data: _d, ...p }) => p);
-      return sendJson(res, 200, { entries, limit: 1000, offset: 0, total_count: entries.length });
-    }
-    const m8 = /^\/files\/upload_sessions\/([^/]+)\/commit$/.exec(path);
-    if (m8 && method === "POST") {
-      const s = session(m8[1]!);
-      return commit(req, res, s, jsonBody(await readBody(req, 16 << 20)));
-    }
-    throw new BoxApiError(404, "not_found", `Not Found: ${method} ${path}`);
-  };
-
   const download = (req: IncomingMessage, res: ServerResponse, path: string) => {
     const m = /^\/d\/1\/([^/]+)\/download$/.exec(path);
     const d = m ? downloads.get(m[1]!) : undefined;
@@ -584,62 +293,7 @@ export async function startBoxStandIn(opts: BoxStandInOptions = {}): Promise<Box
       res.writeHead(404, { "content-type": "text/plain" }).end("Not Found");
       return;
     }
-    const size = d.data.length;
-    const r = /^bytes=(\d*)-(\d*)$/.exec(String(req.headers.range ?? ""));
-    if (r && (r[1] || r[2])) {
-      let a = r[1] ? Number(r[1]) : Math.max(0, size - Number(r[2]));
-      let b = r[1] && r[2] ? Math.min(Number(r[2]), size - 1) : size - 1;
-      if (!r[1]) b = size - 1;
-      if (a >= size || a > b) {
-        res.writeHead(416, { "content-range": `bytes */${size}` }).end();
-        return;
-      }
-      a = Math.max(0, a);
-      res.writeHead(206, {
-        "content-type": "application/octet-stream",
-        "content-length": String(b - a + 1),
-        "content-range": `bytes ${a}-${b}/${size}`,
-        "accept-ranges": "bytes",
-      });
-      res.end(d.data.subarray(a, b + 1));
-      return;
-    }
-    res.writeHead(200, {
-      "content-type": "application/octet-stream",
-      "content-length": String(size),
-      "accept-ranges": "bytes",
-    });
-    res.end(d.data);
-  };
-
-  const token = async (req: IncomingMessage, res: ServerResponse) => {
-    const form = new URLSearchParams((await readBody(req, 1 << 16)).toString("utf8"));
-    const basic = /^Basic\s+(\S+)$/i.exec(req.headers.authorization ?? "");
-    const [bid, bsecret] = basic ? Buffer.from(basic[1]!, "base64").toString("utf8").split(":") : [];
-    const id = form.get("client_id") ?? (bid ? decodeURIComponent(bid) : "");
-    const secret = form.get("client_secret") ?? (bsecret ? decodeURIComponent(bsecret) : "");
-    if (!id || !secret)
-      return sendJson(res, 400, {
-        error: "invalid_client",
-        error_description: "The client credentials are invalid",
-      });
-    if (form.get("grant_type") !== "refresh_token")
-      return sendJson(res, 400, {
-        error: "unsupported_grant_type",
-        error_description: "Grant type is not supported",
-      });
-    const refresh = form.get("refresh_token") ?? "";
-    if (!refreshTokens.delete(refresh))
-      return sendJson(res, 400, { error: "invalid_grant", error_description: "Invalid refresh token" });
-    refreshes += 1;
-    const t = issue();
-    return sendJson(res, 200, {
-      access_token: t.access,
-      expires_in: tokenSeconds,
-      restricted_to: [],
-      refresh_token: t.refresh,
-      token_type: "bearer",
-    });
+    sendBytes(req, res, d.data);
   };
 
   const handler =
@@ -708,7 +362,7 @@ export async function startBoxStandIn(opts: BoxStandInOptions = {}): Promise<Box
       });
     },
     get refreshes() {
-      return refreshes;
+      return auth.refreshes;
     },
     store,
     mkdir,
