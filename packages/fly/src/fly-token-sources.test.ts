@@ -27,16 +27,22 @@ interface RotatingFront {
   accepted: string;
   refused: number;
   onRefuse?: () => void;
+  /** Refusals are answered together once this many are waiting (default 1: at once). */
+  holdRefusals: number;
   stop(): Promise<void>;
 }
 async function rotatingFront(target: FlyStandIn, accepted: string): Promise<RotatingFront> {
   const to = new URL(target.baseUrl);
+  const waiting: Array<() => void> = [];
   const server: Server = createServer((req, res) => {
     if (req.headers.authorization !== `Bearer ${front.accepted}`) {
       front.refused++;
       front.onRefuse?.();
       req.resume();
-      res.writeHead(401, { "content-type": "application/json" }).end('{"error":"unauthorized"}');
+      waiting.push(() =>
+        res.writeHead(401, { "content-type": "application/json" }).end('{"error":"unauthorized"}'),
+      );
+      if (waiting.length >= front.holdRefusals) for (const answer of waiting.splice(0)) answer();
       return;
     }
     const up = request(
@@ -60,6 +66,7 @@ async function rotatingFront(target: FlyStandIn, accepted: string): Promise<Rota
     baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
     accepted,
     refused: 0,
+    holdRefusals: 1,
     stop: () => new Promise<void>((r) => server.close(() => r())),
   };
   return front;
@@ -193,6 +200,8 @@ describe("the Fly API token from a function or a secret resolver", () => {
     const provider = createFlyProvider({
       baseUrl: front.baseUrl,
       env: {},
+      // No client-side pacing: the three calls below reach the API together.
+      rateLimit: false,
       tokenSecret: "fly-api",
       secrets: async (ref) => {
         asked.push(ref.id);
@@ -204,16 +213,22 @@ describe("the Fly API token from a function or a secret resolver", () => {
       expect(asked).toHaveLength(1);
       front.accepted = NEW;
       current = NEW;
-      expect((await session.runCommand({ program: "echo", args: ["rotated"] })).stdout).toBe("rotated\n");
-      expect(front.refused).toBe(1);
+      // Three calls refused together (all sent with the kept value): the secret is asked again once for all.
+      front.holdRefusals = 3;
+      const outs = await Promise.all(
+        ["a", "b", "c"].map((x) => session.runCommand({ program: "echo", args: [x] })),
+      );
+      expect(outs.map((o) => o.stdout)).toEqual(["a\n", "b\n", "c\n"]);
+      expect(front.refused).toBe(3);
       expect(asked).toHaveLength(2);
+      front.holdRefusals = 1;
       // The store rotates again to a value the API does not take: one more ask, then a typed 401 naming the route.
       front.accepted = `${NEW}-x`;
       const error = await caught(session.runCommand({ program: "true" }));
       expect(ProviderApiError.isInstance(error) && error.statusCode).toBe(401);
       expect(String(error)).toMatch(/check tokenSecret 'fly-api'/);
       expect(asked).toHaveLength(3);
-      expect(front.refused).toBe(3);
+      expect(front.refused).toBe(5);
       noCanary(errorText(error));
       front.accepted = NEW;
     } finally {
