@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { type EnvSource, InvalidDestinationConfigError, type RunnerMount } from "@roder/runner-contract";
 import { mountOnHost, planRcloneMount, resolveBucketCredentials } from "@roder/runner-storage";
-import { freeHostPort } from "./local-sandbox.js";
+import { freeHostPort } from "./local-slirp.js";
 
 /**
  * Mounts a bucket intent (s3, r2, gcs, azure_blob, box_storage) at `hostPath` with the storage package's

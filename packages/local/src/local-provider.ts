@@ -28,6 +28,7 @@ import {
 import { planHostMounts, resolveBucketCredentials } from "@roder/runner-storage";
 import { z } from "zod";
 import { bindMount } from "./local-binds.js";
+import { makeSessionCgroup, ownCgroup } from "./local-cgroup.js";
 import {
   type LocalDestinationConfig,
   LocalDestinationConfigSchema,
@@ -37,7 +38,7 @@ import { which } from "./local-isolation.js";
 import { HOST_IS_SANDBOX_LIMITS, LOCAL_LIMITS } from "./local-limits.js";
 import { mountBucket } from "./local-mounts.js";
 import { ensurePrivateDir } from "./local-private-dir.js";
-import { makeSessionCgroup, ownCgroup, type SandboxRecord } from "./local-sandbox.js";
+import type { SandboxRecord } from "./local-sandbox.js";
 import {
   checkAborted,
   LOCAL_PROVIDER_ID,

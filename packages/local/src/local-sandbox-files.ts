@@ -6,8 +6,9 @@ import { tmpdir } from "node:os";
 import { join, posix } from "node:path";
 import { finished } from "node:stream/promises";
 import { CancelledError, RunnerError } from "@roder/runner-contract";
+import { sandboxCommand } from "./local-bwrap.js";
 import type { WriteSource } from "./local-fs.js";
-import { type SandboxRecord, sandboxCommand } from "./local-sandbox.js";
+import type { SandboxRecord } from "./local-sandbox.js";
 
 /**
  * File work on paths of an isolated session's own view that are not its workspace (`/tmp/x`, `/etc/hostname`,

@@ -42,6 +42,8 @@ import {
 } from "@roder/runner-contract";
 import { exportLocalArtifact } from "./local-artifacts.js";
 import { unmount } from "./local-binds.js";
+import { sandboxCommand } from "./local-bwrap.js";
+import { cgroupCommand, SESSION_MARKER } from "./local-cgroup.js";
 import type { LocalDestinationConfig } from "./local-config.js";
 import {
   type Confinement,
@@ -56,16 +58,13 @@ import {
 import { ensurePrivateDir } from "./local-private-dir.js";
 import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
 import {
-  cgroupCommand,
   endSandbox,
-  forwardPort,
   type NetworkMode,
   type SandboxRecord,
-  SESSION_MARKER,
   sandboxAlive,
-  sandboxCommand,
   startBwrapSandbox,
 } from "./local-sandbox.js";
+import { forwardPort } from "./local-slirp.js";
 import { tagPathFor, updateTag } from "./local-tags.js";
 import { hostViewFiles, sandboxViewFiles, type ViewFiles } from "./local-view-files.js";
 

@@ -9,7 +9,8 @@ import {
   RunnerError,
   type SweepableProvider,
 } from "@roder/runner-contract";
-import { endSandbox, ownCgroup, type SandboxRecord } from "./local-sandbox.js";
+import { ownCgroup } from "./local-cgroup.js";
+import { endSandbox, type SandboxRecord } from "./local-sandbox.js";
 import { LOCAL_PROVIDER_ID, type RegistryEntry } from "./local-session.js";
 import { defaultLocalRoot, readTag, SESSION_DIR_PATTERN, type SessionTag, tagPathFor } from "./local-tags.js";
 
