@@ -7,7 +7,7 @@ import { join, posix } from "node:path";
 import { finished } from "node:stream/promises";
 import { CancelledError, RunnerError } from "@roder/runner-contract";
 import { sandboxCommand } from "./local-bwrap.js";
-import type { WriteSource } from "./local-fs.js";
+import type { WriteSource } from "./local-fs-write.js";
 import type { SandboxRecord } from "./local-sandbox.js";
 
 /**

@@ -49,12 +49,12 @@ import {
   type Confinement,
   confinedOpen,
   confinedRead,
-  confinedWrite,
   mapFsError,
   pinForExport,
   readChunks,
   resolveRunnerPath,
 } from "./local-fs.js";
+import { confinedWrite } from "./local-fs-write.js";
 import { ensurePrivateDir } from "./local-private-dir.js";
 import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
 import {

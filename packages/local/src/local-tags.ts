@@ -2,7 +2,7 @@ import { promises as fs } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { z } from "zod";
-import { atomicWrite } from "./local-fs.js";
+import { atomicWrite } from "./local-fs-write.js";
 
 /** Default owner tag, as on Fly and E2B. */
 export const DEFAULT_OWNER = "roder-runners";

@@ -3,12 +3,11 @@ import {
   type Confinement,
   confinedOpen,
   confinedRead,
-  confinedWrite,
   mapFsError,
   pinForExport,
   readChunks,
-  type WriteSource,
 } from "./local-fs.js";
+import { confinedWrite, type WriteSource } from "./local-fs-write.js";
 import {
   type SandboxFiles,
   sandboxCopyOut,
