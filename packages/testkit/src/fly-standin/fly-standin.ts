@@ -16,13 +16,7 @@ import type {
 } from "./fly-standin-types.js";
 import { createFlyVolumes } from "./fly-volumes.js";
 
-export type {
-  FlyMachineState,
-  FlyStandIn,
-  FlyStandInMachine,
-  FlyStandInOptions,
-  FlyStandInVolume,
-} from "./fly-standin-types.js";
+export type { FlyStandIn, FlyStandInMachine, FlyStandInOptions } from "./fly-standin-types.js";
 
 // The stand-in's options, machines and volumes: fly-standin-types.ts (with its description).
 export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlyStandIn> {
