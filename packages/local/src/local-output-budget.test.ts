@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from "vitest";
+import { SESSION_RETAINED_OUTPUT_BYTES } from "./local-commands.js";
 import { createLocalProvider } from "./local-provider.js";
-import { SESSION_RETAINED_OUTPUT_BYTES } from "./local-session.js";
 
 // Issue 15 item 3: output retained for late followers is bounded per session, across its commands (each
 // command's own cap is 16 MiB; six of them would otherwise hold 96 MiB).

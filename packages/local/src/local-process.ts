@@ -54,6 +54,13 @@ class Collector {
   }
 }
 
+/** A terminal size: `{ cols, rows }`, whole numbers 1..65535. */
+export function isTerminalSize(p: unknown): p is { cols: number; rows: number } {
+  const { cols, rows } = (p ?? {}) as { cols?: unknown; rows?: unknown };
+  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
+  return ok(cols) && ok(rows);
+}
+
 export interface LocalCommandHandle extends RunnerCommandHandle {
   readonly pid: number | undefined;
   /** Marks the command cancelled and kills its group. */
@@ -219,14 +226,7 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
   const resize = async (cols: number, rows: number): Promise<void> => {
     if (!spec.resize)
       throw new RunnerError("invalid_request", `command '${spec.commandId}' was not started on a terminal`);
-    if (
-      !Number.isInteger(cols) ||
-      !Number.isInteger(rows) ||
-      cols < 1 ||
-      rows < 1 ||
-      cols > 65535 ||
-      rows > 65535
-    )
+    if (!isTerminalSize({ cols, rows }))
       throw new RunnerError(
         "invalid_request",
         `terminal size must be whole numbers 1..65535, got ${cols}x${rows}`,

@@ -10,8 +10,9 @@ import {
   type SweepableProvider,
 } from "@roder/runner-contract";
 import { ownCgroup } from "./local-cgroup.js";
+import { readRegisteredSandbox, trustedRegistryDir } from "./local-registry.js";
 import { endSandbox, type SandboxRecord } from "./local-sandbox.js";
-import { LOCAL_PROVIDER_ID, type RegistryEntry } from "./local-session.js";
+import { LOCAL_PROVIDER_ID } from "./local-session-info.js";
 import { defaultLocalRoot, readTag, SESSION_DIR_PATTERN, type SessionTag, tagPathFor } from "./local-tags.js";
 
 const run = promisify(execFile);
@@ -181,16 +182,11 @@ async function unmountUnder(dir: string): Promise<void> {
 /** The sandbox the runner recorded for a session (a cgroup only if it is the session's own). */
 async function registeredSandbox(registryDir: string, sessionId: string): Promise<SandboxRecord | null> {
   try {
-    const st = await fs.lstat(registryDir);
-    if (!st.isDirectory() || st.uid !== (process.getuid?.() ?? st.uid) || (st.mode & 0o022) !== 0)
-      return null;
-    const entry = JSON.parse(
-      await fs.readFile(join(registryDir, `${sessionId}.json`), "utf8"),
-    ) as RegistryEntry;
-    const rec = entry.sandbox;
-    if (rec?.kind === "cgroup" && !ownCgroup(rec.path, sessionId)) return { kind: "marker" };
-    return rec ?? { kind: "marker" };
+    if (!(await trustedRegistryDir(registryDir))) return null;
   } catch {
     return { kind: "marker" };
   }
+  const rec = await readRegisteredSandbox(registryDir, sessionId);
+  if (rec?.kind === "cgroup" && !ownCgroup(rec.path, sessionId)) return { kind: "marker" };
+  return rec ?? { kind: "marker" };
 }
