@@ -136,7 +136,11 @@ describe("unix-local: state().metadata is a versioned schema", () => {
 
   it("a registry record that is not one of the runner's is no session (SessionNotFoundError)", async () => {
     const registryDir = join(base, "registry-corrupt");
-    const p = createLocalProvider({ root: join(base, "ws"), registryDir, snapshotDir: join(base, "snapshots") });
+    const p = createLocalProvider({
+      root: join(base, "ws"),
+      registryDir,
+      snapshotDir: join(base, "snapshots"),
+    });
     const s = await p.createSession(dest);
     try {
       const state = s.state();
