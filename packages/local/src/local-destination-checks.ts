@@ -10,7 +10,7 @@ import {
 } from "@roder/runner-contract";
 import { resolveBucketCredentials } from "@roder/runner-storage";
 import { type LocalDestinationConfig, parseLocalConfig } from "./local-config.js";
-import { LOCAL_PROVIDER_ID } from "./local-session-info.js";
+import { checkProviderId, LOCAL_PROVIDER_ID } from "./local-session-info.js";
 import type { LocalProviderContext } from "./local-session-setup.js";
 
 // What a destination must be before anything is made for it: its config, the tools its isolation needs, its
@@ -21,11 +21,7 @@ export async function validateLocalDestination(
   ctx: LocalProviderContext,
   d: RunnerDestination,
 ): Promise<LocalDestinationConfig> {
-  if (d.provider_id !== LOCAL_PROVIDER_ID)
-    throw new InvalidDestinationConfigError({
-      providerId: LOCAL_PROVIDER_ID,
-      message: `destination is for provider '${d.provider_id}'`,
-    });
+  checkProviderId("destination", d.provider_id);
   const config = parseLocalConfig(d.config);
   await ctx.primeSecrets(d.config, d.default_manifest.mounts);
   if (config.isolation === "bwrap") {

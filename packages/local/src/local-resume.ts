@@ -2,7 +2,6 @@ import { randomUUID } from "node:crypto";
 import { existsSync, promises as fs } from "node:fs";
 import { basename } from "node:path";
 import {
-  InvalidDestinationConfigError,
   isWithin,
   type RunnerSessionState,
   type RunnerSnapshotRef,
@@ -12,7 +11,7 @@ import { ownCgroup } from "./local-cgroup.js";
 import { type RegistryEntry, readRegistryEntry, trustedRegistryDir } from "./local-registry.js";
 import type { SandboxRecord } from "./local-sandbox.js";
 import { LocalSession } from "./local-session.js";
-import { LOCAL_PROVIDER_ID, type LocalSessionInfo } from "./local-session-info.js";
+import { checkProviderId, LOCAL_PROVIDER_ID, type LocalSessionInfo } from "./local-session-info.js";
 import { decodeSessionMetadata, type LocalSessionMetadata } from "./local-session-metadata.js";
 import { type LocalProviderContext, newWorkspace, openSession } from "./local-session-setup.js";
 import { extractSnapshot, snapshotToRestore } from "./local-snapshots.js";
@@ -26,11 +25,7 @@ export async function resumeLocalSession(
   state: RunnerSessionState,
   signal: AbortSignal | undefined,
 ): Promise<LocalSession> {
-  if (state.provider_id !== LOCAL_PROVIDER_ID)
-    throw new InvalidDestinationConfigError({
-      providerId: LOCAL_PROVIDER_ID,
-      message: `state is for provider '${state.provider_id}'`,
-    });
+  checkProviderId("state", state.provider_id);
   const meta = decodeSessionMetadata(state.metadata);
   if (state.snapshot) return fromSnapshot(ctx, state, state.snapshot, meta, signal);
   return fromRegistry(ctx, state, meta);

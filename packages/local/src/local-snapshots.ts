@@ -5,14 +5,18 @@ import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import {
   confinePath,
-  InvalidDestinationConfigError,
   RunnerError,
   type RunnerSnapshotRef,
   SessionNotFoundError,
 } from "@roder/runner-contract";
 import { z } from "zod";
 import { ensurePrivateDir } from "./local-private-dir.js";
-import { LOCAL_PROVIDER_ID, type LocalSessionInfo, runnerRootOf } from "./local-session-info.js";
+import {
+  checkProviderId,
+  LOCAL_PROVIDER_ID,
+  type LocalSessionInfo,
+  runnerRootOf,
+} from "./local-session-info.js";
 
 // Snapshots: a tar.gz of the workspace in the snapshot store, named by its id, checked by its sha256.
 
@@ -110,11 +114,7 @@ export async function extractSnapshot(archive: string, workspaceRoot: string): P
  * already deleted one resolves; anything else a ref names is refused.
  */
 export async function deleteSnapshotArchive(ref: RunnerSnapshotRef): Promise<void> {
-  if (ref.provider_id !== LOCAL_PROVIDER_ID)
-    throw new InvalidDestinationConfigError({
-      providerId: LOCAL_PROVIDER_ID,
-      message: `snapshot is for provider '${ref.provider_id}'`,
-    });
+  checkProviderId("snapshot", ref.provider_id);
   const archive = LocalSnapshotMetadataSchema.pick({ archive: true }).safeParse(ref.metadata);
   if (!archive.success)
     throw new RunnerError("invalid_request", "snapshot metadata names no archive of unix-local");
