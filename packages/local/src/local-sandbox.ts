@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { promises as fs } from "node:fs";
 import { join } from "node:path";
 import { RunnerError } from "@roder/runner-contract";
+import { z } from "zod";
 import { type BwrapSandboxOptions, bwrapSandboxArgs } from "./local-bwrap.js";
 import { endCgroup, killMarked } from "./local-cgroup.js";
 import { collectStderr, isAlive, killRef, nsInode, type ProcRef, procStart } from "./local-proc.js";
@@ -55,6 +56,9 @@ function readLine(stream: NodeJS.ReadableStream, what: string, timeoutMs: number
   });
 }
 
+/** What bubblewrap writes on its `--info-fd`: the pid of the sandbox's init, as the host sees it. */
+const BwrapInfoSchema = z.object({ "child-pid": z.number().int().positive() });
+
 /**
  * Starts the session's sandbox: one bubblewrap whose init holds the namespaces (user, PID, mount with a
  * private /tmp, IPC, UTS, network unless `host`) for the session's life. Commands enter it with
@@ -91,10 +95,11 @@ export async function startBwrapSandbox(
   let init: ProcRef | null = null;
   let slirp: ChildProcess | null = null;
   try {
-    const info = JSON.parse(await readInfo(holder.stdio[3] as NodeJS.ReadableStream, holderErr)) as {
-      "child-pid": number;
-    };
-    const pid = info["child-pid"];
+    const info = BwrapInfoSchema.safeParse(
+      JSON.parse(await readInfo(holder.stdio[3] as NodeJS.ReadableStream, holderErr)),
+    );
+    if (!info.success) throw new Error(`bubblewrap's info names no child pid: ${holderErr().trim()}`);
+    const pid = info.data["child-pid"];
     const start = procStart(pid);
     if (!start) throw new Error(`sandbox init ${pid} is gone: ${holderErr().trim()}`);
     init = { pid, start };
