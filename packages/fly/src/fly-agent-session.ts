@@ -1,37 +1,44 @@
-import {
-  type RemoteRunnerSession,
-  type RunnerArtifactExportRequestInput,
-  type RunnerArtifactExportResult,
-  type RunnerCallOptions,
-  type RunnerCommandHandle,
-  type RunnerCommandRequestInput,
-  type RunnerCommandResult,
-  RunnerError,
-  type RunnerExportOptions,
-  type RunnerFileReadRequest,
-  type RunnerFileReadResult,
-  type RunnerFileStream,
-  type RunnerFileStreamRequest,
-  type RunnerFileWriteInput,
-  type RunnerPortRequestInput,
-  type RunnerPortResult,
-  type RunnerSessionState,
-  type RunnerSnapshotRef,
-  type RunnerStartCommandInput,
-  SessionNotFoundError,
+import type {
+  RemoteRunnerSession,
+  RunnerArtifactExportRequestInput,
+  RunnerArtifactExportResult,
+  RunnerCallOptions,
+  RunnerCommandHandle,
+  RunnerCommandRequestInput,
+  RunnerCommandResult,
+  RunnerExportOptions,
+  RunnerFileReadRequest,
+  RunnerFileReadResult,
+  RunnerFileStream,
+  RunnerFileStreamRequest,
+  RunnerFileWriteInput,
+  RunnerPortRequestInput,
+  RunnerPortResult,
+  RunnerSessionState,
+  RunnerSnapshotRef,
+  RunnerStartCommandInput,
 } from "@roder/runner-contract";
 import type { HttpRunnerSession } from "@roder/runner-http";
 import { type SandboxMountRef, unmountInSandbox } from "@roder/runner-storage";
+import { z } from "zod";
 import type { FlyApi } from "./fly-api.js";
 import type { FlyDestinationConfig } from "./fly-config.js";
 import {
   destroyMachineAndVolume,
+  ensureMachineOpen,
   exportFromMachine,
   machinePortUrl,
   snapshotsUnsupported,
   suspendMachine,
 } from "./fly-machine-ops.js";
-import { destroyMachine } from "./fly-session.js";
+import { flySessionMetadata } from "./fly-session-metadata.js";
+
+/** The agent session's workspace, from its (HTTP runner) state's metadata: decoded, never cast. */
+const AgentMetadataSchema = z.object({ workspace_root: z.string().nullish() }).nullish();
+function agentWorkspaceRoot(metadata: unknown): string {
+  const r = AgentMetadataSchema.safeParse(metadata);
+  return (r.success ? r.data?.workspace_root : undefined) ?? "";
+}
 
 /**
  * A Fly session in agent mode: the machine runs `roder-runner serve`, and every command, file and stream goes
@@ -39,8 +46,7 @@ import { destroyMachine } from "./fly-session.js";
  * machine with `fly-force-instance-id`. The Machines API is used only to create, suspend and destroy.
  */
 export class FlyAgentSession implements RemoteRunnerSession {
-  private closed = false;
-  private paused = false;
+  private readonly at = { closed: false, paused: false };
 
   constructor(
     private readonly api: FlyApi,
@@ -60,7 +66,7 @@ export class FlyAgentSession implements RemoteRunnerSession {
 
   /** The agent session's workspace (under `workspace_root`, on the volume when there is one). */
   get root(): string {
-    return (this.agent.state().metadata as { workspace_root?: string | null }).workspace_root ?? "";
+    return agentWorkspaceRoot(this.agent.state().metadata);
   }
 
   state(): RunnerSessionState {
@@ -69,32 +75,19 @@ export class FlyAgentSession implements RemoteRunnerSession {
       session_id: this.info.machineId,
       destination_id: this.info.destinationId,
       snapshot: null,
-      metadata: {
-        mode: "agent",
-        machine_id: this.info.machineId,
-        app: this.info.config.app,
-        workspace_root: this.root,
+      metadata: flySessionMetadata({
+        machineId: this.info.machineId,
         config: this.info.config,
-        agent_session_id: this.agent.state().session_id,
-        agent_nonce: this.info.nonce,
+        workspaceRoot: this.root,
         mounted: this.info.mounted,
-        ...(this.info.volumeId ? { volume_id: this.info.volumeId } : {}),
-      },
+        agent: { sessionId: this.agent.state().session_id, nonce: this.info.nonce },
+        volumeId: this.info.volumeId,
+      }),
     };
   }
 
   private ensureOpen(): void {
-    if (this.paused)
-      throw new RunnerError(
-        "session_paused",
-        `machine ${this.info.machineId} is suspended: resume it with provider.resumeSession(session.state())`,
-      );
-    if (this.closed)
-      throw new SessionNotFoundError({
-        providerId: "fly",
-        sessionId: this.info.machineId,
-        message: `session (machine ${this.info.machineId}) is closed`,
-      });
+    ensureMachineOpen(this.info, this.at);
   }
 
   runCommand(input: RunnerCommandRequestInput, options?: RunnerCallOptions): Promise<RunnerCommandResult> {
@@ -165,18 +158,18 @@ export class FlyAgentSession implements RemoteRunnerSession {
   async pause(options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen();
     await suspendMachine(this.api, this.info, options?.signal);
-    this.paused = true;
+    this.at.paused = true;
   }
 
   /** Closes the agent session (its processes, mounts), destroys the machine, deletes the volume. Idempotent. */
   async close(options?: RunnerCallOptions): Promise<void> {
-    if (this.closed) return;
-    if (!this.paused) {
+    if (this.at.closed) return;
+    if (!this.at.paused) {
       for (const ref of this.info.mounted.splice(0).reverse())
         await unmountInSandbox(this, ref).catch(() => {});
       await this.agent.close(options).catch(() => {});
     }
-    this.closed = true;
-    await destroyMachineAndVolume(this.api, this.info, destroyMachine, options?.signal);
+    this.at.closed = true;
+    await destroyMachineAndVolume(this.api, this.info, options?.signal);
   }
 }

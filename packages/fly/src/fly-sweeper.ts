@@ -1,7 +1,7 @@
 import type { OwnedSession, SweepableProvider } from "@roder/runner-contract";
 import type { FlyMachine } from "./fly-api.js";
+import { destroyMachine } from "./fly-machine-ops.js";
 import { createFlyApi, type FlyProviderSettings } from "./fly-provider.js";
-import { destroyMachine } from "./fly-session.js";
 import { deleteVolume } from "./fly-volumes.js";
 
 /**

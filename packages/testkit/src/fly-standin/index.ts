@@ -1,6 +1,0 @@
-export {
-  type FlyStandIn,
-  type FlyStandInMachine,
-  type FlyStandInOptions,
-  startFlyStandIn,
-} from "./fly-standin.js";
