@@ -1,5 +1,5 @@
 import { sweepExpiredSessions } from "@roder/runner-contract";
-import { CliError, EXIT, type Io } from "./cli.js";
+import { CliError, EXIT, type Io } from "./cli-base.js";
 import { loadSweeper } from "./providers.js";
 
 const PACKAGES: Record<string, string> = {
