@@ -173,6 +173,7 @@ export {
   secretEnvName,
   secretValuesFromEnv,
 } from "./secrets.js";
+export { checkPort, checkPty, checkTerminalSize, isTerminalSize } from "./session-guards.js";
 export {
   argvToShell,
   shellQuote,

@@ -1,5 +1,6 @@
 import {
   CancelledError,
+  checkTerminalSize,
   codecs,
   OutputQueue,
   ProviderApiError,
@@ -10,13 +11,6 @@ import {
 } from "@roder/runner-contract";
 import type { HttpAnswer } from "./http-transport.js";
 import { frameError, readFrames, type SessionWire } from "./http-wire.js";
-
-/** A terminal size the protocol takes: whole numbers 1..65535. */
-export function isTerminalSize(p: unknown): p is { cols: number; rows: number } {
-  const { cols, rows } = (p ?? {}) as { cols?: unknown; rows?: unknown };
-  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
-  return ok(cols) && ok(rows);
-}
 
 /**
  * Stdin of a command as the server takes it: each write says the byte offset it starts at (the bytes this
@@ -57,11 +51,7 @@ export function stdinWriter(w: SessionWire, commandId: string, start: Promise<nu
       }),
     resize: (cols: number, rows: number) =>
       serial(async () => {
-        if (!isTerminalSize({ cols, rows }))
-          throw new RunnerError(
-            "invalid_request",
-            `terminal size must be whole numbers 1..65535, got ${cols}x${rows}`,
-          );
+        checkTerminalSize(cols, rows);
         await w.t.request("POST", `${base}/resize`, {
           json: JSON.stringify({ cols, rows }),
           idempotent: true,

@@ -1,5 +1,6 @@
 import {
   CancelledError,
+  checkPty,
   checkRange,
   codecs,
   confinePath,
@@ -28,7 +29,7 @@ import {
   type RunnerStartCommandInput,
   SessionNotFoundError,
 } from "@roder/runner-contract";
-import { followCommand, isTerminalSize } from "./http-command-stream.js";
+import { followCommand } from "./http-command-stream.js";
 import { readFileStream, writeFileStream } from "./http-file-streams.js";
 import type { HttpTransport } from "./http-transport.js";
 import { readExportStream, type SessionWire } from "./http-wire.js";
@@ -124,8 +125,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     if (request.cwd !== null) this.confine(request.cwd, "cwd");
     if (options?.signal?.aborted) throw new CancelledError({ operation: "start command" });
     const { stdin, pty } = input;
-    if (pty !== undefined && !isTerminalSize(pty))
-      throw new RunnerError("invalid_request", "pty must be { cols, rows }, whole numbers 1..65535");
+    if (pty !== undefined) checkPty(pty);
     const body = {
       ...(JSON.parse(codecs.RunnerCommandRequest.encode(request)) as object),
       ...(stdin ? { stdin: true } : {}),

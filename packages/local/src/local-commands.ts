@@ -4,6 +4,7 @@ import { promisify } from "node:util";
 import {
   argvToShell,
   CommandNotFoundError,
+  checkPty,
   isWithin,
   OutputBudget,
   PathOutsideWorkspaceError,
@@ -18,7 +19,7 @@ import { sandboxCommand } from "./local-bwrap.js";
 import { cgroupCommand, SESSION_MARKER } from "./local-cgroup.js";
 import { resolveRunnerPath } from "./local-fs.js";
 import { descendants } from "./local-proc.js";
-import { isTerminalSize, type LocalCommandHandle, spawnCommand } from "./local-process.js";
+import { type LocalCommandHandle, spawnCommand } from "./local-process.js";
 import { outsidePath } from "./local-session-files.js";
 import {
   checkAborted,
@@ -107,11 +108,7 @@ export async function startSessionCommand(
   checkAborted(options?.signal, "runCommand");
   const { stdin: interactive, pty, ...wire } = (input ?? {}) as RunnerStartCommandInput;
   const request = parseCommandInput(wire);
-  if (pty !== undefined && !isTerminalSize(pty))
-    throw new RunnerError(
-      "invalid_request",
-      `pty must be { cols, rows } with whole numbers 1..65535, got ${JSON.stringify(pty)}`,
-    );
+  if (pty !== undefined) checkPty(pty);
   if (commandsOf(info.sessionId).running.has(request.command_id)) {
     throw new RunnerError(
       "invalid_request",

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import {
   cancelledMarker,
+  checkTerminalSize,
   type OutputBudget,
   OutputLog,
   type RunnerCommandHandle,
@@ -52,13 +53,6 @@ class Collector {
     const s = new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(this.chunks));
     return this.dropped > 0 ? s + truncationMarker(this.dropped) : s;
   }
-}
-
-/** A terminal size: `{ cols, rows }`, whole numbers 1..65535. */
-export function isTerminalSize(p: unknown): p is { cols: number; rows: number } {
-  const { cols, rows } = (p ?? {}) as { cols?: unknown; rows?: unknown };
-  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= 65535;
-  return ok(cols) && ok(rows);
 }
 
 export interface LocalCommandHandle extends RunnerCommandHandle {
@@ -226,11 +220,7 @@ export function spawnCommand(spec: SpawnSpec): LocalCommandHandle {
   const resize = async (cols: number, rows: number): Promise<void> => {
     if (!spec.resize)
       throw new RunnerError("invalid_request", `command '${spec.commandId}' was not started on a terminal`);
-    if (!isTerminalSize({ cols, rows }))
-      throw new RunnerError(
-        "invalid_request",
-        `terminal size must be whole numbers 1..65535, got ${cols}x${rows}`,
-      );
+    checkTerminalSize(cols, rows);
     if (finished || child?.pid === undefined) return;
     await spec.resize(child.pid, cols, rows);
   };

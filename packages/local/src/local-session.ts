@@ -1,5 +1,6 @@
 import { promises as fs } from "node:fs";
 import {
+  checkPort,
   parsePortInput,
   type RemoteRunnerSession,
   type RunnerArtifactExportRequestInput,
@@ -238,9 +239,7 @@ export class LocalSession implements RemoteRunnerSession {
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
     this.ensureOpen();
     const request = parsePortInput(input);
-    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535) {
-      throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
-    }
+    checkPort(request.port);
     const sandbox = await this.liveSandbox();
     if (sandbox?.kind !== "bwrap") return { port: request.port, url: `http://127.0.0.1:${request.port}` };
     const before = Object.keys(sandbox.forwards).length;
