@@ -1,13 +1,5 @@
-import { randomBytes } from "node:crypto";
-import { posix } from "node:path";
 import {
-  argvToShell,
   CancelledError,
-  CommandNotFoundError,
-  cancelledMarker,
-  OutputQueue,
-  parseArtifactExportInput,
-  parseCommandInput,
   parseFileWriteInput,
   parsePortInput,
   type RemoteRunnerSession,
@@ -29,55 +21,24 @@ import {
   type RunnerSnapshotRef,
   type RunnerStartCommandInput,
   SessionNotFoundError,
-  sandboxViewPath,
-  timeoutMarker,
-  UnsupportedCapabilityError,
 } from "@roder/runner-contract";
-import {
-  exportArtifact,
-  parseArtifactTarget,
-  type SandboxMountRef,
-  sessionArtifactSource,
-  unmountInSandbox,
-} from "@roder/runner-storage";
-import type { Sandbox } from "e2b";
+import { type SandboxMountRef, unmountInSandbox } from "@roder/runner-storage";
+import type { E2bCommandContext, RunningCommand, SdkSandbox } from "./e2b-command-follow.js";
+import { attachE2bCommand, cancelE2bCommand, startE2bCommand } from "./e2b-commands.js";
 import type { E2bDestinationConfig } from "./e2b-config.js";
 import { mapE2bError, mapE2bFileError } from "./e2b-errors.js";
-import { isTerminalSize, PtyLaunch } from "./e2b-pty.js";
-import { shellEnv } from "./e2b-shell-env.js";
-
-type SdkSandbox = Sandbox;
-type SdkHandle = Awaited<ReturnType<SdkSandbox["commands"]["run"]>> & {
-  pid: number;
-  kill(): Promise<boolean>;
-  disconnect(): Promise<void>;
-  wait(): Promise<{ exitCode: number; stdout: string; stderr: string }>;
-};
-
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-/** Env variable that names a command's id inside the sandbox, so `attachCommand` can find its process. */
-export const COMMAND_ID_ENV = "RODER_COMMAND_ID";
-/** Env variable that says how a command takes input (`stdin` or `pty`), so an attached handle can write to it. */
-export const COMMAND_INPUT_ENV = "RODER_COMMAND_INPUT";
-
-/** How a followed command takes input: none, its stdin (envd's pipe), or its terminal (envd's PTY). */
-type InputKind = "none" | "stdin" | "pty";
-
-interface FollowCallbacks {
-  onStdout: (d: string) => void;
-  onStderr: (d: string) => void;
-  onPty: (d: Uint8Array) => void;
-}
+import { type E2bFilesContext, exportE2bArtifact, readE2bFile, writeE2bFile } from "./e2b-files.js";
+import { E2bKeepAlive } from "./e2b-keepalive.js";
+import { e2bSessionMetadata } from "./e2b-session-metadata.js";
 
 export class E2bSession implements RemoteRunnerSession {
   private closed = false;
   private paused = false;
-  private readonly running = new Map<string, { handle: SdkHandle; cancelled: boolean }>();
-  /** When the sandbox's timeout was last set to now + ttl (create and connect set it too). */
-  private extendedAt = Date.now();
-  private extending: Promise<void> | undefined;
-  /** Moves the timeout while a command this client follows runs (a command is use, however quiet). */
-  private keepAlive: ReturnType<typeof setInterval> | undefined;
+  private readonly running = new Map<string, RunningCommand>();
+  /** Moves the sandbox's timeout while the session is used (see E2bKeepAlive). */
+  private readonly keepAlive: E2bKeepAlive;
+  /** What the command and file modules use of this session. */
+  private readonly ctx: E2bCommandContext & E2bFilesContext;
 
   constructor(
     readonly sandbox: SdkSandbox,
@@ -101,10 +62,24 @@ export class E2bSession implements RemoteRunnerSession {
       /** Where they are mounted (unmounted, write-back drained, at close). */
       mounted: SandboxMountRef[];
     },
-  ) {}
-
-  private get root(): string {
-    return this.info.config.workspace_root;
+  ) {
+    this.keepAlive = new E2bKeepAlive({
+      ttlMs: info.ttlMs,
+      intervalMs: info.keepAliveIntervalMs,
+      extend: (ms) => info.extend(ms),
+      map: (error) => this.map(error, "extend the sandbox timeout"),
+    });
+    this.ctx = {
+      sandbox,
+      root: info.config.workspace_root,
+      running: this.running,
+      map: (error, operation) => this.map(error, operation),
+      fileError: (error, operation, path) =>
+        mapE2bFileError(error, { operation, path, sandboxId: sandbox.sandboxId, apiKeyEnv: info.apiKeyEnv }),
+      touch: () => this.keepAlive.touch(),
+      updateKeepAlive: () => this.updateKeepAlive(),
+      session: this,
+    };
   }
 
   private map(error: unknown, operation: string): unknown {
@@ -130,51 +105,9 @@ export class E2bSession implements RemoteRunnerSession {
       });
   }
 
-  /**
-   * Liveness: E2B kills the sandbox when its timeout passes, whatever it runs. Each operation moves the timeout
-   * to now + ttl (at most once per keepAliveIntervalMs); when half the ttl has passed since the last move, the
-   * operation waits for it, so a sandbox close to its end is extended before it is used (or found gone: a
-   * typed SessionNotFoundError).
-   */
-  private async touch(): Promise<void> {
-    const since = Date.now() - this.extendedAt;
-    if (since < this.info.keepAliveIntervalMs) return;
-    const moved = this.extend();
-    // Only a sandbox found gone fails the operation: another failure to extend leaves it to the next one.
-    const settled = moved.catch((error: unknown) => {
-      if (SessionNotFoundError.isInstance(error)) throw error;
-    });
-    if (since >= this.info.ttlMs / 2) await settled;
-    else settled.catch(() => {});
-  }
-
-  private extend(): Promise<void> {
-    this.extending ??= (async () => {
-      const at = Date.now();
-      try {
-        await this.info.extend(this.info.ttlMs);
-        this.extendedAt = Math.max(this.extendedAt, at);
-      } catch (error) {
-        throw this.map(error, "extend the sandbox timeout");
-      } finally {
-        this.extending = undefined;
-      }
-    })();
-    return this.extending;
-  }
-
   /** Starts or stops the keep-alive timer as commands start and end. */
   private updateKeepAlive(): void {
-    const want = this.running.size > 0 && !this.closed && !this.paused;
-    if (want && !this.keepAlive) {
-      this.keepAlive = setInterval(() => {
-        if (Date.now() - this.extendedAt >= this.info.keepAliveIntervalMs) this.extend().catch(() => {});
-      }, this.info.keepAliveIntervalMs);
-      this.keepAlive.unref();
-    } else if (!want && this.keepAlive) {
-      clearInterval(this.keepAlive);
-      this.keepAlive = undefined;
-    }
+    this.keepAlive.update(this.running.size > 0 && !this.closed && !this.paused);
   }
 
   state(): RunnerSessionState {
@@ -183,13 +116,12 @@ export class E2bSession implements RemoteRunnerSession {
       session_id: this.sandbox.sandboxId,
       destination_id: this.info.destinationId,
       snapshot: null,
-      metadata: {
-        sandbox_id: this.sandbox.sandboxId,
-        workspace_root: this.root,
+      metadata: e2bSessionMetadata({
+        sandboxId: this.sandbox.sandboxId,
         config: this.info.config,
         mounts: this.info.mounts,
         mounted: this.info.mounted,
-      },
+      }),
     };
   }
 
@@ -204,94 +136,7 @@ export class E2bSession implements RemoteRunnerSession {
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandHandle> {
     this.ensureOpen();
-    if (options?.signal?.aborted) throw new CancelledError({ operation: "runCommand" });
-    const { stdin: keepStdin, pty, ...wire } = (input ?? {}) as RunnerStartCommandInput;
-    const request = parseCommandInput(wire);
-    if (pty !== undefined && !isTerminalSize(pty))
-      throw new RunnerError(
-        "invalid_request",
-        `pty must be { cols, rows } with whole numbers 1..65535, got ${JSON.stringify(pty)}`,
-      );
-    await this.touch();
-    // The sandbox is its own machine: a cwd is any directory of its view (relative: the workspace's).
-    const cwd = sandboxViewPath(request.cwd ?? this.root, this.root);
-    const asked: Record<string, string> = {};
-    for (const [k, v] of request.env) {
-      if (!ENV_NAME.test(k))
-        throw new RunnerError("invalid_request", `invalid environment variable name '${k}'`);
-      asked[k] = v; // a repeated name keeps its last value
-    }
-    if (this.running.has(request.command_id))
-      throw new RunnerError("invalid_request", `command id '${request.command_id}' is already running`);
-    // E2B starts every command through a login shell whose profile may set PATH and others again: the values
-    // travel under carrier names and are moved to theirs in front of the program (see shellEnv).
-    const { carriers, head: assignments } = shellEnv(asked);
-    const argv = [request.program, ...request.args];
-    // envd lists a process with its env: this is how another client finds the command again (attachCommand).
-    const envs: Record<string, string> = { ...carriers, [COMMAND_ID_ENV]: request.command_id };
-    const kind: InputKind = pty ? "pty" : keepStdin === true ? "stdin" : "none";
-    if (kind !== "none") envs[COMMAND_INPUT_ENV] = kind;
-    const timeoutMs = request.timeout_ms ?? 0;
-    if (pty) {
-      const launch = new PtyLaunch(argv, assignments);
-      return this.follow(
-        request.command_id,
-        request.timeout_ms,
-        options?.signal,
-        { kind, launch, cwd },
-        async (callbacks) => {
-          const handle = (await this.sandbox.pty.create({
-            cols: pty.cols,
-            rows: pty.rows,
-            cwd,
-            envs: { ...envs, ...launch.env },
-            timeoutMs,
-            onData: callbacks.onPty,
-          })) as unknown as SdkHandle;
-          try {
-            await this.sandbox.pty.sendInput(handle.pid, launch.line);
-          } catch (error) {
-            await handle.kill().catch(() => false);
-            throw error;
-          }
-          return handle;
-        },
-      );
-    }
-    // The SDK takes a shell line (bash -l -c): argv is quoted so the program receives exactly these bytes.
-    const line = assignments + argvToShell(argv);
-    return this.follow(
-      request.command_id,
-      request.timeout_ms,
-      options?.signal,
-      { kind, cwd },
-      (callbacks) =>
-        this.sandbox.commands.run(line, {
-          background: true,
-          cwd,
-          envs,
-          timeoutMs,
-          stdin: kind === "stdin",
-          onStdout: callbacks.onStdout,
-          onStderr: callbacks.onStderr,
-        }) as unknown as Promise<SdkHandle>,
-    );
-  }
-
-  /** This session's command `commandId` (its RODER_COMMAND_ID env), if envd still runs it: pid and input. */
-  private async findProcess(
-    commandId: string,
-    signal?: AbortSignal,
-  ): Promise<{ pid: number; kind: InputKind } | undefined> {
-    try {
-      const list = await this.sandbox.commands.list(signal ? ({ signal } as object) : undefined);
-      const p = list.find((x) => x.envs?.[COMMAND_ID_ENV] === commandId);
-      if (!p) return undefined;
-      const input = p.envs?.[COMMAND_INPUT_ENV];
-      return { pid: p.pid, kind: input === "pty" || input === "stdin" ? input : "none" };
-    } catch (error) {
-      throw this.map(error, "list commands");
-    }
+    return startE2bCommand(this.ctx, input, options);
   }
 
   /**
@@ -302,223 +147,7 @@ export class E2bSession implements RemoteRunnerSession {
    */
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
     this.ensureOpen();
-    if (options?.signal?.aborted) throw new CancelledError({ operation: "attachCommand" });
-    await this.touch();
-    const found = await this.findProcess(commandId, options?.signal);
-    if (found === undefined)
-      throw new CommandNotFoundError({
-        providerId: "e2b",
-        commandId,
-        message: `no running command '${commandId}' in sandbox ${this.sandbox.sandboxId} (ended commands are not kept)`,
-      });
-    const { pid, kind } = found;
-    return this.follow(commandId, undefined, options?.signal, { kind }, (callbacks) =>
-      kind === "pty"
-        ? (this.sandbox.pty.connect(pid, {
-            timeoutMs: 0,
-            onData: callbacks.onPty,
-          }) as unknown as Promise<SdkHandle>)
-        : (this.sandbox.commands.connect(pid, {
-            timeoutMs: 0,
-            onStdout: callbacks.onStdout,
-            onStderr: callbacks.onStderr,
-          }) as unknown as Promise<SdkHandle>),
-    );
-  }
-
-  private async follow(
-    commandId: string,
-    timeoutMs: number | undefined,
-    signal: AbortSignal | undefined,
-    input: { kind: InputKind; launch?: PtyLaunch; cwd?: string },
-    open: (callbacks: FollowCallbacks) => Promise<SdkHandle>,
-  ): Promise<RunnerCommandHandle> {
-    const output = new OutputQueue();
-    let stdout = "";
-    let stderr = "";
-    const enc = new TextEncoder();
-    // A terminal's bytes: decoded as a stream (a character may be split across chunks), all of it stdout.
-    const ptyText = new TextDecoder();
-    const ptyBytes = (data: Uint8Array) => {
-      if (data.length === 0) return;
-      stdout += ptyText.decode(data, { stream: true });
-      output.push({ stream: "stdout", data });
-    };
-    let handle: SdkHandle;
-    try {
-      handle = await open({
-        onStdout: (d: string) => {
-          stdout += d;
-          output.push({ stream: "stdout", data: enc.encode(d) });
-        },
-        onStderr: (d: string) => {
-          stderr += d;
-          output.push({ stream: "stderr", data: enc.encode(d) });
-        },
-        onPty: (d: Uint8Array) => ptyBytes(input.launch ? input.launch.push(d) : d),
-      });
-    } catch (error) {
-      const why = String((error as Error)?.message ?? "");
-      // envd checks the working directory before it spawns (invalid_argument).
-      if (input.cwd !== undefined && /cwd '.*' does not exist/.test(why))
-        throw new RunnerError(
-          "not_found",
-          `run command: the working directory '${input.cwd}' does not exist in the sandbox`,
-          { cause: error },
-        );
-      if (input.cwd !== undefined && /chdir .*not a directory/i.test(why))
-        throw new RunnerError(
-          "invalid_request",
-          `run command: the working directory '${input.cwd}' is not a directory`,
-          { cause: error },
-        );
-      throw this.map(error, "run command");
-    }
-    const pty = input.kind === "pty";
-    const entry = { handle, cancelled: false, detached: false, ended: false, stdinClosed: false };
-    this.running.set(commandId, entry);
-    this.updateKeepAlive();
-    const onAbort = () => {
-      entry.cancelled = true;
-      void handle.kill().catch(() => false);
-    };
-    signal?.addEventListener("abort", onAbort, { once: true });
-    // An abort while the command was starting (before its pid was known) kills it now.
-    if (signal?.aborted) onAbort();
-    /** The terminal's last bytes (the launch prelude's tail if the program never started) and decoder state. */
-    const flushPty = () => {
-      if (!pty) return;
-      if (input.launch) ptyBytes(input.launch.end());
-      stdout += ptyText.decode();
-    };
-    const result: Promise<RunnerCommandResult> = (async () => {
-      try {
-        const r = await handle.wait();
-        flushPty();
-        return {
-          command_id: commandId,
-          exit_code: r.exitCode,
-          stdout: pty ? stdout : r.stdout,
-          stderr: pty ? "" : r.stderr,
-        };
-      } catch (error) {
-        flushPty();
-        const e = error as Error & { exitCode?: number; stdout?: string; stderr?: string };
-        if (entry.cancelled)
-          return { command_id: commandId, exit_code: null, stdout, stderr: stderr + cancelledMarker() };
-        if (e?.name === "CommandExitError" && typeof e.exitCode === "number") {
-          // A non-zero exit is a result; a killed process reports -1.
-          return {
-            command_id: commandId,
-            exit_code: e.exitCode < 0 ? null : e.exitCode,
-            stdout: pty ? stdout : (e.stdout ?? stdout),
-            stderr: pty ? "" : (e.stderr ?? stderr),
-          };
-        }
-        if (e?.name === "TimeoutError" && timeoutMs) {
-          await handle.kill().catch(() => false);
-          return {
-            command_id: commandId,
-            exit_code: null,
-            stdout,
-            stderr: stderr + timeoutMarker(timeoutMs),
-          };
-        }
-        throw this.map(error, "run command");
-      } finally {
-        entry.ended = true;
-        output.end();
-        signal?.removeEventListener("abort", onAbort);
-        if (this.running.get(commandId) === entry) this.running.delete(commandId);
-        this.updateKeepAlive();
-      }
-    })();
-    result.catch(() => {});
-    let reattached: Promise<RunnerCommandResult> | undefined;
-    const handleOut: RunnerCommandHandle = {
-      commandId,
-      output,
-      wait: () => {
-        if (!entry.detached) return result;
-        // Detached: the SDK handle no longer hears the end; follow the command again for its result.
-        reattached ??= (async () => (await this.attachCommand(commandId)).wait())();
-        return reattached;
-      },
-      kill: async () => this.cancelCommand(commandId),
-      detach: async () => {
-        entry.detached = true;
-        if (this.running.get(commandId) === entry) this.running.delete(commandId);
-        this.updateKeepAlive();
-        output.end();
-        await handle.disconnect().catch(() => {});
-      },
-    };
-    if (input.kind === "none") return handleOut;
-    const pid = handle.pid;
-    const stdinClosed = (cause?: unknown) =>
-      new RunnerError(
-        "stdin_closed",
-        `the stdin of command '${commandId}' is closed (its process ended, or closeStdin was called)`,
-        cause === undefined ? undefined : { cause },
-      );
-    /** envd refuses input to an ended process (not found) or a closed stdin: that is `stdin_closed`. */
-    const inputError = (error: unknown, operation: string) => {
-      const e = error as { name?: string; message?: string };
-      if (
-        entry.ended ||
-        e?.name === "NotFoundError" ||
-        /stdin not enabled or closed|not found|process.*(ended|exited)/i.test(String(e?.message ?? ""))
-      )
-        return stdinClosed(error);
-      return this.map(error, operation);
-    };
-    const send = async (bytes: Uint8Array) => {
-      if (pty) {
-        // The shell reads the launch line first: input waits until the program has the terminal.
-        await input.launch?.ready;
-        if (entry.ended) throw stdinClosed();
-        await this.sandbox.pty.sendInput(pid, bytes);
-      } else await this.sandbox.commands.sendStdin(pid, bytes);
-    };
-    handleOut.write = async (data: string | Uint8Array) => {
-      if (entry.ended || entry.stdinClosed) throw stdinClosed();
-      const bytes = typeof data === "string" ? enc.encode(data) : data;
-      try {
-        await send(bytes);
-      } catch (error) {
-        throw inputError(error, "write to stdin");
-      }
-    };
-    handleOut.closeStdin = async () => {
-      if (entry.ended || entry.stdinClosed) return;
-      try {
-        // A terminal has no stdin to close: end-of-file is Ctrl+D (what envd says to send).
-        if (pty) await send(new Uint8Array([4]));
-        else {
-          entry.stdinClosed = true;
-          await this.sandbox.commands.closeStdin(pid);
-        }
-      } catch (error) {
-        const mapped = inputError(error, "close stdin");
-        if (!RunnerError.isInstance(mapped) || mapped.code !== "stdin_closed") throw mapped;
-      }
-    };
-    if (pty)
-      handleOut.resize = async (cols: number, rows: number) => {
-        if (!isTerminalSize({ cols, rows }))
-          throw new RunnerError(
-            "invalid_request",
-            `terminal size must be whole numbers 1..65535, got ${cols}x${rows}`,
-          );
-        if (entry.ended) return;
-        try {
-          await this.sandbox.pty.resize(pid, { cols, rows });
-        } catch (error) {
-          if (entry.ended) return;
-          throw this.map(error, "resize terminal");
-        }
-      };
-    return handleOut;
+    return attachE2bCommand(this.ctx, commandId, options);
   }
 
   async runCommand(
@@ -530,44 +159,12 @@ export class E2bSession implements RemoteRunnerSession {
 
   async cancelCommand(commandId: string): Promise<boolean> {
     this.ensureOpen();
-    await this.touch();
-    const entry = this.running.get(commandId);
-    if (!entry) {
-      // Started by another client (or detached): find its process through envd.
-      const found = await this.findProcess(commandId);
-      if (found === undefined) return false;
-      return this.sandbox.commands.kill(found.pid).catch((error: unknown) => {
-        throw this.map(error, "cancel command");
-      });
-    }
-    entry.cancelled = true;
-    const killed = await entry.handle.kill().catch(() => false);
-    if (!killed) entry.cancelled = false;
-    return killed;
-  }
-
-  private fileError(error: unknown, operation: string, path: string): unknown {
-    return mapE2bFileError(error, {
-      operation,
-      path,
-      sandboxId: this.sandbox.sandboxId,
-      apiKeyEnv: this.info.apiKeyEnv,
-    });
+    return cancelE2bCommand(this.ctx, commandId);
   }
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen(options, "readFile");
-    const p = sandboxViewPath(request.path, this.root);
-    await this.touch();
-    try {
-      const bytes = await this.sandbox.files.read(p, {
-        format: "bytes",
-        ...(options?.signal ? { signal: options.signal } : {}),
-      });
-      return { path: request.path, contents: bytes };
-    } catch (error) {
-      throw this.fileError(error, "read file", request.path);
-    }
+    return readE2bFile(this.ctx, request, options);
   }
 
   /**
@@ -577,27 +174,7 @@ export class E2bSession implements RemoteRunnerSession {
    */
   async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     this.ensureOpen(options, "writeFile");
-    const request = parseFileWriteInput(input);
-    const p = sandboxViewPath(request.path, this.root);
-    if (p === this.root || p === "/")
-      throw new RunnerError(
-        "is_a_directory",
-        `write file: cannot write over ${p === "/" ? "the sandbox's root" : "the workspace root"}: ${request.path}`,
-      );
-    await this.touch();
-    const tmp = `${posix.dirname(p)}/.roder-tmp-${randomBytes(6).toString("hex")}`;
-    try {
-      const c = request.contents;
-      await this.sandbox.files.write(
-        tmp,
-        c.buffer.slice(c.byteOffset, c.byteOffset + c.byteLength) as ArrayBuffer,
-        { useOctetStream: true, ...(options?.signal ? { signal: options.signal } : {}) },
-      );
-      await this.sandbox.files.rename(tmp, p);
-    } catch (error) {
-      await this.sandbox.files.remove(tmp).catch(() => {});
-      throw this.fileError(error, "write file", request.path);
-    }
+    return writeE2bFile(this.ctx, parseFileWriteInput(input), options);
   }
 
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
@@ -613,40 +190,13 @@ export class E2bSession implements RemoteRunnerSession {
     options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult> {
     this.ensureOpen(options, "exportArtifact");
-    const request = parseArtifactExportInput(input);
-    await this.touch();
-    if (this.info.config.artifacts === undefined)
-      throw new UnsupportedCapabilityError({
-        providerId: "e2b",
-        capability: "artifact_export",
-        message: "e2b: this destination has no artifacts bucket (config.artifacts)",
-      });
-    const target = parseArtifactTarget("e2b", this.info.config.artifacts);
-    const path = sandboxViewPath(request.path, this.root);
-    return exportArtifact({
-      providerId: "e2b",
-      target,
-      env: this.info.env,
-      source: sessionArtifactSource(this, {
-        // Archives of directories are made in the sandbox's /tmp, not in the workspace.
-        tmpDir: "/tmp",
-        // envd streams a file's bytes: the stream path never holds the whole artifact.
-        openStream: async (file) => {
-          const { Readable } = await import("node:stream");
-          const web = await this.sandbox.files.read(file, { format: "stream" });
-          return Readable.fromWeb(web as import("node:stream/web").ReadableStream);
-        },
-      }),
-      request,
-      path,
-      ...(options?.signal ? { signal: options.signal } : {}),
-      ...(options?.onProgress ? { onProgress: options.onProgress } : {}),
-    });
+    const { config, env } = this.info;
+    return exportE2bArtifact(this.ctx, this, { artifacts: config.artifacts, env }, input, options);
   }
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {
     this.ensureOpen(options, "snapshot");
-    await this.touch();
+    await this.keepAlive.touch();
     return this.info.snapshot();
   }
 
