@@ -1,3 +1,6 @@
+// The public API of @roder/runner-storage: a deliberate list (the API report in etc/ shows it whole). The
+// credential types are the zod schemas' shapes, so the schemas are published with them; the env-variable naming
+// of a bucket kind's secret (credentialVariables) stays internal: resolveBucketCredentials is the way in.
 export {
   type ArtifactTargetConfig,
   ArtifactTargetConfigSchema,
@@ -12,7 +15,20 @@ export {
   type PreparedArtifact,
   sessionArtifactSource,
 } from "./artifact-source.js";
-export * from "./credentials.js";
+export {
+  type AzureCredentials,
+  AzureCredentialsSchema,
+  type BoxCredentials,
+  BoxCredentialsSchema,
+  type BucketCredentials,
+  type GcsCredentials,
+  GcsCredentialsSchema,
+  type R2Credentials,
+  R2CredentialsSchema,
+  resolveBucketCredentials,
+  type S3Credentials,
+  S3CredentialsSchema,
+} from "./credentials.js";
 export {
   ALLOW_CREDENTIALS_IN_SANDBOX,
   allowsCredentialsInSandbox,
