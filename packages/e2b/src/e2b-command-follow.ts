@@ -1,5 +1,6 @@
 import {
   cancelledMarker,
+  checkTerminalSize,
   OutputQueue,
   type RunnerCommandHandle,
   type RunnerCommandResult,
@@ -7,7 +8,7 @@ import {
   timeoutMarker,
 } from "@roder/runner-contract";
 import type { Sandbox } from "e2b";
-import { isTerminalSize, type PtyLaunch } from "./e2b-pty.js";
+import type { PtyLaunch } from "./e2b-pty.js";
 import type { E2bSession } from "./e2b-session.js";
 
 export type SdkSandbox = Sandbox;
@@ -255,11 +256,7 @@ function withInput(
   };
   if (pty)
     handleOut.resize = async (cols: number, rows: number) => {
-      if (!isTerminalSize({ cols, rows }))
-        throw new RunnerError(
-          "invalid_request",
-          `terminal size must be whole numbers 1..65535, got ${cols}x${rows}`,
-        );
+      checkTerminalSize(cols, rows);
       if (entry.ended) return;
       try {
         await ctx.sandbox.pty.resize(pid, { cols, rows });

@@ -2,6 +2,7 @@ import {
   argvToShell,
   CancelledError,
   CommandNotFoundError,
+  checkPty,
   parseCommandInput,
   type RunnerCallOptions,
   type RunnerCommandHandle,
@@ -15,7 +16,7 @@ import {
   type InputKind,
   type SdkHandle,
 } from "./e2b-command-follow.js";
-import { isTerminalSize, PtyLaunch } from "./e2b-pty.js";
+import { PtyLaunch } from "./e2b-pty.js";
 import { shellEnv } from "./e2b-shell-env.js";
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -33,11 +34,7 @@ export async function startE2bCommand(
   if (options?.signal?.aborted) throw new CancelledError({ operation: "runCommand" });
   const { stdin: keepStdin, pty, ...wire } = (input ?? {}) as RunnerStartCommandInput;
   const request = parseCommandInput(wire);
-  if (pty !== undefined && !isTerminalSize(pty))
-    throw new RunnerError(
-      "invalid_request",
-      `pty must be { cols, rows } with whole numbers 1..65535, got ${JSON.stringify(pty)}`,
-    );
+  if (pty !== undefined) checkPty(pty);
   await ctx.touch();
   // The sandbox is its own machine: a cwd is any directory of its view (relative: the workspace's).
   const cwd = sandboxViewPath(request.cwd ?? ctx.root, ctx.root);

@@ -1,15 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { argvToShell } from "@roder/runner-contract";
 
-/** Largest terminal side accepted (as the local runner and envd's uint32 fields allow in practice). */
-const MAX_SIDE = 65535;
-
-export function isTerminalSize(p: unknown): p is { cols: number; rows: number } {
-  const { cols, rows } = (p ?? {}) as { cols?: unknown; rows?: unknown };
-  const ok = (n: unknown) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= MAX_SIDE;
-  return ok(cols) && ok(rows);
-}
-
 /** The PTY shell's env variable that carries the command line to run. */
 const PTY_COMMAND_ENV = "RODER_PTY_COMMAND";
 

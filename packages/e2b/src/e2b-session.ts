@@ -1,5 +1,6 @@
 import {
   CancelledError,
+  checkPort,
   parseFileWriteInput,
   parsePortInput,
   type RemoteRunnerSession,
@@ -180,8 +181,7 @@ export class E2bSession implements RemoteRunnerSession {
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
     this.ensureOpen();
     const request = parsePortInput(input);
-    if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535)
-      throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
+    checkPort(request.port);
     return { port: request.port, url: `https://${this.sandbox.getHost(request.port)}` };
   }
 

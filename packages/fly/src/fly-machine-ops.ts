@@ -1,5 +1,6 @@
 import {
   CancelledError,
+  checkPort,
   ProviderApiError,
   parseArtifactExportInput,
   parsePortInput,
@@ -79,8 +80,7 @@ export function exportFromMachine(
 /** A port's public URL: the destination's `public_url_template` (the app needs a service for that port). */
 export function machinePortUrl(info: FlyMachineInfo, input: RunnerPortRequestInput): RunnerPortResult {
   const request = parsePortInput(input);
-  if (!Number.isInteger(request.port) || request.port < 1 || request.port > 65535)
-    throw new RunnerError("invalid_request", `port must be 1..65535, got ${request.port}`);
+  checkPort(request.port);
   const url = info.config.public_url_template
     .replaceAll("{app}", info.config.app)
     .replaceAll("{port}", String(request.port))
