@@ -1,3 +1,4 @@
+import { InvalidDestinationConfigError } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
 import { type FlyStandIn, type S3Emulator, startFlyStandIn, startS3Emulator } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -129,4 +130,18 @@ describe('fly artifact export (direct, verify: "after": the machine hashes while
       await session.close();
     }
   }, 60_000);
+
+  it("a bad artifacts config is refused before a machine is created (nothing to pay for, nothing left)", async () => {
+    const before = standIn.requests.filter((r) => r.method === "POST" && /\/machines$/.test(r.path)).length;
+    for (const artifacts of [
+      { uri: "s3://fly-art/out", mode: "sideways" },
+      { uri: "s3://fly-art/out", part_size_mib: 1 },
+    ]) {
+      const e = await openSession("fly-bad-art", CANARY, artifacts).catch((x) => x);
+      expect(e).toBeInstanceOf(InvalidDestinationConfigError);
+      expect(String(e.message)).toMatch(/^.*artifacts: /);
+    }
+    const after = standIn.requests.filter((r) => r.method === "POST" && /\/machines$/.test(r.path)).length;
+    expect(after).toBe(before);
+  });
 });

@@ -12,7 +12,12 @@ import {
   type RunnerDestinationInput,
   RunnerError,
 } from "@roder/runner-contract";
-import { checkSandboxMounts, manifestSourceFiles, mountManifestInSandbox } from "@roder/runner-storage";
+import {
+  checkSandboxMounts,
+  manifestSourceFiles,
+  mountManifestInSandbox,
+  parseArtifactTarget,
+} from "@roder/runner-storage";
 import {
   AGENT_TOKEN_ENV,
   agentClient,
@@ -64,6 +69,8 @@ export function validateFlyDestination(
       message:
         "cmd: in agent mode the machine runs the agent (agent_command serve …); set mode 'exec' to run cmd",
     });
+  // The artifacts bucket is checked as every provider checks it, before a machine is paid for.
+  if (config.artifacts !== undefined) parseArtifactTarget("fly", config.artifacts);
   checkSandboxMounts("fly", d.default_manifest.mounts, config.workspace_root, env, {
     allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
   });
