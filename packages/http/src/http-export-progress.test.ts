@@ -1,4 +1,10 @@
-import { type RunnerExportProgress, UnsupportedCapabilityError } from "@roder/runner-contract";
+import { readdirSync, readFileSync } from "node:fs";
+import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import {
+  CancelledError,
+  type RunnerExportProgress,
+  UnsupportedCapabilityError,
+} from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
 import { type S3Emulator, startS3Emulator } from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -123,4 +129,58 @@ describe("export progress through the HTTP server", () => {
       await s.close();
     }
   });
+
+  it("a client that goes away mid-export cancels it: the part uploads stop, nothing lands under the key", async () => {
+    const s = await session(true);
+    try {
+      const big = 64 * 1024 * 1024;
+      await s.writeFile({ path: "huge.bin", contents: new Uint8Array(big).fill(7) });
+      const abort = new AbortController();
+      const e = await s
+        .exportArtifact(
+          { path: "huge.bin" },
+          {
+            signal: abort.signal,
+            onProgress: (p) => {
+              if (p.phase === "uploading" && p.bytes > 0) abort.abort();
+            },
+          },
+        )
+        .catch((x) => x);
+      expect(e).toBeInstanceOf(CancelledError);
+      // The part script (and the curls it runs) is killed on the server's side, not left to finish.
+      const scriptsLeft = () =>
+        readdirSync("/proc")
+          .filter((d) => /^\d+$/.test(d))
+          .filter((d) => {
+            try {
+              return readFileSync(`/proc/${d}/cmdline`, "utf8").includes("huge.bin");
+            } catch {
+              return false;
+            }
+          });
+      for (let i = 0; i < 100 && scriptsLeft().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(scriptsLeft()).toEqual([]);
+      const client = new S3Client({
+        endpoint: s3.endpoint,
+        region: "us-east-1",
+        forcePathStyle: true,
+        credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+      });
+      // Had the export gone on, its object would be complete within seconds (s3rver, 64 MiB): none appears.
+      const landed = async () =>
+        ((await client.send(new ListObjectsV2Command({ Bucket: "out", Prefix: "x/" }))).Contents ?? [])
+          .map((o) => o.Key)
+          .filter((k) => k?.endsWith("huge.bin"));
+      for (let i = 0; i < 40; i++) {
+        expect(await landed()).toEqual([]);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      client.destroy();
+      // The session goes on.
+      expect((await s.runCommand({ program: "true" })).exit_code).toBe(0);
+    } finally {
+      await s.close();
+    }
+  }, 120_000);
 });

@@ -89,6 +89,7 @@ export async function sendParts(a: ExportArgs, upload: MultipartUpload, p: Prepa
       urls: upload.partUrls,
       headers: upload.partHeaders,
       ...(a.onPartDone ? { onPartDone: a.onPartDone } : {}),
+      ...(a.signal ? { signal: a.signal } : {}),
     };
     const result = plan.direct
       ? await a.source.uploadParts!(p.file, job)

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import {
+  CancelledError,
   InvalidDestinationConfigError,
   parseMountUri,
   type RunnerArtifactExportResult,
@@ -96,6 +97,7 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
       // A progress listener never breaks an export.
     }
   };
+  if (args.signal?.aborted) throw new CancelledError({ operation: "exportArtifact" });
   report({ phase: "preparing", bytes: 0 });
   // Hashes are deferred wherever they can be computed in the same read as the upload: the stream path, the
   // direct path's parts, and verify "after". Single PUTs with verify "before" ask for them afterwards.
@@ -117,7 +119,7 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
     const source: ArtifactSource = Object.create(args.source);
     if (args.source.uploadDirect)
       source.uploadDirect = async (file, upload) => {
-        await args.source.uploadDirect!(file, upload);
+        await args.source.uploadDirect!(file, upload, args.signal);
         acknowledged(total);
       };
     const tracked: ExportArgs = {
@@ -179,6 +181,10 @@ export async function exportArtifact(args: ExportArgs): Promise<RunnerArtifactEx
         url_expires_at: new Date(Date.now() + args.target.url_ttl_seconds * 1000).toISOString(),
       },
     };
+  } catch (error) {
+    // Aborted: the uploads in flight were stopped and a multipart upload aborted (nothing under the key).
+    if (args.signal?.aborted) throw new CancelledError({ operation: "exportArtifact" }, { cause: error });
+    throw error;
   } finally {
     await prepared.cleanup();
   }

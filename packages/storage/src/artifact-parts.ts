@@ -12,6 +12,8 @@ export interface PartUploadJob {
   headers: Record<string, string>;
   /** Called as each part is acknowledged by the store, with that part's size (progress only). */
   onPartDone?: (bytes: number) => void;
+  /** Aborting stops the uploads in flight (the caller then aborts the multipart upload). */
+  signal?: AbortSignal;
 }
 
 /** What the uploader read and sent: the file's sha256 and each part's MD5 and the store's answer (ETag). */
@@ -29,6 +31,7 @@ export type ScriptRunner = (
   argv: string[],
   env: [string, string][],
   onStdoutLine?: (line: string) => void,
+  signal?: AbortSignal,
 ) => Promise<{ code: number | null; stdout: string; stderr: string }>;
 
 /** Splits a byte stream into lines for `onStdoutLine`, holding at most one partial line. */
@@ -149,6 +152,7 @@ export async function uploadPartsWith(
     ],
     job.urls.map((u, i) => [partUrlEnv(i + 1), u]),
     onLine,
+    job.signal,
   );
   // Runners that cannot stream: the parts are reported once the script has ended.
   if (onLine) for (const line of r.stdout.split("\n")) onLine(line);

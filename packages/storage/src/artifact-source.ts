@@ -34,7 +34,11 @@ export interface PreparedArtifact {
 export interface ArtifactSource {
   prepare(path: string, recursive: boolean, opts?: { deferHashes?: boolean }): Promise<PreparedArtifact>;
   /** Direct path: the source uploads the bytes itself to a signed URL (never via the host). */
-  uploadDirect?(file: string, upload: { url: string; headers: Record<string, string> }): Promise<void>;
+  uploadDirect?(
+    file: string,
+    upload: { url: string; headers: Record<string, string> },
+    signal?: AbortSignal,
+  ): Promise<void>;
   /**
    * Direct path for large files: the source reads the file once, hashing it (sha256 of the whole, MD5 of each
    * part), and uploads the parts to their signed URLs in parallel with their Content-MD5 (see PART_SCRIPT).
@@ -133,7 +137,7 @@ export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource
       const h = await hashFile(file);
       return { ...common, ...h };
     },
-    async uploadDirect(file, upload) {
+    async uploadDirect(file, upload, signal) {
       const r = await curlUpload(
         file,
         upload,
@@ -142,6 +146,7 @@ export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource
             const p = spawn(argv[0]!, argv.slice(1), {
               stdio: ["pipe", "ignore", "pipe"],
               env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+              ...(signal ? { signal, killSignal: "SIGKILL" as const } : {}),
             });
             let stderr = "";
             p.stderr.on("data", (b) => (stderr += b));
@@ -159,12 +164,23 @@ export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource
     uploadParts(file, job) {
       // The same script as in a sandbox, run by sh on this machine; the URLs are in its environment only.
       return uploadPartsWith(
-        (argv, env, onLine) =>
+        (argv, env, onLine, signal) =>
           new Promise((resolve, reject) => {
+            // Its own process group: aborting kills the script and the curls it runs in the background.
             const p = spawn(argv[0]!, argv.slice(1), {
               stdio: ["ignore", "pipe", "pipe"],
               env: { PATH: process.env.PATH ?? "/usr/bin:/bin", ...Object.fromEntries(env) },
+              detached: true,
             });
+            const kill = () => {
+              try {
+                if (p.pid) process.kill(-p.pid, "SIGKILL");
+              } catch {
+                // already gone
+              }
+            };
+            if (signal?.aborted) kill();
+            signal?.addEventListener("abort", kill, { once: true });
             let stdout = "";
             let stderr = "";
             const lines = onLine ? lineSplitter(onLine) : undefined;
@@ -176,6 +192,7 @@ export function hostArtifactSource(opts: { name?: string } = {}): ArtifactSource
             p.stderr.on("data", (b) => (stderr += b));
             p.on("error", reject);
             p.on("close", (code) => {
+              signal?.removeEventListener("abort", kill);
               lines?.end();
               resolve({ code, stdout, stderr });
             });
@@ -274,16 +291,19 @@ export function sessionArtifactSource(
         },
       };
     },
-    async uploadDirect(file, upload) {
+    async uploadDirect(file, upload, signal) {
       const headerArgs = Object.entries(upload.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]);
       const script =
         'f="$1"; shift; printf \'url = "%s"\\n\' "$RODER_UPLOAD_URL" | curl -sS -f --retry 3 -X PUT -T "$f" "$@" -K -';
-      const r = await session.runCommand({
-        command_id: id(),
-        program: "sh",
-        args: ["-c", script, "upload", file, ...headerArgs],
-        env: [["RODER_UPLOAD_URL", upload.url]],
-      });
+      const r = await session.runCommand(
+        {
+          command_id: id(),
+          program: "sh",
+          args: ["-c", script, "upload", file, ...headerArgs],
+          env: [["RODER_UPLOAD_URL", upload.url]],
+        },
+        signal ? { signal } : undefined,
+      );
       if (r.exit_code !== 0)
         throw new RunnerError(
           "upload_failed",
@@ -292,15 +312,14 @@ export function sessionArtifactSource(
     },
     uploadParts(file, job) {
       return uploadPartsWith(
-        async (argv, env, onLine) => {
+        async (argv, env, onLine, signal) => {
+          const options = signal ? { signal } : undefined;
           // With a progress listener and a streaming session, the parts are reported as the script prints them.
           if (onLine && session.startCommand) {
-            const handle = await session.startCommand({
-              command_id: id(),
-              program: argv[0]!,
-              args: argv.slice(1),
-              env,
-            });
+            const handle = await session.startCommand(
+              { command_id: id(), program: argv[0]!, args: argv.slice(1), env },
+              options,
+            );
             const lines = lineSplitter(onLine);
             const text = new TextDecoder();
             for await (const chunk of handle.output)
@@ -309,12 +328,10 @@ export function sessionArtifactSource(
             const r = await handle.wait();
             return { code: r.exit_code, stdout: r.stdout, stderr: r.stderr };
           }
-          const r = await session.runCommand({
-            command_id: id(),
-            program: argv[0]!,
-            args: argv.slice(1),
-            env,
-          });
+          const r = await session.runCommand(
+            { command_id: id(), program: argv[0]!, args: argv.slice(1), env },
+            options,
+          );
           return { code: r.exit_code, stdout: r.stdout, stderr: r.stderr };
         },
         file,
