@@ -1,6 +1,7 @@
 // The public API of @roder/runner-contract: a deliberate list (the API report in etc/ shows it whole).
 // Helpers only the contract itself uses (codec internals, the operation context, secret-ref plumbing) are
 // not exported.
+export { runnerCapabilities } from "./capabilities.js";
 export {
   type Codec,
   codecs,
@@ -88,6 +89,8 @@ export {
   OutputLog,
   OutputQueue,
 } from "./output-queue.js";
+export { type ProviderConfigOptions, parseProviderConfig } from "./provider-config.js";
+export { checkProviderId, decodeSessionMetadata } from "./provider-id.js";
 export {
   createRunnerRegistry,
   type RunnerRegistry,
@@ -174,6 +177,7 @@ export {
   secretValuesFromEnv,
 } from "./secrets.js";
 export { checkPort, checkPty, checkTerminalSize, isTerminalSize } from "./session-guards.js";
+export { SessionLifecycle, type SessionLifecycleArgs } from "./session-lifecycle.js";
 export {
   argvToShell,
   shellQuote,
