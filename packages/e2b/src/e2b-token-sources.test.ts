@@ -1,9 +1,13 @@
-import { randomBytes } from "node:crypto";
-import { createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { ProviderApiError } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
-import { type E2bStandIn, startE2bStandIn } from "@roder/runner-testkit";
+import {
+  createSecretCanaries,
+  type E2bStandIn,
+  errorText,
+  startE2bStandIn,
+  startRotatingCredentialFront,
+  thrown,
+} from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createE2bProvider, type E2bProviderSettings } from "./e2b-provider.js";
 import { createE2bSweeper } from "./e2b-sweeper.js";
@@ -11,61 +15,24 @@ import { createE2bSweeper } from "./e2b-sweeper.js";
 // Issue 20 item 3: the E2B API key from an async function or from the secret resolver (`apiKeySecret`), asked
 // before each SDK call that reaches E2B's API (create, connect, timeout, pause, kill, snapshot), resumed by a second
 // provider instance; a rotated key is picked up (one more attempt after E2B refuses it). Every key is a canary.
-const KEY = `e2b_tokencanary${randomBytes(12).toString("hex")}`;
-const OLD = `e2b_oldcanary${randomBytes(12).toString("hex")}`;
-const NEW = `e2b_newcanary${randomBytes(12).toString("hex")}`;
-const CANARIES = [KEY, OLD, NEW];
+const canaries = createSecretCanaries();
+const KEY = canaries.make("e2b_tokencanary");
+const OLD = canaries.make("e2b_oldcanary");
+const NEW = canaries.make("e2b_newcanary");
 const config = { template: "base" };
 
 /**
- * A rotation in front of the stand-in's control plane (its key is fixed): a loopback proxy that accepts only the
- * `X-API-KEY` `accepted` (401 `{code, message}` otherwise, as E2B answers) and forwards with the stand-in's key.
- * The sandboxes' daemon (envd) is reached directly, with its own access token, as on E2B.
+ * A rotation in front of the stand-in's control plane (its key is fixed), refusing as E2B does. The sandboxes'
+ * daemon (envd) is reached directly, with its own access token, as on E2B.
  */
-interface RotatingFront {
-  apiUrl: string;
-  accepted: string;
-  refused: number;
-  onRefuse?: () => void;
-  stop(): Promise<void>;
-}
-async function rotatingFront(target: E2bStandIn, accepted: string): Promise<RotatingFront> {
-  const to = new URL(target.apiUrl);
-  const server: Server = createServer((req, res) => {
-    if (req.headers["x-api-key"] !== front.accepted) {
-      front.refused++;
-      front.onRefuse?.();
-      req.resume();
-      res
-        .writeHead(401, { "content-type": "application/json" })
-        .end('{"code":401,"message":"Invalid API key"}');
-      return;
-    }
-    const up = request(
-      {
-        host: to.hostname,
-        port: to.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: to.host, "x-api-key": target.apiKey },
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    up.on("error", () => res.destroy());
-    req.pipe(up);
+const rotatingFront = (target: E2bStandIn, initial: string) =>
+  startRotatingCredentialFront({
+    target: target.apiUrl,
+    header: "x-api-key",
+    initial,
+    targetCredential: target.apiKey,
+    refusal: { status: 401, body: { code: 401, message: "Invalid API key" } },
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const front: RotatingFront = {
-    apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    accepted,
-    refused: 0,
-    stop: () => new Promise<void>((r) => server.close(() => r())),
-  };
-  return front;
-}
 
 let standIn: E2bStandIn;
 beforeAll(async () => {
@@ -82,24 +49,7 @@ const urls = (apiUrl = standIn.apiUrl) => ({
 });
 const live = () => standIn.sandboxes();
 
-function errorText(e: unknown): string {
-  let t = "";
-  for (let c = e; c; c = (c as { cause?: unknown }).cause)
-    t += `${String(c)} ${(c as Error).stack ?? ""} ${JSON.stringify(c)}\n`;
-  return t;
-}
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => {
-      throw new Error("expected a failure");
-    },
-    (e: unknown) => e,
-  );
-}
-const noCanary = (...texts: string[]) => {
-  const all = texts.join("\n");
-  expect(CANARIES.filter((c) => all.includes(c))).toEqual([]);
-};
+const noCanary = canaries.expectAbsent;
 
 /** Create, run a command, pause, resume in a second provider instance, run there, close there. */
 async function roundTrip(make: () => ReturnType<typeof createE2bProvider>) {
@@ -113,7 +63,7 @@ async function roundTrip(make: () => ReturnType<typeof createE2bProvider>) {
     await session.pause();
     const again = await make().resumeSession(JSON.parse(JSON.stringify(session.state())));
     expect((await again.runCommand({ program: "cat", args: ["f.txt"] })).stdout).toBe("made\n");
-    const bad = await caught(again.readFile({ path: "missing.txt" }));
+    const bad = await thrown(() => again.readFile({ path: "missing.txt" }));
     noCanary(JSON.stringify(session.state()), JSON.stringify(again.state()), errorText(bad));
     await again.close();
     closed = true;
@@ -167,7 +117,7 @@ describe("the E2B API key from a function or a secret resolver", () => {
     let current = OLD;
     const asked: string[] = [];
     const provider = createE2bProvider({
-      ...urls(front.apiUrl),
+      ...urls(front.url),
       env: {},
       apiKeySecret: "e2b",
       secrets: async (ref) => {
@@ -179,7 +129,7 @@ describe("the E2B API key from a function or a secret resolver", () => {
     let closed = false;
     try {
       expect(asked).toHaveLength(1);
-      front.accepted = NEW;
+      front.rotate(NEW);
       current = NEW;
       // Pause reaches E2B's API with the key of that call, not the one the SDK's sandbox was made with.
       await session.pause();
@@ -189,19 +139,18 @@ describe("the E2B API key from a function or a secret resolver", () => {
       expect(asked).toHaveLength(2);
       expect((await resumed.runCommand({ program: "echo", args: ["rotated"] })).stdout).toBe("rotated\n");
       // The store rotates again to a key E2B does not take: one more ask, then a typed 401 naming the route.
-      front.accepted = `${NEW}x`;
-      const error = await caught(resumed.snapshot());
+      front.rotate(`${NEW}x`);
+      const error = await thrown(() => resumed.snapshot());
       expect(ProviderApiError.isInstance(error) && error.statusCode).toBe(401);
       expect(String(error)).toMatch(/E2B refused the API key \(set apiKeySecret 'e2b'\)/);
       expect(asked).toHaveLength(3);
       expect(front.refused).toBe(3);
       noCanary(errorText(error), JSON.stringify(resumed.state()));
-      front.accepted = NEW;
+      front.rotate(NEW);
       await resumed.close();
       closed = true;
     } finally {
       if (!closed) await session.close();
-      await front.stop();
     }
     expect(live()).toEqual([]);
   }, 120_000);
@@ -209,12 +158,12 @@ describe("the E2B API key from a function or a secret resolver", () => {
   it("a rotated key is picked up: a key function answering the new value after a 401 (close kills)", async () => {
     const front = await rotatingFront(standIn, OLD);
     let current = OLD;
-    const provider = createE2bProvider({ ...urls(front.apiUrl), env: {}, apiKey: async () => current });
+    const provider = createE2bProvider({ ...urls(front.url), env: {}, apiKey: async () => current });
     const session = await provider.createSession({ config });
     try {
       expect((await session.runCommand({ program: "echo", args: ["ok"] })).stdout).toBe("ok\n");
       // E2B refuses the old key before the store hands out the new one.
-      front.accepted = NEW;
+      front.rotate(NEW);
       front.onRefuse = () => {
         current = NEW;
       };
@@ -222,21 +171,20 @@ describe("the E2B API key from a function or a secret resolver", () => {
       expect(front.refused).toBe(1);
       expect(live()).toEqual([]);
       // A string key cannot change: its 401 is not tried again.
-      const fixed = createE2bProvider({ ...urls(front.apiUrl), env: {}, apiKey: OLD });
-      const error = await caught(fixed.createSession({ config }));
+      const fixed = createE2bProvider({ ...urls(front.url), env: {}, apiKey: OLD });
+      const error = await thrown(() => fixed.createSession({ config }));
       expect(String(error)).toMatch(/create sandbox: E2B refused the API key \(set the apiKey option\)/);
       expect(front.refused).toBe(2);
       noCanary(errorText(error));
     } finally {
       await session.close();
-      await front.stop();
     }
   }, 120_000);
 
   it("a resolver that throws or answers nothing, or a function that fails: typed, non-retryable, naming the route", async () => {
     const make = (settings: E2bProviderSettings) => createE2bProvider({ ...urls(), env: {}, ...settings });
     const requests = standIn.requests.length;
-    const thrown = await caught(
+    const sealed = await thrown(() =>
       make({
         apiKeySecret: "e2b",
         secrets: async () => {
@@ -244,10 +192,10 @@ describe("the E2B API key from a function or a secret resolver", () => {
         },
       }).createSession({ config }),
     );
-    expect(ProviderApiError.isInstance(thrown) && !thrown.isRetryable).toBe(true);
-    expect(String(thrown)).toMatch(/the E2B API key: the secret resolver failed for apiKeySecret 'e2b'/);
-    expect(String((thrown as Error).cause)).toMatch(/vault sealed/);
-    const empty = await caught(
+    expect(ProviderApiError.isInstance(sealed) && !sealed.isRetryable).toBe(true);
+    expect(String(sealed)).toMatch(/the E2B API key: the secret resolver failed for apiKeySecret 'e2b'/);
+    expect(String((sealed as Error).cause)).toMatch(/vault sealed/);
+    const empty = await thrown(() =>
       make({ apiKeySecret: "e2b", secrets: async () => ({ token: KEY }) }).createSession({ config }),
     );
     expect(ProviderApiError.isInstance(empty) && !empty.isRetryable).toBe(true);
@@ -255,7 +203,7 @@ describe("the E2B API key from a function or a secret resolver", () => {
       /apiKeySecret 'e2b' has no 'api_key' field in the secret resolver's answer and RODER_SECRET_E2B_API_KEY is not set/,
     );
     noCanary(errorText(empty));
-    const failing = await caught(
+    const failing = await thrown(() =>
       make({
         apiKey: async () => {
           throw new Error("store down");

@@ -1,9 +1,13 @@
-import { randomBytes } from "node:crypto";
-import { createServer, request, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { ProviderApiError } from "@roder/runner-contract";
 import { createLocalProvider } from "@roder/runner-local";
-import { type FlyStandIn, startFlyStandIn } from "@roder/runner-testkit";
+import {
+  createSecretCanaries,
+  errorText,
+  type FlyStandIn,
+  startFlyStandIn,
+  startRotatingCredentialFront,
+  thrown,
+} from "@roder/runner-testkit";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type AgentImage, makeAgentImage } from "./__fixtures__/agent-image.js";
 import { createFlyProvider, type FlyProviderSettings } from "./fly-provider.js";
@@ -12,65 +16,22 @@ import { createFlySweeper } from "./fly-sweeper.js";
 // Issue 20 item 3: the Fly API token from an async function or from the secret resolver (`tokenSecret`), in
 // exec and agent mode, resumed by a second provider instance; a rotated token is picked up (one more attempt after
 // a 401). Every token is a canary: never in state, errors, the stand-in's request log or recorded bodies.
-const TOKEN = `fly-token-canary-${randomBytes(12).toString("hex")}`;
-const OLD = `fly-old-canary-${randomBytes(12).toString("hex")}`;
-const NEW = `fly-new-canary-${randomBytes(12).toString("hex")}`;
-const CANARIES = [TOKEN, OLD, NEW];
+const canaries = createSecretCanaries();
+const TOKEN = canaries.make("fly-token-canary-");
+const OLD = canaries.make("fly-old-canary-");
+const NEW = canaries.make("fly-new-canary-");
 const config = { app: "roder-test", image: "debian:bookworm-slim" };
 
-/**
- * A rotation in front of the stand-in (whose token is fixed): a loopback proxy that accepts only the bearer
- * `accepted` (401 `{"error": "unauthorized"}` otherwise, as Fly answers) and forwards with the stand-in's token.
- */
-interface RotatingFront {
-  baseUrl: string;
-  accepted: string;
-  refused: number;
-  onRefuse?: () => void;
-  /** Refusals are answered together once this many are waiting (default 1: at once). */
-  holdRefusals: number;
-  stop(): Promise<void>;
-}
-async function rotatingFront(target: FlyStandIn, accepted: string): Promise<RotatingFront> {
-  const to = new URL(target.baseUrl);
-  const waiting: Array<() => void> = [];
-  const server: Server = createServer((req, res) => {
-    if (req.headers.authorization !== `Bearer ${front.accepted}`) {
-      front.refused++;
-      front.onRefuse?.();
-      req.resume();
-      waiting.push(() =>
-        res.writeHead(401, { "content-type": "application/json" }).end('{"error":"unauthorized"}'),
-      );
-      if (waiting.length >= front.holdRefusals) for (const answer of waiting.splice(0)) answer();
-      return;
-    }
-    const up = request(
-      {
-        host: to.hostname,
-        port: to.port,
-        method: req.method,
-        path: req.url,
-        headers: { ...req.headers, host: to.host, authorization: `Bearer ${target.token}` },
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    up.on("error", () => res.destroy());
-    req.pipe(up);
+/** A rotation in front of the stand-in (whose token is fixed), refusing as Fly does. */
+const rotatingFront = (target: FlyStandIn, initial: string) =>
+  startRotatingCredentialFront({
+    target: target.baseUrl,
+    header: "authorization",
+    scheme: "Bearer",
+    initial,
+    targetCredential: target.token,
+    refusal: { status: 401, body: { error: "unauthorized" } },
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const front: RotatingFront = {
-    baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-    accepted,
-    refused: 0,
-    holdRefusals: 1,
-    stop: () => new Promise<void>((r) => server.close(() => r())),
-  };
-  return front;
-}
 
 let standIn: FlyStandIn;
 let agentStandIn: FlyStandIn;
@@ -87,24 +48,7 @@ afterAll(async () => {
   image?.remove();
 });
 
-function errorText(e: unknown): string {
-  let t = "";
-  for (let c = e; c; c = (c as { cause?: unknown }).cause)
-    t += `${String(c)} ${(c as Error).stack ?? ""} ${JSON.stringify(c)}\n`;
-  return t;
-}
-async function caught(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => {
-      throw new Error("expected a failure");
-    },
-    (e: unknown) => e,
-  );
-}
-const noCanary = (...texts: string[]) => {
-  const all = texts.join("\n");
-  expect(CANARIES.filter((c) => all.includes(c))).toEqual([]);
-};
+const noCanary = canaries.expectAbsent;
 
 /** Create, run a command, resume in a second provider instance, run there, close. */
 async function roundTrip(make: () => ReturnType<typeof createFlyProvider>, destinationConfig: object) {
@@ -117,7 +61,7 @@ async function roundTrip(make: () => ReturnType<typeof createFlyProvider>, desti
     expect(made.stdout).toBe("made\n");
     const again = await make().resumeSession(JSON.parse(JSON.stringify(session.state())));
     expect((await again.runCommand({ program: "cat", args: ["f.txt"] })).stdout).toBe("made\n");
-    const bad = await caught(again.readFile({ path: "missing.txt" }));
+    const bad = await thrown(() => again.readFile({ path: "missing.txt" }));
     noCanary(JSON.stringify(session.state()), JSON.stringify(again.state()), errorText(bad));
     // The second instance closes it (its API calls with its own token).
     await again.close();
@@ -198,7 +142,7 @@ describe("the Fly API token from a function or a secret resolver", () => {
     let current = OLD;
     const asked: string[] = [];
     const provider = createFlyProvider({
-      baseUrl: front.baseUrl,
+      baseUrl: front.url,
       env: {},
       // No client-side pacing: the three calls below reach the API together.
       rateLimit: false,
@@ -211,7 +155,7 @@ describe("the Fly API token from a function or a secret resolver", () => {
     const session = await provider.createSession({ config });
     try {
       expect(asked).toHaveLength(1);
-      front.accepted = NEW;
+      front.rotate(NEW);
       current = NEW;
       // Three calls refused together (all sent with the kept value): the secret is asked again once for all.
       front.holdRefusals = 3;
@@ -223,17 +167,16 @@ describe("the Fly API token from a function or a secret resolver", () => {
       expect(asked).toHaveLength(2);
       front.holdRefusals = 1;
       // The store rotates again to a value the API does not take: one more ask, then a typed 401 naming the route.
-      front.accepted = `${NEW}-x`;
-      const error = await caught(session.runCommand({ program: "true" }));
+      front.rotate(`${NEW}-x`);
+      const error = await thrown(() => session.runCommand({ program: "true" }));
       expect(ProviderApiError.isInstance(error) && error.statusCode).toBe(401);
       expect(String(error)).toMatch(/check tokenSecret 'fly-api'/);
       expect(asked).toHaveLength(3);
       expect(front.refused).toBe(5);
       noCanary(errorText(error));
-      front.accepted = NEW;
+      front.rotate(NEW);
     } finally {
       await session.close();
-      await front.stop();
     }
     expect(standIn.machines()).toEqual([]);
   }, 120_000);
@@ -241,25 +184,24 @@ describe("the Fly API token from a function or a secret resolver", () => {
   it("a rotated token is picked up: a token function answering the new value after a 401", async () => {
     const front = await rotatingFront(standIn, OLD);
     let current = OLD;
-    const provider = createFlyProvider({ baseUrl: front.baseUrl, env: {}, token: async () => current });
+    const provider = createFlyProvider({ baseUrl: front.url, env: {}, token: async () => current });
     const session = await provider.createSession({ config });
     try {
       // The API refuses the old token before the store hands out the new one.
-      front.accepted = NEW;
+      front.rotate(NEW);
       front.onRefuse = () => {
         current = NEW;
       };
       expect((await session.runCommand({ program: "echo", args: ["rotated"] })).stdout).toBe("rotated\n");
       expect(front.refused).toBe(1);
       // A string token cannot change: its 401 is not tried again.
-      const fixed = createFlyProvider({ baseUrl: front.baseUrl, env: {}, token: OLD });
-      const error = await caught(fixed.createSession({ config }));
+      const fixed = createFlyProvider({ baseUrl: front.url, env: {}, token: OLD });
+      const error = await thrown(() => fixed.createSession({ config }));
       expect(String(error)).toMatch(/create machine: unauthorized \(check the token option\)/);
       expect(front.refused).toBe(2);
       noCanary(errorText(error));
     } finally {
       await session.close();
-      await front.stop();
     }
   }, 120_000);
 
@@ -267,7 +209,7 @@ describe("the Fly API token from a function or a secret resolver", () => {
     const make = (settings: FlyProviderSettings) =>
       createFlyProvider({ baseUrl: standIn.baseUrl, env: {}, ...settings });
     const requests = standIn.requests.length;
-    const thrown = await caught(
+    const sealed = await thrown(() =>
       make({
         tokenSecret: "fly-api",
         secrets: async () => {
@@ -275,17 +217,17 @@ describe("the Fly API token from a function or a secret resolver", () => {
         },
       }).createSession({ config }),
     );
-    expect(ProviderApiError.isInstance(thrown) && !thrown.isRetryable).toBe(true);
-    expect(String(thrown)).toMatch(/the Fly API token: the secret resolver failed for tokenSecret 'fly-api'/);
-    expect(String((thrown as Error).cause)).toMatch(/vault sealed/);
-    const empty = await caught(
+    expect(ProviderApiError.isInstance(sealed) && !sealed.isRetryable).toBe(true);
+    expect(String(sealed)).toMatch(/the Fly API token: the secret resolver failed for tokenSecret 'fly-api'/);
+    expect(String((sealed as Error).cause)).toMatch(/vault sealed/);
+    const empty = await thrown(() =>
       make({ tokenSecret: "fly-api", secrets: async () => ({ token: "" }) }).createSession({ config }),
     );
     expect(ProviderApiError.isInstance(empty) && !empty.isRetryable).toBe(true);
     expect(String(empty)).toMatch(
       /tokenSecret 'fly-api' has no 'token' field in the secret resolver's answer and RODER_SECRET_FLY_API_TOKEN is not set/,
     );
-    const failing = await caught(
+    const failing = await thrown(() =>
       make({
         token: async () => {
           throw new Error("store down");
@@ -293,7 +235,7 @@ describe("the Fly API token from a function or a secret resolver", () => {
       }).createSession({ config }),
     );
     expect(String(failing)).toMatch(/the Fly API token: the 'token' function failed/);
-    const blank = await caught(make({ token: () => "" }).createSession({ config }));
+    const blank = await thrown(() => make({ token: () => "" }).createSession({ config }));
     expect(String(blank)).toMatch(/the 'token' function answered no value/);
     // Nothing reached the API.
     expect(standIn.requests.length).toBe(requests);

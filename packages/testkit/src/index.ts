@@ -17,6 +17,15 @@ export {
   type BoxItem,
   BoxStore,
 } from "./box-standin/box-store.js";
+// Secret canaries and the checks that look for them; a credential rotation in front of a stand-in.
+export {
+  checkResolvedArtifactCredentials,
+  createSecretCanaries,
+  errorText,
+  type ResolvedArtifactCredentialsCheck,
+  type SecretCanaries,
+  thrown,
+} from "./canary/canaries.js";
 export { describeRunnerConformance } from "./conformance/describe-runner-conformance.js";
 export {
   describeSandboxConformance,
@@ -24,6 +33,12 @@ export {
 } from "./conformance/describe-sandbox-conformance.js";
 export { describeSandboxMounts, type SandboxMountsOptions } from "./conformance/describe-sandbox-mounts.js";
 export type { RunnerConformanceOptions } from "./conformance/runner-conformance-options.js";
+export {
+  type RotatingCredentialFront,
+  type RotatingCredentialFrontOptions,
+  type RotatingCredentialRequest,
+  startRotatingCredentialFront,
+} from "./credential-front/rotating-credential-front.js";
 export { startE2bStandIn } from "./e2b-standin/e2b-standin.js";
 export type { E2bStandIn, E2bStandInOptions, E2bStandInSandbox } from "./e2b-standin/e2b-standin-types.js";
 export { type AzuriteEmulator, startAzurite } from "./emulators/azurite.js";

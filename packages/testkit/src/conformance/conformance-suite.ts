@@ -50,30 +50,6 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** The error `fn` fails with (and a failure of the check when it does not fail). */
-export async function thrown(fn: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await fn();
-  } catch (error) {
-    return error;
-  }
-  throw new Error("expected the operation to fail");
-}
-
-/** Everything an error shows (name, message, stack, JSON, and its causes'), to look for secrets in. */
-export function errorText(error: unknown): string {
-  const parts: string[] = [];
-  let cur: unknown = error;
-  for (let depth = 0; cur && depth < 8; depth++) {
-    if (cur instanceof Error) {
-      parts.push(cur.name, cur.message, cur.stack ?? "", JSON.stringify(cur));
-      cur = (cur as { cause?: unknown }).cause;
-    } else {
-      parts.push(String(cur));
-      break;
-    }
-  }
-  return parts.join("\n");
-}
+export { errorText, thrown } from "../canary/canaries.js";
 
 export const text = (d: Uint8Array) => new TextDecoder().decode(d);
