@@ -1,5 +1,5 @@
 import { createHash, createSign } from "node:crypto";
-import { RunnerError } from "@roder/runner-contract";
+import { createHttpClient, isRetryableStatus, RunnerError } from "@roder/runner-contract";
 import { checkPartEtags, type MultipartUpload } from "./artifact-multipart.js";
 
 /** RFC 3986 strict encoding (what GCS's canonical requests use). */
@@ -97,17 +97,30 @@ export async function beginGcsMultipart(a: {
       email: a.email,
       privateKey: a.privateKey,
     });
-  const call = async (method: string, url: string, headers: Record<string, string> = {}, body?: string) => {
-    const r = await fetch(url, { method, headers, ...(body !== undefined ? { body } : {}) });
-    const text = await r.text();
-    if (!r.ok) {
-      const code = xmlText(text, "Code") ?? `HTTP ${r.status}`;
-      throw new RunnerError(
+  // GCS's XML errors name a <Code> and a <Message>; the signed URL (a credential until it expires) shows in no
+  // error, the client keeps only its path. Only the abort is retried: a repeated initiate would leave a second
+  // open upload, a repeated complete of a completed upload answers NoSuchUpload.
+  const http = createHttpClient({
+    providerId: "gcs",
+    baseUrl: new URL(a.origin).origin,
+    errorFor: (r) =>
+      new RunnerError(
         "upload_failed",
-        `GCS multipart ${method} failed: ${code}: ${(xmlText(text, "Message") ?? text).slice(0, 300)}`,
-      );
-    }
-    return text;
+        `${r.operation} failed: ${xmlText(r.text, "Code") ?? `HTTP ${r.status}`}: ${(xmlText(r.text, "Message") ?? r.text).slice(0, 300)}`,
+        { isRetryable: isRetryableStatus(r.status) },
+      ),
+  });
+  const call = async (method: string, url: string, headers: Record<string, string> = {}, body?: string) => {
+    const answer = await http.request({
+      method,
+      path: url.slice(http.baseUrl.length),
+      operation: `GCS multipart ${method}`,
+      idempotent: method === "DELETE",
+      headers,
+      ...(body !== undefined ? { body } : {}),
+      buffer: true,
+    });
+    return answer.text();
   };
   const initiated = await call("POST", sign("POST", { uploads: "" }, { "content-type": a.contentType }), {
     "content-type": a.contentType,

@@ -1,10 +1,18 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
-import { RunnerError, redactSecrets } from "@roder/runner-contract";
+import { createHttpClient, RunnerError, redactSecrets } from "@roder/runner-contract";
+import { z } from "zod";
 import type { RcloneMountPlan } from "./rclone-plan.js";
 
 const run = promisify(execFile);
+
+/** The part of rclone's `vfs/stats` answer the unmount waits on (no disk cache: nothing to wait for). */
+const vfsStats = z.object({
+  diskCache: z
+    .object({ uploadsInProgress: z.number().nullish(), uploadsQueued: z.number().nullish() })
+    .nullish(),
+});
 
 function isFuseMount(path: string): boolean {
   try {
@@ -69,17 +77,32 @@ export async function mountOnHost(
       if (plan.rcAddr) {
         // Wait for write-back to finish: recent writes are otherwise lost on unmount.
         const until = Date.now() + 120_000;
-        while (Date.now() < until) {
-          const pass = plan.env.RCLONE_RC_PASS;
-          const headers: Record<string, string> = pass
+        const pass = plan.env.RCLONE_RC_PASS;
+        // One attempt a poll (the loop is the retry); an rc that fails or does not answer ends the wait.
+        const rc = createHttpClient({
+          providerId: "rclone",
+          baseUrl: `http://${plan.rcAddr}`,
+          retry: { maxRetries: 0, baseDelayMs: 0, maxDelayMs: 0 },
+          ...(pass
             ? {
-                authorization: `Basic ${Buffer.from(`${plan.env.RCLONE_RC_USER ?? "roder"}:${pass}`).toString("base64")}`,
+                auth: {
+                  token: Buffer.from(`${plan.env.RCLONE_RC_USER ?? "roder"}:${pass}`).toString("base64"),
+                  scheme: "Basic",
+                },
               }
-            : {};
-          const stats = await fetch(`http://${plan.rcAddr}/vfs/stats`, { method: "POST", headers })
-            .then(
-              (r) =>
-                r.json() as Promise<{ diskCache?: { uploadsInProgress?: number; uploadsQueued?: number } }>,
+            : {}),
+        });
+        while (Date.now() < until) {
+          const stats = await rc
+            .json(
+              {
+                method: "POST",
+                path: "/vfs/stats",
+                operation: "rclone vfs/stats",
+                idempotent: true,
+                timeoutMs: Math.max(1, until - Date.now()),
+              },
+              vfsStats,
             )
             .catch(() => null);
           const dc = stats?.diskCache;
