@@ -1,4 +1,4 @@
-import { assertNoSecretsInConfig, InvalidDestinationConfigError } from "@roder/runner-contract";
+import { parseProviderConfig } from "@roder/runner-contract";
 import { z } from "zod";
 
 /** `destination.config` of the E2B provider. Persisted with the thread: the API key comes from E2B_API_KEY. */
@@ -31,19 +31,9 @@ export const E2bDestinationConfigSchema = z
 export type E2bDestinationConfig = z.infer<typeof E2bDestinationConfigSchema>;
 
 export function parseE2bConfig(config: unknown): E2bDestinationConfig {
-  assertNoSecretsInConfig(config, {
+  return parseProviderConfig(E2bDestinationConfigSchema, config, "e2b", {
     // A switch (true or mount names) whose name mentions credentials, not a credential.
     allowKeys: ["allow_credentials_in_sandbox"],
     hint: "the E2B API key comes from the E2B_API_KEY environment variable",
   });
-  const r = E2bDestinationConfigSchema.safeParse(config ?? {});
-  if (!r.success) {
-    const issues = r.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
-    throw new InvalidDestinationConfigError({
-      providerId: "e2b",
-      message: issues.map((i) => `${i.path || "(config)"}: ${i.message}`).join("; "),
-      issues,
-    });
-  }
-  return r.data;
 }

@@ -11,6 +11,7 @@ import {
   type RunnerCapabilities,
   RunnerError,
   type RunnerSessionState,
+  runnerCapabilities,
   type SecretResolver,
   secretEnvironment,
   withRetry,
@@ -75,17 +76,8 @@ export interface E2bProviderSettings {
   keepAliveIntervalMs?: number;
 }
 
-const CAPABILITIES: RunnerCapabilities = {
-  command_exec: true,
-  file_read: true,
-  file_write: true,
-  port_preview: true,
-  snapshots: true,
-  cancellation: true,
-  artifact_export: true,
-  // Buckets are mounted inside the sandbox with rclone + FUSE (the template needs rclone and fuse3).
-  mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: false },
-};
+// Buckets are mounted inside the sandbox with rclone + FUSE (the template needs rclone and fuse3).
+const CAPABILITIES: RunnerCapabilities = runnerCapabilities({ mounts: { provider_native: false } });
 
 /** The E2B API key of these settings: the `apiKey` option, the `apiKeySecret` through `secrets`, or `apiKeyEnv`. */
 export function e2bCredential(settings: E2bProviderSettings): Credential {

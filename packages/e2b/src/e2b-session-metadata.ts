@@ -1,5 +1,5 @@
 import {
-  RunnerError,
+  decodeSessionMetadata,
   type RunnerMount,
   RunnerMountSchema,
   type RunnerSessionState,
@@ -45,9 +45,5 @@ export function e2bSessionMetadata(m: {
 
 /** An E2B session state's metadata, decoded (never cast): a state that is not one is a typed `invalid_request`. */
 export function decodeE2bSessionMetadata(state: RunnerSessionState): E2bSessionMetadata {
-  if (state.provider_id !== "e2b") throw new RunnerError("invalid_request", "not an e2b session state");
-  const r = E2bSessionMetadataSchema.safeParse(state.metadata);
-  if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => `${i.path.join(".") || "(metadata)"}: ${i.message}`).join("; ");
-  throw new RunnerError("invalid_request", `not an e2b session state: ${issues}`);
+  return decodeSessionMetadata(E2bSessionMetadataSchema, state, "e2b", "not an e2b session state");
 }

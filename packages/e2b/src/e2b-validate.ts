@@ -1,4 +1,5 @@
 import {
+  checkProviderId,
   confinePath,
   type EnvSource,
   InvalidDestinationConfigError,
@@ -39,11 +40,7 @@ export function validateE2bDestination(
   planMaxTimeoutHours: number | undefined,
 ): { d: RunnerDestination; config: E2bDestinationConfig } {
   const d = parseDestinationInput(destination, "e2b");
-  if (d.provider_id !== "e2b")
-    throw new InvalidDestinationConfigError({
-      providerId: "e2b",
-      message: `destination is for provider '${d.provider_id}'`,
-    });
+  checkProviderId("e2b", "destination", d.provider_id);
   const config = parseE2bConfig(d.config);
   checkPlanLimits(config, planMaxHours(planMaxTimeoutHours, env));
   if (config.artifacts !== undefined) parseArtifactTarget("e2b", config.artifacts);

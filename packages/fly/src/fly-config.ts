@@ -1,4 +1,4 @@
-import { assertNoSecretsInConfig, InvalidDestinationConfigError } from "@roder/runner-contract";
+import { parseProviderConfig } from "@roder/runner-contract";
 import { z } from "zod";
 
 /** `destination.config` of the Fly provider. Persisted with the thread: the token comes from FLY_API_TOKEN. */
@@ -148,19 +148,9 @@ export function suspendProblem(c: Pick<FlyDestinationConfig, "guest" | "schedule
 }
 
 export function parseFlyConfig(config: unknown): FlyDestinationConfig {
-  assertNoSecretsInConfig(config, {
+  return parseProviderConfig(FlyDestinationConfigSchema, config, "fly", {
     // A switch (true or mount names) whose name mentions credentials, not a credential.
     allowKeys: ["allow_credentials_in_sandbox"],
     hint: "the Fly token comes from the FLY_API_TOKEN environment variable",
   });
-  const result = FlyDestinationConfigSchema.safeParse(config ?? {});
-  if (!result.success) {
-    const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
-    throw new InvalidDestinationConfigError({
-      providerId: "fly",
-      message: issues.map((i) => `${i.path || "(config)"}: ${i.message}`).join("; "),
-      issues,
-    });
-  }
-  return result.data;
 }

@@ -3,6 +3,7 @@ import { promises as fs } from "node:fs";
 import { posix } from "node:path";
 import {
   CancelledError,
+  checkProviderId,
   confinePath,
   type EnvSource,
   InvalidDestinationConfigError,
@@ -57,11 +58,7 @@ export function validateFlyDestination(
   env: EnvSource,
 ): { d: RunnerDestination; config: FlyDestinationConfig } {
   const d = parseDestinationInput(destination, "fly");
-  if (d.provider_id !== "fly")
-    throw new InvalidDestinationConfigError({
-      providerId: "fly",
-      message: `destination is for provider '${d.provider_id}'`,
-    });
+  checkProviderId("fly", "destination", d.provider_id);
   const config = parseFlyConfig(d.config);
   if (flyMode(config) === "agent" && config.cmd)
     throw new InvalidDestinationConfigError({

@@ -8,6 +8,7 @@ import {
   type RunnerCallOptions,
   type RunnerCapabilities,
   type RunnerSessionState,
+  runnerCapabilities,
   type SecretResolver,
   secretEnvironment,
 } from "@roder/runner-contract";
@@ -68,17 +69,11 @@ export interface FlyProviderSettings {
   agentSecretEnv?: string;
 }
 
-const CAPABILITIES: RunnerCapabilities = {
-  command_exec: true,
-  file_read: true,
-  file_write: true,
-  port_preview: true,
+// Buckets are mounted inside the machine with rclone + FUSE (the image needs rclone and fuse3).
+const CAPABILITIES: RunnerCapabilities = runnerCapabilities({
   snapshots: false,
-  cancellation: true,
-  artifact_export: true,
-  // Buckets are mounted inside the machine with rclone + FUSE (the image needs rclone and fuse3).
-  mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: false },
-};
+  mounts: { provider_native: false },
+});
 
 /** The Fly API token of these settings: the `token` option, the `tokenSecret` through `secrets`, or `tokenEnv`. */
 export function flyCredential(settings: FlyProviderSettings = {}): Credential {

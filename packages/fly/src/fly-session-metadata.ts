@@ -1,4 +1,4 @@
-import { RunnerError, type RunnerSessionState } from "@roder/runner-contract";
+import { decodeSessionMetadata, type RunnerSessionState } from "@roder/runner-contract";
 import type { SandboxMountRef } from "@roder/runner-storage";
 import { z } from "zod";
 import { type FlyDestinationConfig, FlyDestinationConfigSchema } from "./fly-config.js";
@@ -72,10 +72,7 @@ export function flySessionMetadata(m: {
 export function decodeFlySessionMetadata(state: RunnerSessionState): FlySessionMetadata {
   const meta = state.metadata;
   const agent = typeof meta === "object" && meta !== null && "mode" in meta && meta.mode === "agent";
-  const what = agent ? "not a fly agent session state" : "not a fly session state";
-  if (state.provider_id !== "fly") throw new RunnerError("invalid_request", what);
-  const r = (agent ? FlyAgentMetadataSchema : FlyExecMetadataSchema).safeParse(meta);
-  if (r.success) return r.data;
-  const issues = r.error.issues.map((i) => `${i.path.join(".") || "(metadata)"}: ${i.message}`).join("; ");
-  throw new RunnerError("invalid_request", `${what}: ${issues}`);
+  if (agent)
+    return decodeSessionMetadata(FlyAgentMetadataSchema, state, "fly", "not a fly agent session state");
+  return decodeSessionMetadata(FlyExecMetadataSchema, state, "fly");
 }

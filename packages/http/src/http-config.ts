@@ -1,4 +1,4 @@
-import { assertNoSecretsInConfig, InvalidDestinationConfigError } from "@roder/runner-contract";
+import { parseProviderConfig } from "@roder/runner-contract";
 import { z } from "zod";
 
 /** `destination.config` of the HTTP provider. Persisted with the thread: no token here. */
@@ -37,17 +37,7 @@ export function parseHttpConfig(
   config: unknown,
   tokenEnv: string,
 ): HttpDestinationConfig {
-  assertNoSecretsInConfig(config, {
+  return parseProviderConfig(HttpDestinationConfigSchema, config, providerId, {
     hint: `put the server token in the ${tokenEnv} environment variable instead`,
   });
-  const result = HttpDestinationConfigSchema.safeParse(config ?? {});
-  if (!result.success) {
-    const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
-    throw new InvalidDestinationConfigError({
-      providerId,
-      message: issues.map((i) => `${i.path || "(config)"}: ${i.message}`).join("; "),
-      issues,
-    });
-  }
-  return result.data;
 }

@@ -1,8 +1,10 @@
 import {
   CancelledError,
+  checkProviderId,
   codecs,
   createHttpClient,
   DEFAULT_RETRY,
+  decodeSessionMetadata,
   type EnvSource,
   InvalidDestinationConfigError,
   loadToken,
@@ -14,6 +16,7 @@ import {
   RunnerCapabilitiesSchema,
   type RunnerDestinationInput,
   type RunnerSessionState,
+  runnerCapabilities,
   tokenRoute,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
@@ -29,6 +32,18 @@ const FileScopeSchema = z
   .enum(["sandbox", "workspace"])
   .nullish()
   .transform((v) => v ?? "workspace");
+
+/** An HTTP session state's metadata (a state without any, as an older client wrote, reads as `{}`). */
+const HttpStateMetadataSchema = z.preprocess(
+  (m) => m ?? {},
+  z
+    .object({
+      base_url: z.string().optional(),
+      workspace_root: z.string().nullish(),
+      file_scope: FileScopeSchema,
+    })
+    .passthrough(),
+);
 
 export interface HttpRunnerProviderSettings {
   /** Provider id (default `http`); a hosted service may register its own id. */
@@ -57,16 +72,7 @@ export interface HttpRunnerProviderSettings {
   owner?: string;
 }
 
-const ALL: RunnerCapabilities = {
-  command_exec: true,
-  file_read: true,
-  file_write: true,
-  port_preview: true,
-  snapshots: true,
-  cancellation: true,
-  artifact_export: true,
-  mounts: { s3: true, gcs: true, r2: true, azure_blob: true, box_storage: true, provider_native: true },
-};
+const ALL: RunnerCapabilities = runnerCapabilities();
 
 /** The HTTP provider: its sessions are `HttpRunnerSession`s (with `startCommand` and `attachCommand`). */
 export type HttpRunnerProvider = RemoteRunnerProviderOf<HttpRunnerSession>;
@@ -160,6 +166,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
 
   const validate = (destination: RunnerDestinationInput) => {
     const d = parseDestinationInput(destination, id);
+    checkProviderId(id, "destination", d.provider_id);
     const config = parseHttpConfig(id, d.config, tokenEnv);
     const caps = settings.capabilities ?? ALL;
     for (const m of d.default_manifest.mounts) {
@@ -214,14 +221,7 @@ export function createHttpRunnerProvider(settings: HttpRunnerProviderSettings = 
       });
     },
     async resumeSession(state: RunnerSessionState, options?: RunnerCallOptions) {
-      const meta = z
-        .object({
-          base_url: z.string().optional(),
-          workspace_root: z.string().nullish(),
-          file_scope: FileScopeSchema,
-        })
-        .passthrough()
-        .parse(state.metadata ?? {});
+      const meta = decodeSessionMetadata(HttpStateMetadataSchema, state, id);
       const baseUrl = baseUrlFor(meta.base_url, "the session state");
       const t = transport(baseUrl);
       if (state.snapshot) {

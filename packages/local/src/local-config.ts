@@ -1,6 +1,6 @@
 import {
-  assertNoSecretsInConfig,
   InvalidDestinationConfigError,
+  parseProviderConfig,
   UnsupportedCapabilityError,
 } from "@roder/runner-contract";
 import { parseArtifactTarget } from "@roder/runner-storage";
@@ -56,30 +56,21 @@ export const LocalDestinationConfigSchema = z
 export type LocalDestinationConfig = z.infer<typeof LocalDestinationConfigSchema>;
 
 export function parseLocalConfig(config: unknown): LocalDestinationConfig {
-  assertNoSecretsInConfig(config);
-  const result = LocalDestinationConfigSchema.safeParse(config ?? {});
-  if (!result.success) {
-    const issues = result.error.issues.map((i) => ({ path: i.path.join("."), message: i.message }));
-    throw new InvalidDestinationConfigError({
-      providerId: "unix-local",
-      message: issues.map((i) => `${i.path || "(config)"}: ${i.message}`).join("; "),
-      issues,
-    });
-  }
-  if (result.data.artifacts !== undefined) parseArtifactTarget("unix-local", result.data.artifacts);
-  if (result.data.workspace_path && result.data.isolation !== "bwrap") {
+  const parsed = parseProviderConfig(LocalDestinationConfigSchema, config, "unix-local");
+  if (parsed.artifacts !== undefined) parseArtifactTarget("unix-local", parsed.artifacts);
+  if (parsed.workspace_path && parsed.isolation !== "bwrap") {
     throw new InvalidDestinationConfigError({
       providerId: "unix-local",
       message: "workspace_path needs isolation 'bwrap' (the workspace is bind-mounted there)",
     });
   }
-  const network = result.data.network ?? (result.data.isolation === "bwrap" ? "egress" : "host");
-  if (result.data.isolation === "none" && network !== "host") {
+  const network = parsed.network ?? (parsed.isolation === "bwrap" ? "egress" : "host");
+  if (parsed.isolation === "none" && network !== "host") {
     throw new UnsupportedCapabilityError({
       providerId: "unix-local",
       capability: `network '${network}'`,
       message: `network '${network}' needs isolation 'bwrap' (without isolation, commands share the host's network)`,
     });
   }
-  return { ...result.data, network };
+  return { ...parsed, network };
 }

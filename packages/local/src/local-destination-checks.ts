@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import {
+  checkProviderId,
   confinePath,
   InvalidDestinationConfigError,
   parseMountUri,
@@ -10,7 +11,7 @@ import {
 } from "@roder/runner-contract";
 import { resolveBucketCredentials } from "@roder/runner-storage";
 import { type LocalDestinationConfig, parseLocalConfig } from "./local-config.js";
-import { checkProviderId, LOCAL_PROVIDER_ID } from "./local-session-info.js";
+import { LOCAL_PROVIDER_ID } from "./local-session-info.js";
 import type { LocalProviderContext } from "./local-session-setup.js";
 
 // What a destination must be before anything is made for it: its config, the tools its isolation needs, its
@@ -21,7 +22,7 @@ export async function validateLocalDestination(
   ctx: LocalProviderContext,
   d: RunnerDestination,
 ): Promise<LocalDestinationConfig> {
-  checkProviderId("destination", d.provider_id);
+  checkProviderId(LOCAL_PROVIDER_ID, "destination", d.provider_id);
   const config = parseLocalConfig(d.config);
   await ctx.primeSecrets(d.config, d.default_manifest.mounts);
   if (config.isolation === "bwrap") {

@@ -12,6 +12,7 @@ import {
   RunnerError,
   type RunnerSessionState,
   type RunnerSnapshotRef,
+  runnerCapabilities,
   type SecretResolver,
   secretEnvironment,
 } from "@roder/runner-contract";
@@ -95,24 +96,21 @@ export function createLocalProvider(settings: LocalProviderSettings = {}): Local
   const root = settings.root ?? defaultLocalRoot();
   const owner = settings.owner ?? DEFAULT_OWNER;
 
-  const capabilities = (): RunnerCapabilities => ({
-    command_exec: true,
-    file_read: true,
-    file_write: true,
-    port_preview: true,
-    snapshots: true,
-    cancellation: true,
-    // Export needs `config.artifacts`; without it exportArtifact says so with UnsupportedCapabilityError.
-    artifact_export: true,
-    mounts: {
-      s3: mountTools(),
-      gcs: mountTools(),
-      r2: mountTools(),
-      azure_blob: mountTools(),
-      box_storage: mountTools(),
-      provider_native: process.getuid?.() === 0,
-    },
-  });
+  // Export needs `config.artifacts`; without it exportArtifact says so with UnsupportedCapabilityError. Bucket
+  // mounts need rclone and FUSE on this host; provider-native (bind) mounts, root.
+  const capabilities = (): RunnerCapabilities => {
+    const tools = mountTools();
+    return runnerCapabilities({
+      mounts: {
+        s3: tools,
+        gcs: tools,
+        r2: tools,
+        azure_blob: tools,
+        box_storage: tools,
+        provider_native: process.getuid?.() === 0,
+      },
+    });
+  };
   const ctx: LocalProviderContext = {
     env,
     primeSecrets,

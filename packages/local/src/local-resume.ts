@@ -11,7 +11,7 @@ import { ownCgroup } from "./local-cgroup.js";
 import { type RegistryEntry, readRegistryEntry, trustedRegistryDir } from "./local-registry.js";
 import type { SandboxRecord } from "./local-sandbox.js";
 import { LocalSession } from "./local-session.js";
-import { checkProviderId, LOCAL_PROVIDER_ID, type LocalSessionInfo } from "./local-session-info.js";
+import { LOCAL_PROVIDER_ID, type LocalSessionInfo } from "./local-session-info.js";
 import { decodeSessionMetadata, type LocalSessionMetadata } from "./local-session-metadata.js";
 import { type LocalProviderContext, newWorkspace, openSession } from "./local-session-setup.js";
 import { extractSnapshot, snapshotToRestore } from "./local-snapshots.js";
@@ -25,8 +25,7 @@ export async function resumeLocalSession(
   state: RunnerSessionState,
   signal: AbortSignal | undefined,
 ): Promise<LocalSession> {
-  checkProviderId("state", state.provider_id);
-  const meta = decodeSessionMetadata(state.metadata);
+  const meta = decodeSessionMetadata(state.metadata, state.provider_id);
   if (state.snapshot) return fromSnapshot(ctx, state, state.snapshot, meta, signal);
   return fromRegistry(ctx, state, meta);
 }

@@ -1,9 +1,4 @@
-import {
-  CancelledError,
-  type EnvSource,
-  InvalidDestinationConfigError,
-  type RunnerMount,
-} from "@roder/runner-contract";
+import { CancelledError, type EnvSource, type RunnerMount } from "@roder/runner-contract";
 import type { LocalDestinationConfig } from "./local-config.js";
 import type { Confinement } from "./local-fs.js";
 import type { SandboxRecord } from "./local-sandbox.js";
@@ -68,13 +63,4 @@ export function sandboxScopeOf(info: LocalSessionInfo, runtime: LocalRuntime): b
 
 export function checkAborted(signal: AbortSignal | undefined, operation: string): void {
   if (signal?.aborted) throw new CancelledError({ operation });
-}
-
-/** A destination, state or snapshot ref of another provider is refused (`InvalidDestinationConfigError`). */
-export function checkProviderId(what: "destination" | "state" | "snapshot", providerId: string): void {
-  if (providerId !== LOCAL_PROVIDER_ID)
-    throw new InvalidDestinationConfigError({
-      providerId: LOCAL_PROVIDER_ID,
-      message: `${what} is for provider '${providerId}'`,
-    });
 }

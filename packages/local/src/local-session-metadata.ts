@@ -1,7 +1,7 @@
-import { RunnerError, RunnerMountSchema } from "@roder/runner-contract";
+import { decodeSessionMetadata as decodeState, RunnerMountSchema } from "@roder/runner-contract";
 import { z } from "zod";
 import { LocalDestinationConfigSchema } from "./local-config.js";
-import { type LocalSessionInfo, runnerRootOf } from "./local-session-info.js";
+import { LOCAL_PROVIDER_ID, type LocalSessionInfo, runnerRootOf } from "./local-session-info.js";
 
 /** The version of `state().metadata` this runner writes (and the only one it reads). */
 export const LOCAL_SESSION_METADATA_VERSION = 1;
@@ -58,13 +58,13 @@ export function encodeSessionMetadata(
   };
 }
 
-/** A state's metadata, decoded: a typed `invalid_request` when it is not a unix-local session state. */
-export function decodeSessionMetadata(metadata: unknown): LocalSessionMetadata {
-  const parsed = LocalSessionMetadataSchema.safeParse(metadata);
-  if (!parsed.success)
-    throw new RunnerError(
-      "invalid_request",
-      `state.metadata is not a unix-local session state: ${parsed.error.issues[0]?.message}`,
-    );
-  return parsed.data;
+/**
+ * A state's metadata (of a state of `providerId`), decoded: a typed `invalid_request` when it is not a unix-local
+ * session state (see the contract's `decodeSessionMetadata`).
+ */
+export function decodeSessionMetadata(
+  metadata: unknown,
+  providerId = LOCAL_PROVIDER_ID,
+): LocalSessionMetadata {
+  return decodeState(LocalSessionMetadataSchema, { provider_id: providerId, metadata }, LOCAL_PROVIDER_ID);
 }

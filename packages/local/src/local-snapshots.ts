@@ -4,6 +4,7 @@ import { promises as fs } from "node:fs";
 import { basename, join } from "node:path";
 import { promisify } from "node:util";
 import {
+  checkProviderId,
   confinePath,
   RunnerError,
   type RunnerSnapshotRef,
@@ -11,12 +12,7 @@ import {
 } from "@roder/runner-contract";
 import { z } from "zod";
 import { ensurePrivateDir } from "./local-private-dir.js";
-import {
-  checkProviderId,
-  LOCAL_PROVIDER_ID,
-  type LocalSessionInfo,
-  runnerRootOf,
-} from "./local-session-info.js";
+import { LOCAL_PROVIDER_ID, type LocalSessionInfo, runnerRootOf } from "./local-session-info.js";
 
 // Snapshots: a tar.gz of the workspace in the snapshot store, named by its id, checked by its sha256.
 
@@ -114,7 +110,7 @@ export async function extractSnapshot(archive: string, workspaceRoot: string): P
  * already deleted one resolves; anything else a ref names is refused.
  */
 export async function deleteSnapshotArchive(ref: RunnerSnapshotRef): Promise<void> {
-  checkProviderId("snapshot", ref.provider_id);
+  checkProviderId(LOCAL_PROVIDER_ID, "snapshot", ref.provider_id);
   const archive = LocalSnapshotMetadataSchema.pick({ archive: true }).safeParse(ref.metadata);
   if (!archive.success)
     throw new RunnerError("invalid_request", "snapshot metadata names no archive of unix-local");
