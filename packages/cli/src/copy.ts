@@ -108,25 +108,21 @@ export async function upload(
   return n;
 }
 
-/** Null when the provider cannot take stdin (nothing was written yet). */
-async function uploadStreaming(
+type CommandHandle = Awaited<ReturnType<NonNullable<RemoteRunnerSession["startCommand"]>>>;
+type StdinHandle = CommandHandle & Required<Pick<CommandHandle, "write" | "closeStdin">>;
+
+/**
+ * Starts `command` with its stdin open: the handle, with `write` and `closeStdin`, or null when the provider
+ * cannot take stdin (then nothing ran, or what started was killed).
+ */
+async function startWithStdin(
   session: RemoteRunnerSession,
-  stream: Readable,
-  dst: string,
-  bar: Progress,
+  command: Omit<Parameters<NonNullable<RemoteRunnerSession["startCommand"]>>[0], "stdin">,
   signal: AbortSignal | undefined,
-): Promise<number | null> {
-  let handle: Awaited<ReturnType<NonNullable<RemoteRunnerSession["startCommand"]>>>;
+): Promise<StdinHandle | null> {
+  let handle: CommandHandle;
   try {
-    handle = await session.startCommand!(
-      {
-        command_id: commandId("in"),
-        program: "sh",
-        args: ["-c", 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"', "sh", dst],
-        stdin: true,
-      },
-      { signal },
-    );
+    handle = await session.startCommand!({ ...command, stdin: true }, { signal });
   } catch (error) {
     if (UnsupportedCapabilityError.isInstance(error)) return null;
     throw error;
@@ -136,6 +132,27 @@ async function uploadStreaming(
     await handle.wait();
     return null;
   }
+  return handle as StdinHandle;
+}
+
+/** Null when the provider cannot take stdin (nothing was written yet). */
+async function uploadStreaming(
+  session: RemoteRunnerSession,
+  stream: Readable,
+  dst: string,
+  bar: Progress,
+  signal: AbortSignal | undefined,
+): Promise<number | null> {
+  const handle = await startWithStdin(
+    session,
+    {
+      command_id: commandId("in"),
+      program: "sh",
+      args: ["-c", 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"', "sh", dst],
+    },
+    signal,
+  );
+  if (!handle) return null;
   let stderr = "";
   const drain = (async () => {
     for await (const c of handle.output) if (c.stream === "stderr") stderr += Buffer.from(c.data).toString();
@@ -221,21 +238,12 @@ async function downloadRanges(
   bar: Progress,
   signal: AbortSignal | undefined,
 ): Promise<number | null> {
-  let handle: Awaited<ReturnType<NonNullable<RemoteRunnerSession["startCommand"]>>>;
-  try {
-    handle = await session.startCommand!(
-      { command_id: commandId("out"), program: "sh", args: ["-c", RANGE_SERVER, "sh", src], stdin: true },
-      { signal },
-    );
-  } catch (error) {
-    if (UnsupportedCapabilityError.isInstance(error)) return null;
-    throw error;
-  }
-  if (!handle.write || !handle.closeStdin) {
-    await handle.kill();
-    await handle.wait();
-    return null;
-  }
+  const handle = await startWithStdin(
+    session,
+    { command_id: commandId("out"), program: "sh", args: ["-c", RANGE_SERVER, "sh", src] },
+    signal,
+  );
+  if (!handle) return null;
   const sink: Writable = dst === "-" ? process.stdout : createWriteStream(dst);
   let sinkError: unknown;
   sink.on("error", (error) => {
@@ -247,7 +255,7 @@ async function downloadRanges(
   const ask = async () => {
     if (requested >= size) return;
     const len = Math.min(CHUNK, size - requested);
-    await handle.write!(`${requested} ${len}\n`);
+    await handle.write(`${requested} ${len}\n`);
     asked.push(len);
     requested += len;
   };

@@ -4,6 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import {
   codecs,
+  createHttpClient,
   type RemoteRunnerProvider,
   type RunnerSessionState,
   type RunnerSnapshotRef,
@@ -120,8 +121,9 @@ export const canDelete = (p: RemoteRunnerProvider): p is Deleter =>
   typeof (p as Partial<Deleter>).deleteSnapshot === "function";
 
 /**
- * Deletes a snapshot of the runner server this CLI is configured for (`DELETE /snapshots/{id}`; idempotent).
- * The token goes only to `RODER_RUNNER_HTTP_URL`.
+ * Deletes a snapshot of the runner server this CLI is configured for (`DELETE /snapshots/{id}`; idempotent, so
+ * retried on a failed connection, 429 or 5xx, honouring Retry-After; 404 is done already). The token goes only to
+ * `RODER_RUNNER_HTTP_URL`.
  */
 export async function deleteHttpSnapshot(
   ref: RunnerSnapshotRef,
@@ -133,16 +135,12 @@ export async function deleteHttpSnapshot(
     throw new StateRefusedError(
       "deleting an http snapshot needs RODER_RUNNER_HTTP_URL and RODER_RUNNER_HTTP_TOKEN (the server it was taken on)",
     );
-  const url = `${base.replace(/\/+$/, "")}/snapshots/${encodeURIComponent(ref.snapshot_id)}`;
-  let res: Response;
-  try {
-    res = await fetch(url, { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
-  } catch (error) {
-    throw Object.assign(new Error("http: delete snapshot: connection failed", { cause: error }), { url });
-  }
-  if (!res.ok && res.status !== 404)
-    throw Object.assign(new Error(`http: delete snapshot: HTTP ${res.status}`), {
-      url,
-      statusCode: res.status,
-    });
+  await createHttpClient({ providerId: "http", baseUrl: base, auth: { token } }).request({
+    method: "DELETE",
+    path: `/snapshots/${encodeURIComponent(ref.snapshot_id)}`,
+    operation: "delete snapshot",
+    idempotent: true,
+    okStatuses: [404],
+    buffer: true,
+  });
 }

@@ -124,10 +124,10 @@ export function checkHttpState(state: RunnerSessionState, configuredUrl: string 
 }
 
 /**
- * Writes a state file 0600 without following a symlink planted at `path`: a new file, or an existing regular
- * file of this user (truncated).
+ * Opens `path` for writing (created 0600 if missing) without following a symlink planted there, and checks it is
+ * a regular file of this user: the descriptor, or StateRefusedError (nothing left open).
  */
-export function writePrivateFile(path: string, text: string): void {
+function openPrivateFile(path: string): number {
   let fd: number;
   try {
     fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
@@ -141,6 +141,20 @@ export function writePrivateFile(path: string, text: string): void {
     const st = fstatSync(fd);
     if (!st.isFile() || (uid() >= 0 && st.uid !== uid()))
       throw new StateRefusedError(`${path} is not a regular file of this user`);
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  return fd;
+}
+
+/**
+ * Writes a state file 0600 without following a symlink planted at `path`: a new file, or an existing regular
+ * file of this user (truncated).
+ */
+export function writePrivateFile(path: string, text: string): void {
+  const fd = openPrivateFile(path);
+  try {
     fchmodSync(fd, 0o600);
     ftruncateSync(fd, 0);
     writeSync(fd, text);
@@ -154,20 +168,5 @@ export function writePrivateFile(path: string, text: string): void {
  * following a symlink, a regular file of this user. Nothing is truncated.
  */
 export function checkPrivateFile(path: string): void {
-  let fd: number;
-  try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new StateRefusedError(
-      code === "ELOOP" ? `${path} is a symbolic link: not followed` : `cannot write ${path} (${code})`,
-    );
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || (uid() >= 0 && st.uid !== uid()))
-      throw new StateRefusedError(`${path} is not a regular file of this user`);
-  } finally {
-    closeSync(fd);
-  }
+  closeSync(openPrivateFile(path));
 }
