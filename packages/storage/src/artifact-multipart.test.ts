@@ -1,6 +1,14 @@
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
@@ -36,6 +44,8 @@ const work = mkdtempSync(join(tmpdir(), "roder-mp-"));
 const file = join(work, "big.bin");
 const SIZE = 12 * 1024 * 1024 + 17;
 let expected = "";
+// A PATH with the POSIX tools and curl but no python3: an image where the portable part script runs.
+const noPython = join(work, "no-python-bin");
 const sha = (b: Buffer) => createHash("sha256").update(b).digest("hex");
 
 beforeAll(async () => {
@@ -55,6 +65,11 @@ beforeAll(async () => {
   for (let i = 0; i < SIZE; i++) bytes[i] = (i * 2654435761) >>> 24;
   writeFileSync(file, bytes);
   expected = sha(bytes);
+  mkdirSync(noPython);
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(":"))
+    for (const tool of existsSync(dir) ? readdirSync(dir) : [])
+      if (!tool.startsWith("python") && !existsSync(join(noPython, tool)))
+        symlinkSync(join(dir, tool), join(noPython, tool));
 }, 60_000);
 afterAll(async () => {
   await Promise.all([s3proxy?.stop(), azproxy?.stop(), gcsproxy?.stop()]);
@@ -94,14 +109,17 @@ const targetOf = (store: Store, prefix: string, mode: "direct" | "stream") =>
     parallelism: 3,
   });
 
-/** A session whose commands run as real processes on this machine (what a sandbox's runner does). */
-function hostRunSession(seen: RunnerCommandRequestInput[]): RemoteRunnerSession {
+/**
+ * A session whose commands run as real processes on this machine (what a sandbox's runner does); `path`
+ * replaces its PATH (a sandbox image with other tools).
+ */
+function hostRunSession(seen: RunnerCommandRequestInput[], path = process.env.PATH): RemoteRunnerSession {
   return {
     runCommand: (req: RunnerCommandRequestInput) => {
       seen.push(req);
       return new Promise((resolve, reject) => {
         const p = spawn(req.program, req.args ?? [], {
-          env: { PATH: process.env.PATH, ...Object.fromEntries(req.env ?? []) },
+          env: { PATH: path, ...Object.fromEntries(req.env ?? []) },
           stdio: ["ignore", "pipe", "pipe"],
         });
         let stdout = "";
@@ -149,21 +167,39 @@ const run = (store: Store, prefix: string, mode: "direct" | "stream", source: Ar
 const partRequest = (store: Store) => (store === "azure" ? /^PUT .*comp=block&/ : /^PUT .*partNumber=/);
 
 describe.each(["s3", "r2", "azure", "gcs"] as const)("multipart export to %s", (store) => {
+  // Direct paths: the one-process uploader where python3 is (the host here), the portable script elsewhere.
   const paths = [
-    ["direct from the host", "direct", () => hostArtifactSource()],
-    ["direct from a sandbox", "direct", () => sessionArtifactSource(hostRunSession([]), { tmpDir: work })],
-    ["stream", "stream", () => hostArtifactSource()],
+    ["direct from the host", "direct", () => hostArtifactSource(), "python"],
+    [
+      "direct from a sandbox",
+      "direct",
+      () => sessionArtifactSource(hostRunSession([]), { tmpDir: work }),
+      "python",
+    ],
+    [
+      "direct from a sandbox without python3",
+      "direct",
+      () => sessionArtifactSource(hostRunSession([], noPython), { tmpDir: work }),
+      "curl",
+    ],
+    ["stream", "stream", () => hostArtifactSource(), "host"],
   ] as const;
+  const uploaderOf = (agent: string) =>
+    agent.startsWith("roder-runner-parts/") ? "python" : agent.startsWith("curl/") ? "curl" : "host";
 
-  for (const [name, mode, source] of paths) {
+  for (const [name, mode, source, uploader] of paths) {
     it(`${name}: three parts, each with its Content-MD5, the stored bytes' sha256 checked`, async () => {
       const proxy = proxyOf(store);
       const before = proxy.seen.length;
       const prefix = `ok-${mode}-${name.length}`;
       const r = await run(store, prefix, mode, source());
       expect(r.metadata).toMatchObject({ size: SIZE, sha256: expected, transfer: mode, parts: 3 });
-      const parts = proxy.seen.slice(before).filter((l) => partRequest(store).test(l));
+      const parts = proxy.seen
+        .map((l, i) => [l, proxy.agents[i]!] as const)
+        .slice(before)
+        .filter(([l]) => partRequest(store).test(l));
       expect(parts).toHaveLength(3);
+      expect(parts.map(([, agent]) => uploaderOf(agent))).toEqual([uploader, uploader, uploader]);
       const got = Buffer.from(await (await fetch(r.url!)).arrayBuffer());
       expect(got.length).toBe(SIZE);
       expect(sha(got)).toBe(expected);

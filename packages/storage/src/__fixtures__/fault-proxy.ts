@@ -10,6 +10,8 @@ import type { AddressInfo } from "node:net";
 export interface FaultProxy {
   endpoint: string;
   seen: string[];
+  /** The User-Agent of each request in `seen`, at the same index. */
+  agents: string[];
   /** Upload ids initiated and neither completed nor aborted (an abort request counts, whatever the answer). */
   openUploads(): string[];
   fail(spec: { match: RegExp; status?: number; reset?: boolean; times?: number; after?: number }): void;
@@ -19,11 +21,13 @@ export interface FaultProxy {
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const to = new URL(target);
   const seen: string[] = [];
+  const agents: string[] = [];
   const open = new Set<string>();
   const faults: { match: RegExp; status?: number; reset?: boolean; left: number; skip: number }[] = [];
   const server: Server = createServer((req, res) => {
     const line = `${req.method} ${req.url}`;
     seen.push(line);
+    agents.push(req.headers["user-agent"] ?? "");
     const f = faults.find((x) => x.left > 0 && x.match.test(line));
     if (f && f.skip > 0) f.skip -= 1;
     else if (f) {
@@ -76,6 +80,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   return {
     endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     seen,
+    agents,
     openUploads: () => [...open],
     fail: (spec) => faults.push({ ...spec, left: spec.times ?? 1, skip: spec.after ?? 0 }),
     async stop() {
