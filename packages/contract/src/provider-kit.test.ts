@@ -99,6 +99,20 @@ describe("SessionLifecycle", () => {
     expect(String(e)).toContain("session 's-1' is closed");
   });
 
+  it("guard: the function behind ensureOpen, a refusal as a rejected promise", async () => {
+    const life = new SessionLifecycle({ providerId: "p", sessionId: () => "s-2" });
+    const calls: number[] = [];
+    const add = life.guard(async (a: number, b: number) => {
+      calls.push(a);
+      return a + b;
+    });
+    expect(await add(1, 2)).toBe(3);
+    life.markClosed();
+    const p = add(5, 6);
+    await expect(p).rejects.toMatchObject({ code: "session_not_found" });
+    expect(calls).toEqual([1]);
+  });
+
   it("names the provider's thing and its word for paused", () => {
     const life = new SessionLifecycle({
       providerId: "fly",

@@ -52,6 +52,18 @@ export class SessionLifecycle {
       });
   }
 
+  /**
+   * `fn` behind the guard: each call passes `ensureOpen` first (a refusal is the returned promise's rejection, as
+   * from an async method). A session method that only hands its call on is then one line:
+   * `readonly readFile = this.life.guard((request, options) => inner.readFile(request, options))`.
+   */
+  guard<A extends unknown[], R>(fn: (...args: A) => Promise<R>): (...args: A) => Promise<R> {
+    return async (...args) => {
+      this.ensureOpen();
+      return fn(...args);
+    };
+  }
+
   /** Marks the session paused (after the provider paused it). */
   markPaused(): void {
     this.isPaused = true;
