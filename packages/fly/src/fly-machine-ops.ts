@@ -29,24 +29,6 @@ export interface FlyMachineInfo {
   volumeId?: string | undefined;
 }
 
-/** Whether a session can be used now: both session kinds refuse the same way when suspended or closed. */
-export function ensureMachineOpen(
-  info: { machineId: string },
-  at: { closed: boolean; paused: boolean },
-): void {
-  if (at.paused)
-    throw new RunnerError(
-      "session_paused",
-      `machine ${info.machineId} is suspended: resume it with provider.resumeSession(session.state())`,
-    );
-  if (at.closed)
-    throw new SessionNotFoundError({
-      providerId: "fly",
-      sessionId: info.machineId,
-      message: `session (machine ${info.machineId}) is closed`,
-    });
-}
-
 /**
  * The storage package's direct path, run by the session's own commands: the machine uploads to a signed URL.
  * The archive of a directory is made in a workspace-local temp dir (each exec may have its own /tmp).

@@ -1,25 +1,16 @@
 import {
   parseFileWriteInput,
   type RemoteRunnerSession,
-  type RunnerArtifactExportRequestInput,
-  type RunnerArtifactExportResult,
   type RunnerCallOptions,
   type RunnerCommandHandle,
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
-  type RunnerExportOptions,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
   type RunnerFileWriteInput,
-  type RunnerPortRequestInput,
-  type RunnerPortResult,
-  type RunnerSessionState,
-  type RunnerSnapshotRef,
   type RunnerStartCommandInput,
 } from "@roder/runner-contract";
-import { type SandboxMountRef, unmountInSandbox } from "@roder/runner-storage";
 import type { ExecResult, FlyApi } from "./fly-api.js";
-import type { FlyDestinationConfig } from "./fly-config.js";
 import {
   attachExecCommand,
   cancelExecCommand,
@@ -28,15 +19,7 @@ import {
 } from "./fly-exec-commands.js";
 import { readExecFile, writeExecFile } from "./fly-exec-files.js";
 import type { FlyExecContext } from "./fly-exec-follow.js";
-import {
-  destroyMachineAndVolume,
-  ensureMachineOpen,
-  exportFromMachine,
-  machinePortUrl,
-  snapshotsUnsupported,
-  suspendMachine,
-} from "./fly-machine-ops.js";
-import { flySessionMetadata } from "./fly-session-metadata.js";
+import { FlyMachineSession, type FlySessionInfo } from "./fly-machine-session.js";
 
 export interface FlySessionTuning {
   /** Largest part of a file moved by one exec, and of each output stream per poll (bytes). */
@@ -45,28 +28,18 @@ export interface FlySessionTuning {
 
 // A Fly session in exec mode: every command and file operation is an exec call of the Machines API. Commands
 // run detached and are followed by held polls (fly-exec-commands.ts, fly-exec-follow.ts); files move in
-// chunks of one exec each (fly-exec-files.ts).
-export class FlySession implements RemoteRunnerSession {
-  private readonly at = { closed: false, paused: false };
+// chunks of one exec each (fly-exec-files.ts). What it shares with agent mode is FlyMachineSession's.
+export class FlySession extends FlyMachineSession implements RemoteRunnerSession {
   /** What the command and file modules use of this session (its exec, workspace, commands and hold). */
   private readonly ctx: FlyExecContext;
+  declare readonly info: FlySessionInfo & {
+    /** Written in the workspace at create: resumeSession checks it is still there (see FlyWorkspaceLostError). */
+    marker?: string;
+    tuning?: FlySessionTuning;
+  };
 
-  constructor(
-    private readonly api: FlyApi,
-    readonly info: {
-      machineId: string;
-      destinationId: string;
-      config: FlyDestinationConfig;
-      env: Record<string, string | undefined>;
-      /** Buckets mounted in the machine at create (rclone + FUSE): unmounted, write-back drained, at close. */
-      mounted: SandboxMountRef[];
-      /** Written in the workspace at create: resumeSession checks it is still there (see FlyWorkspaceLostError). */
-      marker?: string;
-      tuning?: FlySessionTuning;
-      /** The workspace's Fly volume (created with the machine, deleted at close). */
-      volumeId?: string;
-    },
-  ) {
+  constructor(api: FlyApi, info: FlySession["info"]) {
+    super(api, info);
     this.ctx = {
       machineId: info.machineId,
       root: info.config.workspace_root,
@@ -78,33 +51,16 @@ export class FlySession implements RemoteRunnerSession {
     };
   }
 
-  private get root(): string {
+  get root(): string {
     return this.info.config.workspace_root;
+  }
+
+  protected stateFacts(): { marker?: string | undefined } {
+    return { marker: this.info.marker };
   }
 
   private get path(): string {
     return `/apps/${this.info.config.app}/machines/${this.info.machineId}`;
-  }
-
-  state(): RunnerSessionState {
-    return {
-      provider_id: "fly",
-      session_id: this.info.machineId,
-      destination_id: this.info.destinationId,
-      snapshot: null,
-      metadata: flySessionMetadata({
-        machineId: this.info.machineId,
-        config: this.info.config,
-        workspaceRoot: this.root,
-        mounted: this.info.mounted,
-        marker: this.info.marker,
-        volumeId: this.info.volumeId,
-      }),
-    };
-  }
-
-  private ensureOpen(): void {
-    ensureMachineOpen(this.info, this.at);
   }
 
   /**
@@ -137,7 +93,7 @@ export class FlySession implements RemoteRunnerSession {
     input: RunnerCommandRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return runExecCommand(this.ctx, input, options);
   }
 
@@ -151,7 +107,7 @@ export class FlySession implements RemoteRunnerSession {
     input: RunnerStartCommandInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandHandle> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return startExecCommand(this.ctx, input, options);
   }
 
@@ -161,68 +117,26 @@ export class FlySession implements RemoteRunnerSession {
    * commands are kept 10 minutes).
    */
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return attachExecCommand(this.ctx, commandId, options);
   }
 
   /** Kills the command's process group through an exec; `true` when it was running. */
   async cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return cancelExecCommand(this.ctx, commandId, options);
   }
 
   /** Reads in parts of at most `chunkBytes`, one exec each (the first also gives the size). */
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return readExecFile(this.ctx, request, options);
   }
 
   /** Writes in parts of at most `chunkBytes` to a temp file beside the target, renamed over it at the end. */
   async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
     const request = parseFileWriteInput(input);
-    this.ensureOpen();
+    this.life.ensureOpen();
     return writeExecFile(this.ctx, request, options);
-  }
-
-  async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
-    this.ensureOpen();
-    return machinePortUrl(this.info, input);
-  }
-
-  /**
-   * The storage package's direct path: the machine hashes the file (or archives the directory) and uploads it
-   * with curl to a signed URL that reaches curl through its environment, never argv.
-   */
-  async exportArtifact(
-    input: RunnerArtifactExportRequestInput,
-    options?: RunnerExportOptions,
-  ): Promise<RunnerArtifactExportResult> {
-    this.ensureOpen();
-    return exportFromMachine(this, this.info, this.root, input, options);
-  }
-
-  async snapshot(): Promise<RunnerSnapshotRef | null> {
-    return snapshotsUnsupported();
-  }
-
-  /**
-   * Fly suspend: the machine's memory and file system are snapshotted and its compute stops;
-   * `resumeSession(state())` starts it again where it was (mounts and processes included).
-   */
-  async pause(options?: RunnerCallOptions): Promise<void> {
-    this.ensureOpen();
-    await suspendMachine(this.api, this.info, options?.signal);
-    this.at.paused = true;
-  }
-
-  /** Stops and destroys the machine (force), then its volume; a machine already gone is fine. Idempotent. */
-  async close(options?: RunnerCallOptions): Promise<void> {
-    if (this.at.closed) return;
-    if (this.at.paused) this.info.mounted.splice(0);
-    // Uploads still in rclone's write-back reach the bucket before the machine goes.
-    for (const ref of this.info.mounted.splice(0).reverse())
-      await unmountInSandbox(this, ref).catch(() => {});
-    this.at.closed = true;
-    await destroyMachineAndVolume(this.api, this.info, options?.signal);
   }
 }

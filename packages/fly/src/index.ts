@@ -9,13 +9,14 @@ export {
   flyMode,
   parseFlyConfig,
 } from "./fly-config.js";
+export { FlyMachineSession, type FlySessionInfo } from "./fly-machine-session.js";
 export {
   createFlyProvider,
   type FlyProviderSettings,
   type FlyRunnerProvider,
   flyProvider,
 } from "./fly-provider.js";
-export { FlySession } from "./fly-session.js";
+export { FlySession, type FlySessionTuning } from "./fly-session.js";
 export { createFlySweeper } from "./fly-sweeper.js";
 export type { FlyVolume } from "./fly-volumes.js";
 export { FlyWorkspaceLostError } from "./fly-workspace-lost-error.js";
