@@ -27,6 +27,7 @@ import {
   type RunnerSessionState,
   type RunnerSnapshotRef,
   type RunnerStartCommandInput,
+  SessionLifecycle,
   SessionNotFoundError,
 } from "@roder/runner-contract";
 import { followCommand } from "./http-command-stream.js";
@@ -35,7 +36,8 @@ import type { HttpTransport } from "./http-transport.js";
 import { readExportStream, type SessionWire } from "./http-wire.js";
 
 export class HttpRunnerSession implements RemoteRunnerSession {
-  private closed = false;
+  /** Open until closed: every method but close refuses after (`SessionNotFoundError`). */
+  private readonly life: SessionLifecycle;
 
   constructor(
     private readonly t: HttpTransport,
@@ -51,7 +53,9 @@ export class HttpRunnerSession implements RemoteRunnerSession {
        */
       fileScope: "sandbox" | "workspace";
     },
-  ) {}
+  ) {
+    this.life = new SessionLifecycle({ providerId: info.providerId, sessionId: () => info.sessionId });
+  }
 
   private get path(): string {
     return `/sessions/${encodeURIComponent(this.info.sessionId)}`;
@@ -60,15 +64,6 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   /** What the command-stream and file-stream modules need of this session. */
   private get wire(): SessionWire {
     return { t: this.t, path: this.path, providerId: this.info.providerId, sessionId: this.info.sessionId };
-  }
-
-  private ensureOpen(): void {
-    if (this.closed)
-      throw new SessionNotFoundError({
-        providerId: this.info.providerId,
-        sessionId: this.info.sessionId,
-        message: `session '${this.info.sessionId}' is closed`,
-      });
   }
 
   /** Client-side confinement when the server told us the root (the server confines again). */
@@ -101,7 +96,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     input: RunnerCommandRequestInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const request = parseCommandInput(input);
     if (request.cwd !== null) this.confine(request.cwd, "cwd");
     // Never retried: a command may have run even when the answer was lost.
@@ -120,7 +115,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     input: RunnerStartCommandInput,
     options?: RunnerCallOptions,
   ): Promise<RunnerCommandHandle> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const request = parseCommandInput(input);
     if (request.cwd !== null) this.confine(request.cwd, "cwd");
     if (options?.signal?.aborted) throw new CancelledError({ operation: "start command" });
@@ -150,7 +145,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
 
   /** Follows a command again (from this or another process): the server replays what it retained. */
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     if (options?.signal?.aborted) throw new CancelledError({ operation: "attach command" });
     return followCommand(
       this.wire,
@@ -170,7 +165,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   }
 
   async cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const res = await this.t.request("DELETE", `${this.path}/commands/${encodeURIComponent(commandId)}`, {
       signal: options?.signal,
       idempotent: true,
@@ -183,7 +178,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   }
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     this.confine(request.path, "read");
     const res = await this.t.request("GET", `${this.path}/files?path=${encodeURIComponent(request.path)}`, {
       signal: options?.signal,
@@ -196,7 +191,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   }
 
   async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const request = parseFileWriteInput(input);
     this.confine(request.path, "write");
     await this.t.request("PUT", `${this.path}/files?path=${encodeURIComponent(request.path)}`, {
@@ -216,7 +211,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     request: RunnerFileStreamRequest,
     options?: RunnerCallOptions,
   ): Promise<RunnerFileStream> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     checkRange(request);
     this.confine(request.path, "read");
     return readFileStream(this.wire, request, options);
@@ -231,14 +226,14 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     body: AsyncIterable<Uint8Array>,
     options?: RunnerCallOptions,
   ): Promise<{ bytes: number }> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const { path } = parseFileWriteInput({ path: request.path, contents: new Uint8Array() });
     this.confine(path, "write");
     return writeFileStream(this.wire, path, body, options);
   }
 
   async exposePort(input: RunnerPortRequestInput, options?: RunnerCallOptions): Promise<RunnerPortResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const request = parsePortInput(input);
     const res = await this.t.request("POST", `${this.path}/ports`, {
       json: codecs.RunnerPortRequest.encode(request),
@@ -259,7 +254,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
     input: RunnerArtifactExportRequestInput,
     options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const request = parseArtifactExportInput(input);
     const onProgress = options?.onProgress;
     const res = await this.t.request("POST", `${this.path}/artifacts`, {
@@ -276,7 +271,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   }
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef | null> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const res = await this.t.request("POST", `${this.path}/snapshots`, {
       signal: options?.signal,
       idempotent: false,
@@ -291,8 +286,7 @@ export class HttpRunnerSession implements RemoteRunnerSession {
   }
 
   async close(options?: RunnerCallOptions): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.life.markClosed()) return;
     try {
       await this.t.request("DELETE", this.path, {
         signal: options?.signal,

@@ -21,7 +21,7 @@ import {
   type RunnerSessionState,
   type RunnerSnapshotRef,
   type RunnerStartCommandInput,
-  SessionNotFoundError,
+  SessionLifecycle,
 } from "@roder/runner-contract";
 import { unmount } from "./local-binds.js";
 import {
@@ -69,7 +69,8 @@ export { LOCAL_PROVIDER_ID } from "./local-session-info.js";
  */
 export class LocalSession implements RemoteRunnerSession {
   private readonly unmounts: Array<() => Promise<void>> = [];
-  private closed = false;
+  /** Open until closed: every method but close refuses after (`SessionNotFoundError`). */
+  private readonly life: SessionLifecycle;
   private restarts = 0;
   /** What the session's modules share. */
   private readonly ctx: SessionContext;
@@ -79,6 +80,7 @@ export class LocalSession implements RemoteRunnerSession {
     private readonly runtime: LocalRuntime,
     realRoot: string,
   ) {
+    this.life = new SessionLifecycle({ providerId: LOCAL_PROVIDER_ID, sessionId: () => info.sessionId });
     this.ctx = {
       info,
       runtime,
@@ -173,26 +175,16 @@ export class LocalSession implements RemoteRunnerSession {
     };
   }
 
-  /** The session's methods refuse to work once it is closed. */
-  private ensureOpen(): void {
-    if (this.closed)
-      throw new SessionNotFoundError({
-        providerId: LOCAL_PROVIDER_ID,
-        sessionId: this.info.sessionId,
-        message: `session '${this.info.sessionId}' is closed`,
-      });
-  }
-
   async startCommand(
     input: RunnerStartCommandInput,
     options?: RunnerCallOptions,
   ): Promise<LocalCommandHandle> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return startSessionCommand(this.ctx, input, options);
   }
 
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     checkAborted(options?.signal, "attachCommand");
     return attachSessionCommand(this.info.sessionId, commandId);
   }
@@ -210,12 +202,12 @@ export class LocalSession implements RemoteRunnerSession {
   }
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return readSessionFile(this.ctx, request, options);
   }
 
   async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return writeSessionFile(this.ctx, input, options);
   }
 
@@ -223,7 +215,7 @@ export class LocalSession implements RemoteRunnerSession {
     request: RunnerFileStreamRequest,
     options?: RunnerCallOptions,
   ): Promise<RunnerFileStream> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return readSessionFileStream(this.ctx, request, options);
   }
 
@@ -232,12 +224,12 @@ export class LocalSession implements RemoteRunnerSession {
     body: AsyncIterable<Uint8Array>,
     options?: RunnerCallOptions,
   ): Promise<{ bytes: number }> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return writeSessionFileStream(this.ctx, request, body, options);
   }
 
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     const request = parsePortInput(input);
     checkPort(request.port);
     const sandbox = await this.liveSandbox();
@@ -252,19 +244,18 @@ export class LocalSession implements RemoteRunnerSession {
     input: RunnerArtifactExportRequestInput,
     options?: RunnerExportOptions,
   ): Promise<RunnerArtifactExportResult> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     return exportSessionArtifact(this.ctx, input, options);
   }
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {
-    this.ensureOpen();
+    this.life.ensureOpen();
     checkAborted(options?.signal, "snapshot");
     return takeSnapshot(this.info);
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+    if (!this.life.markClosed()) return;
     await endSessionCommands(this.info.sessionId);
     // The sandbox (or the session's cgroup) first: everything the session started ends, and no process of it
     // holds a mount below the workspace when the mounts go.
