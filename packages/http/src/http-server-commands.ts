@@ -7,7 +7,13 @@ import {
 } from "@roder/runner-contract";
 import { statusForError } from "./http-errors.js";
 import { frame } from "./http-frames.js";
-import type { Entry, IncomingMessage, ServerContext, ServerResponse } from "./http-server-context.js";
+import type {
+  Entry,
+  IncomingMessage,
+  ServerContext,
+  ServerResponse,
+  SessionRequest,
+} from "./http-server-context.js";
 import { commandRequest, type Line, lineWriter, readBody, send } from "./http-server-io.js";
 import { HttpError } from "./http-server-policy.js";
 import { scrubHostPaths } from "./http-server-scrub.js";
@@ -138,13 +144,7 @@ export function commandRoutes(ctx: ServerContext) {
   }
 
   /** Answers a `/sessions/{id}/commands…` request; false when the path is not one of these routes. */
-  async function route(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: URL,
-    parts: string[],
-    e: Entry,
-  ): Promise<boolean> {
+  async function route({ req, res, url, parts, e }: SessionRequest): Promise<boolean> {
     const m = req.method ?? "GET";
     if (parts.length === 3 && m === "POST") {
       const request = commandRequest(await ctx.readJson(req));

@@ -29,6 +29,16 @@ export interface Entry {
   inputs: CommandInputs;
 }
 
+/** A request to `/sessions/{id}/…`: the exchange, its URL and path segments, the session's entry and id. */
+export interface SessionRequest {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  parts: string[];
+  e: Entry;
+  id: string;
+}
+
 /** What the route modules of one server share (built once by `createRunnerServer`). */
 export interface ServerContext {
   provider: RemoteRunnerProvider;

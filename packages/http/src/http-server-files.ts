@@ -5,8 +5,8 @@ import {
   type RunnerFileStream,
   writeFileFromStream,
 } from "@roder/runner-contract";
-import type { Entry, ServerContext } from "./http-server-context.js";
-import { send } from "./http-server-io.js";
+import type { ServerContext, SessionRequest } from "./http-server-context.js";
+import { send, writeDrained } from "./http-server-io.js";
 import { HttpError } from "./http-server-policy.js";
 
 /**
@@ -43,17 +43,7 @@ async function pipeBody(res: ServerResponse, body: AsyncIterable<Uint8Array>): P
       if (res.destroyed) return;
       const { value, done } = await it.next();
       if (done) return;
-      if (!res.write(value)) {
-        await new Promise<void>((resolve) => {
-          const go = () => {
-            res.off("drain", go);
-            res.off("close", go);
-            resolve();
-          };
-          res.on("drain", go);
-          res.on("close", go);
-        });
-      }
+      await writeDrained(res, value);
     }
   } finally {
     await it.return?.();
@@ -149,13 +139,7 @@ export async function putFile(
 }
 
 /** `GET` / `PUT /sessions/{id}/files?path=`; false for another method. */
-export async function fileRoute(
-  ctx: ServerContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  url: URL,
-  e: Entry,
-): Promise<boolean> {
+export async function fileRoute(ctx: ServerContext, { req, res, url, e }: SessionRequest): Promise<boolean> {
   const m = req.method ?? "GET";
   const filePath = url.searchParams.get("path");
   if (filePath === null)

@@ -64,21 +64,23 @@ export function commandRequest(text: string) {
 
 export type Line = (obj: unknown) => Promise<void>;
 
+/** Writes `chunk` with backpressure: resolves once the socket took it (at once or at its next drain) or closed. */
+export function writeDrained(res: ServerResponse, chunk: string | Uint8Array): Promise<void> {
+  if (res.write(chunk)) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}
+
 /** One NDJSON line per call; resolves once the socket took it (or the client is gone). */
 export function lineWriter(res: ServerResponse): Line {
-  return (obj) => {
-    if (res.destroyed) return Promise.resolve();
-    if (res.write(`${JSON.stringify(obj)}\n`)) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const done = () => {
-        res.off("drain", done);
-        res.off("close", done);
-        resolve();
-      };
-      res.on("drain", done);
-      res.on("close", done);
-    });
-  };
+  return (obj) => (res.destroyed ? Promise.resolve() : writeDrained(res, `${JSON.stringify(obj)}\n`));
 }
 
 /** fs errors that only a client's path can cause (a name over 255 bytes, a file used as a directory, …). */

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from "node:http";
 import { codecs, redactSecrets } from "@roder/runner-contract";
-import type { Entry, ServerContext } from "./http-server-context.js";
+import type { ServerContext, SessionRequest } from "./http-server-context.js";
 import { send } from "./http-server-io.js";
 import { HttpError } from "./http-server-policy.js";
 
@@ -135,14 +135,7 @@ export function portRoutes(ctx: ServerContext) {
     return true;
   }
 
-  async function route(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: URL,
-    parts: string[],
-    e: Entry,
-    id: string,
-  ): Promise<boolean> {
+  async function route({ req, res, url, parts, e, id }: SessionRequest): Promise<boolean> {
     const sub = parts[2];
     if (sub === "ports" && parts.length >= 4) {
       const port = Number(parts[3]);

@@ -10,7 +10,7 @@ import {
 } from "@roder/runner-contract";
 import { commandRoutes } from "./http-server-commands.js";
 import { connectionLimiter } from "./http-server-connections.js";
-import type { Entry, ServerContext } from "./http-server-context.js";
+import type { Entry, ServerContext, SessionRequest } from "./http-server-context.js";
 import { fileRoute } from "./http-server-files.js";
 import { answerClientError, errorAnswer, readBody, send } from "./http-server-io.js";
 import type { RunnerServer, RunnerServerOptions } from "./http-server-options.js";
@@ -236,7 +236,7 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     entryOf.set(req, e);
     e.active++;
     try {
-      return await sessionRoute(req, res, url, parts, e, id);
+      return await sessionRoute({ req, res, url, parts, e, id });
     } finally {
       e.active--;
       if (e.idleMs !== null) e.expiresAt = Date.now() + e.idleMs;
@@ -259,20 +259,14 @@ export function createRunnerServer(options: RunnerServerOptions): RunnerServer {
     return `http://${host}${base}`;
   }
 
-  async function sessionRoute(
-    req: IncomingMessage,
-    res: ServerResponse,
-    url: URL,
-    parts: string[],
-    e: Entry,
-    id: string,
-  ): Promise<void> {
+  async function sessionRoute(r: SessionRequest): Promise<void> {
+    const { req, res, url, parts, e } = r;
     const m = req.method ?? "GET";
     const path = url.pathname.slice(base.length);
     const sub = parts[2];
-    if (sub === "ports" && (await ports.route(req, res, url, parts, e, id))) return;
-    if (sub === "commands" && (await commands.route(req, res, url, parts, e))) return;
-    if (sub === "files" && parts.length === 3 && (await fileRoute(ctx, req, res, url, e))) return;
+    if (sub === "ports" && (await ports.route(r))) return;
+    if (sub === "commands" && (await commands.route(r))) return;
+    if (sub === "files" && parts.length === 3 && (await fileRoute(ctx, r))) return;
     if (parts.length === 3 && m === "POST" && sub === "artifacts")
       return sessionsApi.exportArtifact(req, res, e);
     if (parts.length === 3 && m === "POST" && sub === "snapshots") return sessionsApi.snapshot(req, res, e);
