@@ -14,27 +14,6 @@ const CONNECT_DEFAULT_TIMEOUT_S = 300;
  * metrics) and snapshots (make, list, delete), as infra's API answers them.
  */
 export function createControlPlane(ctx: E2bContext) {
-  const {
-    options,
-    apiKey,
-    envdVersion,
-    domain,
-    maxLengthMs,
-    templates,
-    sandboxes,
-    snapshots,
-    findSnapshot,
-    backendDestination,
-    destroy,
-    pauseNow,
-    resumeNow,
-    schedule,
-    checkTimeout,
-    checkConcurrency,
-    endFor,
-    launch,
-  } = ctx;
-
   /** A sandbox as `GET /sandboxes[/{id}]` lists it. */
   const view = (s: E2bStandInSandbox) => ({
     sandboxID: s.sandboxID,
@@ -48,9 +27,9 @@ export function createControlPlane(ctx: E2bContext) {
     cpuCount: 2,
     memoryMB: 512,
     diskSizeMB: 1024,
-    envdVersion,
+    envdVersion: ctx.envdVersion,
     envdAccessToken: s.envdAccessToken,
-    domain,
+    domain: ctx.domain,
     lifecycle: s.lifecycle,
   });
   /** The answer of a create, a connect and each fork: how to reach the sandbox's envd. */
@@ -58,15 +37,15 @@ export function createControlPlane(ctx: E2bContext) {
     sandboxID: s.sandboxID,
     templateID: s.templateID,
     clientID: "standin",
-    envdVersion,
+    envdVersion: ctx.envdVersion,
     envdAccessToken: s.envdAccessToken,
     trafficAccessToken: null,
-    domain,
+    domain: ctx.domain,
   });
 
   /** A control-plane request (the API key checked first). */
   async function control(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
-    if (req.headers["x-api-key"] !== apiKey)
+    if (req.headers["x-api-key"] !== ctx.apiKey)
       throw new ApiError(401, "Invalid API key, it must start with 'e2b_' prefix");
     const parts = url.pathname.split("/").filter(Boolean);
     const method = req.method ?? "GET";
@@ -75,16 +54,16 @@ export function createControlPlane(ctx: E2bContext) {
     if (parts[0] === "snapshots" && parts.length === 1 && method === "GET") {
       const bySandbox = url.searchParams.get("sandboxID");
       const name = url.searchParams.get("name");
-      const list = [...snapshots.entries()]
+      const list = [...ctx.snapshots.entries()]
         .filter(([, snap]) => !bySandbox || snap.sandboxID === bySandbox)
-        .filter(([raw]) => !name || findSnapshot(name)?.raw === raw)
+        .filter(([raw]) => !name || ctx.findSnapshot(name)?.raw === raw)
         .map(([, snap]) => ({ snapshotID: snap.snapshotID, names: snap.names }));
       return json(res, 200, list);
     }
     if (parts[0] === "templates" && parts.length === 2 && method === "DELETE") {
-      const found = findSnapshot(decodeURIComponent(parts[1]!));
+      const found = ctx.findSnapshot(decodeURIComponent(parts[1]!));
       if (!found) throw new ApiError(404, `template '${decodeURIComponent(parts[1]!)}' not found`);
-      snapshots.delete(found.raw);
+      ctx.snapshots.delete(found.raw);
       return json(res, 204);
     }
     if (p[0] !== "sandboxes") throw new ApiError(404, "not found");
@@ -105,16 +84,16 @@ export function createControlPlane(ctx: E2bContext) {
           "the E2B stand-in cannot pause a sandbox without its memory (filesystem-only pause)",
         );
       // A template id that names a snapshot restores it (Sandbox.create(snapshotId)).
-      const snap = findSnapshot(body.templateID)?.snap;
-      if (!snap && templates !== "any" && !templates.includes(body.templateID))
+      const snap = ctx.findSnapshot(body.templateID)?.snap;
+      if (!snap && ctx.templates !== "any" && !ctx.templates.includes(body.templateID))
         throw new ApiError(404, `template '${body.templateID}' not found`);
-      const timeout = checkTimeout(body.timeout, CREATE_DEFAULT_TIMEOUT_S);
-      checkConcurrency();
+      const timeout = ctx.checkTimeout(body.timeout, CREATE_DEFAULT_TIMEOUT_S);
+      ctx.checkConcurrency();
       const session = (id: string) =>
         snap
-          ? options.backend.resumeSession({ ...snap.state, snapshot: snap.snapshot })
-          : options.backend.createSession(backendDestination(id));
-      const s = await launch(body.templateID, timeout, body.metadata ?? {}, body.envVars ?? {}, session, {
+          ? ctx.options.backend.resumeSession({ ...snap.state, snapshot: snap.snapshot })
+          : ctx.options.backend.createSession(ctx.backendDestination(id));
+      const s = await ctx.launch(body.templateID, timeout, body.metadata ?? {}, body.envVars ?? {}, session, {
         autoPause: body.autoPause === true,
         autoResume: body.autoResume?.enabled === true,
       });
@@ -123,28 +102,28 @@ export function createControlPlane(ctx: E2bContext) {
     if (p.length === 1 && method === "GET") {
       const filter = new URLSearchParams(url.searchParams.get("metadata") ?? "");
       const states = url.searchParams.getAll("state").flatMap((x) => x.split(","));
-      const list = [...sandboxes.values()].filter(
+      const list = [...ctx.sandboxes.values()].filter(
         (s) =>
           [...filter].every(([k, v]) => s.metadata[k] === v) &&
           (states.length === 0 || states.includes(s.state)),
       );
       return json(res, 200, list.map(view));
     }
-    const s = sandboxes.get(p[1] ?? "");
+    const s = ctx.sandboxes.get(p[1] ?? "");
     if (!s) throw new ApiError(404, notFoundMsg(p[1] ?? ""));
     if (p.length === 2 && method === "GET") return json(res, 200, view(s));
     if (p.length === 2 && method === "DELETE") {
-      await destroy(s);
+      await ctx.destroy(s);
       return json(res, 204);
     }
     if (p[2] === "timeout" && method === "POST") {
       const body = await readJsonBody<{ timeout?: number }>(req);
       if (s.state !== "running") throw new ApiError(409, `Sandbox ${JSON.stringify(s.sandboxID)} is paused`);
-      if (Date.now() - Date.parse(s.startedAt) > maxLengthMs)
+      if (Date.now() - Date.parse(s.startedAt) > ctx.maxLengthMs)
         throw new ApiError(400, "Max instance length exceeded");
       // Sets the end exactly (shorter too), capped at the plan's maximum length after start.
-      s.endAt = new Date(endFor(s, Math.max(0, Number(body.timeout ?? 0)))).toISOString();
-      schedule(s);
+      s.endAt = new Date(ctx.endFor(s, Math.max(0, Number(body.timeout ?? 0)))).toISOString();
+      ctx.schedule(s);
       return json(res, 204);
     }
     if (p[2] === "snapshots" && method === "POST") {
@@ -155,12 +134,18 @@ export function createControlPlane(ctx: E2bContext) {
       const snapshot = await s.session.snapshot();
       if (!snapshot) throw new ApiError(500, "the backend made no snapshot");
       // A name is a template alias in the team's namespace; a second snapshot of one name replaces it.
-      const named = name ? findSnapshot(`${TEAM}/${name}`) : undefined;
-      if (named) snapshots.delete(named.raw);
+      const named = name ? ctx.findSnapshot(`${TEAM}/${name}`) : undefined;
+      if (named) ctx.snapshots.delete(named.raw);
       const raw = named?.raw ?? `snap_${randomBytes(8).toString("hex")}`;
       const names = name ? [`${TEAM}/${name}`] : [];
       const snapshotID = name ? `${TEAM}/${name}:default` : `${raw}:default`;
-      snapshots.set(raw, { state: s.session.state(), snapshot, snapshotID, names, sandboxID: s.sandboxID });
+      ctx.snapshots.set(raw, {
+        state: s.session.state(),
+        snapshot,
+        snapshotID,
+        names,
+        sandboxID: s.sandboxID,
+      });
       return json(res, 201, { snapshotID, names });
     }
     if (p[2] === "fork" && method === "POST") {
@@ -171,7 +156,7 @@ export function createControlPlane(ctx: E2bContext) {
       const count = body.count ?? 1;
       if (!Number.isInteger(count) || count < 1 || count > 100)
         throw new ApiError(400, "count must be between 1 and 100");
-      const timeout = checkTimeout(body.timeout, CREATE_DEFAULT_TIMEOUT_S);
+      const timeout = ctx.checkTimeout(body.timeout, CREATE_DEFAULT_TIMEOUT_S);
       if (s.state !== "running")
         throw new ApiError(409, `Sandbox ${JSON.stringify(s.sandboxID)} is not running`);
       // Checkpointed in place (it keeps its id and end), then each fork starts from that checkpoint.
@@ -181,9 +166,9 @@ export function createControlPlane(ctx: E2bContext) {
       const results = [];
       for (let i = 0; i < count; i++) {
         try {
-          checkConcurrency();
-          const fork = await launch(s.templateID, timeout, { ...s.metadata }, { ...s.envVars }, () =>
-            options.backend.resumeSession({ ...state, snapshot }),
+          ctx.checkConcurrency();
+          const fork = await ctx.launch(s.templateID, timeout, { ...s.metadata }, { ...s.envVars }, () =>
+            ctx.options.backend.resumeSession({ ...state, snapshot }),
           );
           results.push({ sandbox: created(fork) });
         } catch (e) {
@@ -222,20 +207,20 @@ export function createControlPlane(ctx: E2bContext) {
           "the E2B stand-in cannot pause a sandbox without its memory (filesystem-only pause)",
         );
       if (s.state === "paused") throw new ApiError(409, `sandbox ${s.sandboxID} is already paused`);
-      pauseNow(s);
+      ctx.pauseNow(s);
       return json(res, 204);
     }
     if (p[2] === "connect" && method === "POST") {
       const body = await readJsonBody<{ timeout?: number }>(req);
-      const timeout = checkTimeout(body.timeout, CONNECT_DEFAULT_TIMEOUT_S, true);
+      const timeout = ctx.checkTimeout(body.timeout, CONNECT_DEFAULT_TIMEOUT_S, true);
       const resumed = s.state === "paused";
-      if (resumed) resumeNow(s, timeout);
+      if (resumed) ctx.resumeNow(s, timeout);
       else {
         // A running sandbox's end only moves later (keep_alive.go, allowShorter=false).
-        const end = endFor(s, timeout);
+        const end = ctx.endFor(s, timeout);
         if (end > Date.parse(s.endAt)) s.endAt = new Date(end).toISOString();
       }
-      schedule(s);
+      ctx.schedule(s);
       return json(res, resumed ? 201 : 200, created(s));
     }
     throw new ApiError(404, "not found");

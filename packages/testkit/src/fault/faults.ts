@@ -61,3 +61,25 @@ export function createFaultSwitch(errorBody: (status: number) => string): FaultS
     },
   };
 }
+
+/**
+ * A stand-in's request listener: a pending fault first, then `route`; a failure of `route` is answered by
+ * `answerError` (in the stand-in's own error shape) once what the client is still sending has been drained.
+ */
+export function serveWithFaults(
+  faults: { apply(req: IncomingMessage, res: ServerResponse): Promise<boolean> },
+  route: (req: IncomingMessage, res: ServerResponse) => Promise<unknown>,
+  answerError: (error: unknown, res: ServerResponse) => void,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    void (async () => {
+      if (await faults.apply(req, res)) return;
+      try {
+        await route(req, res);
+      } catch (error) {
+        req.resume();
+        answerError(error, res);
+      }
+    })();
+  };
+}

@@ -19,22 +19,11 @@ export function createMachineLifecycle(ctx: {
   transitionMs: number;
   resetOnStop: boolean;
 }) {
-  const {
-    options,
-    backendDestination,
-    notify,
-    flags,
-    saveVolumes,
-    restoreVolumes,
-    transitionMs,
-    resetOnStop,
-  } = ctx;
-
   const setState = (m: FlyStandInMachine, state: FlyMachineState) => {
     m.state = state;
     m.updated_at = new Date().toISOString();
     if (state === "destroyed") m.destroyed_at = Date.now();
-    notify();
+    ctx.notify();
   };
 
   const view = (m: FlyStandInMachine) => ({
@@ -58,21 +47,21 @@ export function createMachineLifecycle(ctx: {
   /** Boots the machine from its image: a fresh backend session with the config's `files` written. */
   async function boot(m: FlyStandInMachine): Promise<void> {
     setState(m, "starting");
-    await sleep(options.startDelayMs ?? 150);
+    await sleep(ctx.options.startDelayMs ?? 150);
     if (m.state !== "starting") return;
-    if (flags.failNextStart) {
-      flags.failNextStart = false;
+    if (ctx.flags.failNextStart) {
+      ctx.flags.failNextStart = false;
       setState(m, "launch_failed");
       return;
     }
     try {
-      const session = await options.backend.createSession(backendDestination(m.id, m.config));
+      const session = await ctx.options.backend.createSession(ctx.backendDestination(m.id, m.config));
       if ((m.state as FlyMachineState) !== "starting") {
         await session.close().catch(() => {});
         return;
       }
       m.session = session;
-      await restoreVolumes(m, session);
+      await ctx.restoreVolumes(m, session);
       const port = servicePort(m);
       m.serviceUrl =
         typeof port === "number"
@@ -130,11 +119,11 @@ export function createMachineLifecycle(ctx: {
     const init = m.init;
     m.init = undefined;
     await init?.kill().catch(() => false);
-    await sleep(transitionMs);
-    if (resetOnStop) {
+    await sleep(ctx.transitionMs);
+    if (ctx.resetOnStop) {
       const s = m.session;
       m.session = undefined;
-      if (s) await saveVolumes(m, s);
+      if (s) await ctx.saveVolumes(m, s);
       await s?.close().catch(() => {});
     }
     if (m.state === "stopping") setState(m, "stopped");

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { createFaultSwitch } from "../fault/faults.js";
+import { createFaultSwitch, serveWithFaults } from "../fault/faults.js";
 import { createFlyAppProxy } from "./fly-app-proxy.js";
 import { createExec } from "./fly-exec.js";
 import { ApiError, readJson, send, sleep } from "./fly-http.js";
@@ -302,6 +302,17 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
     throw new ApiError(404, "not found");
   }
 
+  const serve = serveWithFaults(faults, route, (error, res) => {
+    // Fly's error body: {"error": message, "status": code string} (fly-go flaps/flaps_error.go).
+    if (error instanceof ApiError)
+      send(
+        res,
+        error.status,
+        { error: error.message, status: error.code },
+        error.retryAfterS !== undefined ? { "retry-after": String(error.retryAfterS) } : {},
+      );
+    else send(res, 500, { error: "internal error", status: "unknown" });
+  });
   const server = createServer((req, res) => {
     res.on("finish", () =>
       requests.push({
@@ -310,23 +321,7 @@ export async function startFlyStandIn(options: FlyStandInOptions): Promise<FlySt
         status: res.statusCode,
       }),
     );
-    void (async () => {
-      if (await faults.apply(req, res)) return;
-      try {
-        await route(req, res);
-      } catch (error) {
-        req.resume();
-        // Fly's error body: {"error": message, "status": code string} (fly-go flaps/flaps_error.go).
-        if (error instanceof ApiError)
-          send(
-            res,
-            error.status,
-            { error: error.message, status: error.code },
-            error.retryAfterS !== undefined ? { "retry-after": String(error.retryAfterS) } : {},
-          );
-        else send(res, 500, { error: "internal error", status: "unknown" });
-      }
-    })();
+    serve(req, res);
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;

@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createFaultSwitch, type FaultSwitch } from "../fault/faults.js";
+import { createFaultSwitch, type FaultSwitch, serveWithFaults } from "../fault/faults.js";
 import { body, json, sendMedia } from "./gcs-http.js";
 import { verifySigned } from "./gcs-signed-url.js";
 import { createGcsStore, GcsError, type GcsObject } from "./gcs-store.js";
@@ -210,28 +210,22 @@ export async function startGcsStandIn(opts: { projectId?: string } = {}): Promis
     throw new GcsError(404, "Not Found");
   }
 
-  const server = createServer((req, res) => {
-    void (async () => {
-      if (await faults.apply(req, res)) return;
-      try {
-        await route(req, res);
-      } catch (error) {
-        req.resume();
-        const e = error instanceof GcsError ? error : new GcsError(500, "internal error");
-        if (!res.headersSent)
-          json(res, e.status, {
-            error: {
-              code: e.status,
-              message: e.message,
-              errors: [
-                { message: e.message, domain: "global", reason: e.status === 404 ? "notFound" : "invalid" },
-              ],
-            },
-          });
-        else res.end();
-      }
-    })();
-  });
+  const server = createServer(
+    serveWithFaults(faults, route, (error, res) => {
+      const e = error instanceof GcsError ? error : new GcsError(500, "internal error");
+      if (!res.headersSent)
+        json(res, e.status, {
+          error: {
+            code: e.status,
+            message: e.message,
+            errors: [
+              { message: e.message, domain: "global", reason: e.status === 404 ? "notFound" : "invalid" },
+            ],
+          },
+        });
+      else res.end();
+    }),
+  );
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const port = (server.address() as AddressInfo).port;
   const endpoint = `http://127.0.0.1:${port}`;
