@@ -1,5 +1,4 @@
 import {
-  CancelledError,
   checkPort,
   parseFileWriteInput,
   parsePortInput,
@@ -10,7 +9,6 @@ import {
   type RunnerCommandHandle,
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
-  RunnerError,
   type RunnerExportOptions,
   type RunnerFileReadRequest,
   type RunnerFileReadResult,
@@ -21,7 +19,7 @@ import {
   type RunnerSessionState,
   type RunnerSnapshotRef,
   type RunnerStartCommandInput,
-  SessionNotFoundError,
+  SessionLifecycle,
 } from "@roder/runner-contract";
 import { type SandboxMountRef, unmountInSandbox } from "@roder/runner-storage";
 import type { E2bCommandContext, RunningCommand, SdkSandbox } from "./e2b-command-follow.js";
@@ -33,8 +31,8 @@ import { E2bKeepAlive } from "./e2b-keepalive.js";
 import { e2bSessionMetadata } from "./e2b-session-metadata.js";
 
 export class E2bSession implements RemoteRunnerSession {
-  private closed = false;
-  private paused = false;
+  /** Open, paused (until resumed from its state), closed: the guard of every method. */
+  private readonly life: SessionLifecycle;
   private readonly running = new Map<string, RunningCommand>();
   /** Moves the sandbox's timeout while the session is used (see E2bKeepAlive). */
   private readonly keepAlive: E2bKeepAlive;
@@ -64,6 +62,11 @@ export class E2bSession implements RemoteRunnerSession {
       mounted: SandboxMountRef[];
     },
   ) {
+    this.life = new SessionLifecycle({
+      providerId: "e2b",
+      sessionId: () => sandbox.sandboxId,
+      noun: "sandbox",
+    });
     this.keepAlive = new E2bKeepAlive({
       ttlMs: info.ttlMs,
       intervalMs: info.keepAliveIntervalMs,
@@ -91,24 +94,13 @@ export class E2bSession implements RemoteRunnerSession {
     });
   }
 
-  private ensureOpen(options?: RunnerCallOptions, operation = "call"): void {
-    if (options?.signal?.aborted) throw new CancelledError({ operation });
-    if (this.paused)
-      throw new RunnerError(
-        "session_paused",
-        `sandbox ${this.sandbox.sandboxId} is paused: resume it with provider.resumeSession(session.state())`,
-      );
-    if (this.closed)
-      throw new SessionNotFoundError({
-        providerId: "e2b",
-        sessionId: this.sandbox.sandboxId,
-        message: `session (sandbox ${this.sandbox.sandboxId}) is closed`,
-      });
+  private ensureOpen(options?: RunnerCallOptions, operation?: string): void {
+    this.life.ensureOpen(options?.signal, operation);
   }
 
   /** Starts or stops the keep-alive timer as commands start and end. */
   private updateKeepAlive(): void {
-    this.keepAlive.update(this.running.size > 0 && !this.closed && !this.paused);
+    this.keepAlive.update(this.running.size > 0 && !this.life.closed && !this.life.paused);
   }
 
   state(): RunnerSessionState {
@@ -208,15 +200,15 @@ export class E2bSession implements RemoteRunnerSession {
     } catch (error) {
       throw this.map(error, "pause sandbox");
     }
-    this.paused = true;
+    this.life.markPaused();
     this.updateKeepAlive();
   }
 
   async close(): Promise<void> {
-    if (this.closed) return;
-    if (this.paused) {
+    if (this.life.closed) return;
+    if (this.life.paused) {
       // Nothing runs in a paused sandbox to drain or unmount: it goes as it is.
-      this.closed = true;
+      this.life.markClosed();
       this.updateKeepAlive();
       await this.info.kill();
       return;
@@ -224,7 +216,7 @@ export class E2bSession implements RemoteRunnerSession {
     // Uploads still in rclone's write-back reach the bucket before the sandbox goes.
     for (const ref of this.info.mounted.splice(0).reverse())
       await unmountInSandbox(this, ref).catch(() => {});
-    this.closed = true;
+    this.life.markClosed();
     this.updateKeepAlive();
     for (const e of this.running.values()) await e.handle.kill().catch(() => false);
     await this.info.kill();
