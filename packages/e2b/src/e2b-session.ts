@@ -6,7 +6,6 @@ import {
   type RunnerArtifactExportRequestInput,
   type RunnerArtifactExportResult,
   type RunnerCallOptions,
-  type RunnerCommandHandle,
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
   type RunnerExportOptions,
@@ -18,7 +17,6 @@ import {
   type RunnerPortResult,
   type RunnerSessionState,
   type RunnerSnapshotRef,
-  type RunnerStartCommandInput,
   SessionLifecycle,
 } from "@roder/runner-contract";
 import { type SandboxMountRef, unmountInSandbox } from "@roder/runner-storage";
@@ -32,7 +30,11 @@ import { e2bSessionMetadata } from "./e2b-session-metadata.js";
 
 export class E2bSession implements RemoteRunnerSession {
   /** Open, paused (until resumed from its state), closed: the guard of every method. */
-  private readonly life: SessionLifecycle;
+  private readonly life = new SessionLifecycle({
+    providerId: "e2b",
+    sessionId: () => this.sandbox.sandboxId,
+    noun: "sandbox",
+  });
   private readonly running = new Map<string, RunningCommand>();
   /** Moves the sandbox's timeout while the session is used (see E2bKeepAlive). */
   private readonly keepAlive: E2bKeepAlive;
@@ -62,11 +64,6 @@ export class E2bSession implements RemoteRunnerSession {
       mounted: SandboxMountRef[];
     },
   ) {
-    this.life = new SessionLifecycle({
-      providerId: "e2b",
-      sessionId: () => sandbox.sandboxId,
-      noun: "sandbox",
-    });
     this.keepAlive = new E2bKeepAlive({
       ttlMs: info.ttlMs,
       intervalMs: info.keepAliveIntervalMs,
@@ -124,13 +121,9 @@ export class E2bSession implements RemoteRunnerSession {
    * `resize`): E2B's PTY always starts an interactive login shell, into which a launch line is typed behind a
    * start marker (see `PtyLaunch`), so the handle's output is the program's alone.
    */
-  async startCommand(
-    input: RunnerStartCommandInput,
-    options?: RunnerCallOptions,
-  ): Promise<RunnerCommandHandle> {
-    this.ensureOpen();
-    return startE2bCommand(this.ctx, input, options);
-  }
+  startCommand: NonNullable<RemoteRunnerSession["startCommand"]> = this.life.guard((i, o) =>
+    startE2bCommand(this.ctx, i, o),
+  );
 
   /**
    * Follows a command started by `startCommand` again, from this or any other client: envd keeps a process
@@ -138,10 +131,9 @@ export class E2bSession implements RemoteRunnerSession {
    * attaching (envd does not replay); an ended command is gone (CommandNotFoundError). A command started with
    * stdin or a terminal can be written to (and resized) through the new handle too.
    */
-  async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
-    this.ensureOpen();
-    return attachE2bCommand(this.ctx, commandId, options);
-  }
+  attachCommand: NonNullable<RemoteRunnerSession["attachCommand"]> = this.life.guard((id, o) =>
+    attachE2bCommand(this.ctx, id, o),
+  );
 
   async runCommand(
     request: RunnerCommandRequestInput,
@@ -150,10 +142,9 @@ export class E2bSession implements RemoteRunnerSession {
     return (await this.startCommand(request, options)).wait();
   }
 
-  async cancelCommand(commandId: string): Promise<boolean> {
-    this.ensureOpen();
-    return cancelE2bCommand(this.ctx, commandId);
-  }
+  cancelCommand: RemoteRunnerSession["cancelCommand"] = this.life.guard((id) =>
+    cancelE2bCommand(this.ctx, id),
+  );
 
   async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
     this.ensureOpen(options, "readFile");

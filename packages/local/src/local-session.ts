@@ -3,19 +3,11 @@ import {
   checkPort,
   parsePortInput,
   type RemoteRunnerSession,
-  type RunnerArtifactExportRequestInput,
-  type RunnerArtifactExportResult,
   type RunnerCallOptions,
   type RunnerCommandHandle,
   type RunnerCommandRequestInput,
   type RunnerCommandResult,
   RunnerError,
-  type RunnerExportOptions,
-  type RunnerFileReadRequest,
-  type RunnerFileReadResult,
-  type RunnerFileStream,
-  type RunnerFileStreamRequest,
-  type RunnerFileWriteInput,
   type RunnerPortRequestInput,
   type RunnerPortResult,
   type RunnerSessionState,
@@ -30,7 +22,6 @@ import {
   endSessionCommands,
   startSessionCommand,
 } from "./local-commands.js";
-import type { LocalCommandHandle } from "./local-process.js";
 import { readRegistryEntry, registryPath, sideDirOf, writeRegistry } from "./local-registry.js";
 import {
   endSandbox,
@@ -70,7 +61,10 @@ export { LOCAL_PROVIDER_ID } from "./local-session-info.js";
 export class LocalSession implements RemoteRunnerSession {
   private readonly unmounts: Array<() => Promise<void>> = [];
   /** Open until closed: every method but close refuses after (`SessionNotFoundError`). */
-  private readonly life: SessionLifecycle;
+  private readonly life = new SessionLifecycle({
+    providerId: LOCAL_PROVIDER_ID,
+    sessionId: () => this.info.sessionId,
+  });
   private restarts = 0;
   /** What the session's modules share. */
   private readonly ctx: SessionContext;
@@ -80,7 +74,6 @@ export class LocalSession implements RemoteRunnerSession {
     private readonly runtime: LocalRuntime,
     realRoot: string,
   ) {
-    this.life = new SessionLifecycle({ providerId: LOCAL_PROVIDER_ID, sessionId: () => info.sessionId });
     this.ctx = {
       info,
       runtime,
@@ -175,13 +168,21 @@ export class LocalSession implements RemoteRunnerSession {
     };
   }
 
-  async startCommand(
-    input: RunnerStartCommandInput,
-    options?: RunnerCallOptions,
-  ): Promise<LocalCommandHandle> {
-    this.life.ensureOpen();
-    return startSessionCommand(this.ctx, input, options);
-  }
+  // What the session's modules do, behind its guard.
+  startCommand = this.life.guard((input: RunnerStartCommandInput, options?: RunnerCallOptions) =>
+    startSessionCommand(this.ctx, input, options),
+  );
+  readFile: RemoteRunnerSession["readFile"] = this.life.guard((r, o) => readSessionFile(this.ctx, r, o));
+  writeFile: RemoteRunnerSession["writeFile"] = this.life.guard((i, o) => writeSessionFile(this.ctx, i, o));
+  readFileStream: NonNullable<RemoteRunnerSession["readFileStream"]> = this.life.guard((r, o) =>
+    readSessionFileStream(this.ctx, r, o),
+  );
+  writeFileStream: NonNullable<RemoteRunnerSession["writeFileStream"]> = this.life.guard((r, body, o) =>
+    writeSessionFileStream(this.ctx, r, body, o),
+  );
+  exportArtifact: RemoteRunnerSession["exportArtifact"] = this.life.guard((i, o) =>
+    exportSessionArtifact(this.ctx, i, o),
+  );
 
   async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
     this.life.ensureOpen();
@@ -201,33 +202,6 @@ export class LocalSession implements RemoteRunnerSession {
     return cancelSessionCommand(this.info.sessionId, commandId);
   }
 
-  async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
-    this.life.ensureOpen();
-    return readSessionFile(this.ctx, request, options);
-  }
-
-  async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
-    this.life.ensureOpen();
-    return writeSessionFile(this.ctx, input, options);
-  }
-
-  async readFileStream(
-    request: RunnerFileStreamRequest,
-    options?: RunnerCallOptions,
-  ): Promise<RunnerFileStream> {
-    this.life.ensureOpen();
-    return readSessionFileStream(this.ctx, request, options);
-  }
-
-  async writeFileStream(
-    request: { path: string },
-    body: AsyncIterable<Uint8Array>,
-    options?: RunnerCallOptions,
-  ): Promise<{ bytes: number }> {
-    this.life.ensureOpen();
-    return writeSessionFileStream(this.ctx, request, body, options);
-  }
-
   async exposePort(input: RunnerPortRequestInput): Promise<RunnerPortResult> {
     this.life.ensureOpen();
     const request = parsePortInput(input);
@@ -238,14 +212,6 @@ export class LocalSession implements RemoteRunnerSession {
     const hostPort = await forwardPort(sandbox, request.port, LOCAL_PROVIDER_ID);
     if (Object.keys(sandbox.forwards).length !== before) await writeRegistry(this.info);
     return { port: request.port, url: `http://127.0.0.1:${hostPort}` };
-  }
-
-  async exportArtifact(
-    input: RunnerArtifactExportRequestInput,
-    options?: RunnerExportOptions,
-  ): Promise<RunnerArtifactExportResult> {
-    this.life.ensureOpen();
-    return exportSessionArtifact(this.ctx, input, options);
   }
 
   async snapshot(options?: RunnerCallOptions): Promise<RunnerSnapshotRef> {
