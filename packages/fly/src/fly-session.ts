@@ -1,15 +1,4 @@
-import {
-  parseFileWriteInput,
-  type RemoteRunnerSession,
-  type RunnerCallOptions,
-  type RunnerCommandHandle,
-  type RunnerCommandRequestInput,
-  type RunnerCommandResult,
-  type RunnerFileReadRequest,
-  type RunnerFileReadResult,
-  type RunnerFileWriteInput,
-  type RunnerStartCommandInput,
-} from "@roder/runner-contract";
+import { parseFileWriteInput, type RemoteRunnerSession } from "@roder/runner-contract";
 import type { ExecResult, FlyApi } from "./fly-api.js";
 import {
   attachExecCommand,
@@ -89,13 +78,7 @@ export class FlySession extends FlyMachineSession implements RemoteRunnerSession
     });
   }
 
-  async runCommand(
-    input: RunnerCommandRequestInput,
-    options?: RunnerCallOptions,
-  ): Promise<RunnerCommandResult> {
-    this.life.ensureOpen();
-    return runExecCommand(this.ctx, input, options);
-  }
+  runCommand: RemoteRunnerSession["runCommand"] = this.life.guard((i, o) => runExecCommand(this.ctx, i, o));
 
   /**
    * Starts the command detached in the machine and follows it: each poll is one exec held until the command
@@ -103,40 +86,29 @@ export class FlySession extends FlyMachineSession implements RemoteRunnerSession
    * after `detach()`, `attachCommand` from this or any other process (a session resumed from `state()`) follows
    * it again, replaying it from the start. `signal` aborts the command.
    */
-  async startCommand(
-    input: RunnerStartCommandInput,
-    options?: RunnerCallOptions,
-  ): Promise<RunnerCommandHandle> {
-    this.life.ensureOpen();
-    return startExecCommand(this.ctx, input, options);
-  }
+  startCommand: NonNullable<RemoteRunnerSession["startCommand"]> = this.life.guard((i, o) =>
+    startExecCommand(this.ctx, i, o),
+  );
 
   /**
    * Follows a command started with `startCommand` (by this or any other client of the machine), replaying its
    * output from the start; `CommandNotFoundError` when the machine has no such command (or forgot it: finished
    * commands are kept 10 minutes).
    */
-  async attachCommand(commandId: string, options?: RunnerCallOptions): Promise<RunnerCommandHandle> {
-    this.life.ensureOpen();
-    return attachExecCommand(this.ctx, commandId, options);
-  }
+  attachCommand: NonNullable<RemoteRunnerSession["attachCommand"]> = this.life.guard((id, o) =>
+    attachExecCommand(this.ctx, id, o),
+  );
 
   /** Kills the command's process group through an exec; `true` when it was running. */
-  async cancelCommand(commandId: string, options?: RunnerCallOptions): Promise<boolean> {
-    this.life.ensureOpen();
-    return cancelExecCommand(this.ctx, commandId, options);
-  }
+  cancelCommand: RemoteRunnerSession["cancelCommand"] = this.life.guard((id, o) =>
+    cancelExecCommand(this.ctx, id, o),
+  );
 
   /** Reads in parts of at most `chunkBytes`, one exec each (the first also gives the size). */
-  async readFile(request: RunnerFileReadRequest, options?: RunnerCallOptions): Promise<RunnerFileReadResult> {
-    this.life.ensureOpen();
-    return readExecFile(this.ctx, request, options);
-  }
+  readFile: RemoteRunnerSession["readFile"] = this.life.guard((r, o) => readExecFile(this.ctx, r, o));
 
   /** Writes in parts of at most `chunkBytes` to a temp file beside the target, renamed over it at the end. */
-  async writeFile(input: RunnerFileWriteInput, options?: RunnerCallOptions): Promise<void> {
-    const request = parseFileWriteInput(input);
-    this.life.ensureOpen();
-    return writeExecFile(this.ctx, request, options);
-  }
+  writeFile: RemoteRunnerSession["writeFile"] = this.life.guard((i, o) =>
+    writeExecFile(this.ctx, parseFileWriteInput(i), o),
+  );
 }
