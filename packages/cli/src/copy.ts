@@ -112,17 +112,21 @@ type CommandHandle = Awaited<ReturnType<NonNullable<RemoteRunnerSession["startCo
 type StdinHandle = CommandHandle & Required<Pick<CommandHandle, "write" | "closeStdin">>;
 
 /**
- * Starts `command` with its stdin open: the handle, with `write` and `closeStdin`, or null when the provider
- * cannot take stdin (then nothing ran, or what started was killed).
+ * Starts `sh` with `args` and its stdin open: the handle, with `write` and `closeStdin`, or null when the
+ * provider cannot take stdin (then nothing ran, or what started was killed).
  */
 async function startWithStdin(
   session: RemoteRunnerSession,
-  command: Omit<Parameters<NonNullable<RemoteRunnerSession["startCommand"]>>[0], "stdin">,
+  what: "in" | "out",
+  args: string[],
   signal: AbortSignal | undefined,
 ): Promise<StdinHandle | null> {
   let handle: CommandHandle;
   try {
-    handle = await session.startCommand!({ ...command, stdin: true }, { signal });
+    handle = await session.startCommand!(
+      { command_id: commandId(what), program: "sh", args, stdin: true },
+      { signal },
+    );
   } catch (error) {
     if (UnsupportedCapabilityError.isInstance(error)) return null;
     throw error;
@@ -143,15 +147,8 @@ async function uploadStreaming(
   bar: Progress,
   signal: AbortSignal | undefined,
 ): Promise<number | null> {
-  const handle = await startWithStdin(
-    session,
-    {
-      command_id: commandId("in"),
-      program: "sh",
-      args: ["-c", 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"', "sh", dst],
-    },
-    signal,
-  );
+  const script = 'mkdir -p -- "$(dirname -- "$1")" && exec cat > "$1"';
+  const handle = await startWithStdin(session, "in", ["-c", script, "sh", dst], signal);
   if (!handle) return null;
   let stderr = "";
   const drain = (async () => {
@@ -238,11 +235,7 @@ async function downloadRanges(
   bar: Progress,
   signal: AbortSignal | undefined,
 ): Promise<number | null> {
-  const handle = await startWithStdin(
-    session,
-    { command_id: commandId("out"), program: "sh", args: ["-c", RANGE_SERVER, "sh", src] },
-    signal,
-  );
+  const handle = await startWithStdin(session, "out", ["-c", RANGE_SERVER, "sh", src], signal);
   if (!handle) return null;
   const sink: Writable = dst === "-" ? process.stdout : createWriteStream(dst);
   let sinkError: unknown;
