@@ -1,5 +1,5 @@
 import type { BlockBlobClient } from "@azure/storage-blob";
-import { type MultipartUpload, mismatchError } from "./artifact-multipart.js";
+import { type MultipartTarget, type MultipartUpload, mismatchError } from "./artifact-multipart.js";
 
 /** Block ids: base64 of same-length strings (Azure requires one length per blob). */
 export const blockId = (n: number) =>
@@ -11,14 +11,13 @@ export const blockId = (n: number) =>
  * abort of their own: `abort` commits an empty list with If-None-Match: * (which discards them) and deletes
  * the empty blob, so nothing stays behind.
  */
-export function beginAzureBlocks(a: {
-  blob: BlockBlobClient;
-  /** The blob's URL with a write SAS, without the leading "?" of its query. */
-  sasQuery: string;
-  contentType: string;
-  size: number;
-  partCount: number;
-}): MultipartUpload {
+export function beginAzureBlocks(
+  a: Pick<MultipartTarget, "contentType" | "size" | "partCount"> & {
+    blob: BlockBlobClient;
+    /** The blob's URL with a write SAS, without the leading "?" of its query. */
+    sasQuery: string;
+  },
+): MultipartUpload {
   const ids = Array.from({ length: a.partCount }, (_, i) => blockId(i + 1));
   return {
     partUrls: ids.map((id) => `${a.blob.url}?comp=block&blockid=${encodeURIComponent(id)}&${a.sasQuery}`),

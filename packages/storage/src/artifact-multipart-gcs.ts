@@ -1,6 +1,6 @@
 import { createHash, createSign } from "node:crypto";
 import { createHttpClient, isRetryableStatus, RunnerError } from "@roder/runner-contract";
-import { checkPartEtags, type MultipartUpload } from "./artifact-multipart.js";
+import { checkPartEtags, type MultipartTarget, type MultipartUpload } from "./artifact-multipart.js";
 
 /** RFC 3986 strict encoding (what GCS's canonical requests use). */
 const strict = (s: string) =>
@@ -74,17 +74,9 @@ const xmlText = (xml: string, tag: string) => new RegExp(`<${tag}>([^<]*)</${tag
  * (GCS checks each part's Content-MD5; a part's ETag is its MD5, which the host checks too), complete
  * (`POST ?uploadId`) and abort (`DELETE ?uploadId`). A completed object has a CRC32C but no MD5.
  */
-export async function beginGcsMultipart(a: {
-  origin: string;
-  bucket: string;
-  key: string;
-  contentType: string;
-  size: number;
-  partCount: number;
-  urlSeconds: number;
-  email: string;
-  privateKey: string;
-}): Promise<MultipartUpload> {
+export async function beginGcsMultipart(
+  a: MultipartTarget & { origin: string; email: string; privateKey: string },
+): Promise<MultipartUpload> {
   const sign = (method: string, query: Record<string, string>, headers?: Record<string, string>) =>
     gcsSignedUrl({
       method,

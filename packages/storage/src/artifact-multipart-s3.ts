@@ -1,6 +1,12 @@
 import type { S3Client } from "@aws-sdk/client-s3";
 import { RunnerError } from "@roder/runner-contract";
-import { checkPartEtags, type MultipartUpload, mismatchError, multipartEtag } from "./artifact-multipart.js";
+import {
+  checkPartEtags,
+  type MultipartTarget,
+  type MultipartUpload,
+  mismatchError,
+  multipartEtag,
+} from "./artifact-multipart.js";
 import { loadS3, loadS3Presigner } from "./load-optional.js";
 
 /**
@@ -9,18 +15,14 @@ import { loadS3, loadS3Presigner } from "./load-optional.js";
  * part's Content-MD5; where the part ETag is its MD5 (not SSE-KMS/SSE-C, not R2) the host checks the ETags
  * as well, which also covers servers that ignore Content-MD5.
  */
-export async function beginS3Multipart(a: {
-  client: S3Client;
-  kind: "s3" | "r2";
-  bucket: string;
-  key: string;
-  contentType: string;
-  size: number;
-  partCount: number;
-  urlSeconds: number;
-  /** Check a completed object's "-N" ETag as S3's MD5 of the part MD5s (not GCS through HMAC). */
-  compositeEtag: boolean;
-}): Promise<MultipartUpload> {
+export async function beginS3Multipart(
+  a: MultipartTarget & {
+    client: S3Client;
+    kind: "s3" | "r2";
+    /** Check a completed object's "-N" ETag as S3's MD5 of the part MD5s (not GCS through HMAC). */
+    compositeEtag: boolean;
+  },
+): Promise<MultipartUpload> {
   const s3 = await loadS3();
   const { getSignedUrl } = await loadS3Presigner();
   const { client, bucket: Bucket, key: Key } = a;

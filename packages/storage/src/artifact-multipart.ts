@@ -16,6 +16,17 @@ export interface MultipartUpload {
   abort(): Promise<void>;
 }
 
+/** What every store's multipart upload is opened for: one object, its type and size, cut in `partCount` parts. */
+export interface MultipartTarget {
+  bucket: string;
+  key: string;
+  contentType: string;
+  size: number;
+  partCount: number;
+  /** How long each part URL stays valid. */
+  urlSeconds: number;
+}
+
 export const mismatchError = (what: string, expected: string | number, got: string | number | undefined) =>
   new RunnerError(
     "checksum_mismatch",
