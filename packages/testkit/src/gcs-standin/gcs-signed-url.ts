@@ -6,7 +6,11 @@ import { GcsError } from "./gcs-store.js";
 const strict = (s: string) =>
   encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
-/** Checks a V4 signed XML-API request (GOOG4-RSA-SHA256) against the service account's public key. */
+/**
+ * Checks a V4 signed XML-API request (GOOG4-RSA-SHA256) against the service account's public key. Written apart
+ * from runner-storage's signer on purpose (not a shared function): the testkit depends on the contract only, and
+ * a verifier that shared the signer's canonical request would accept the signer's mistakes.
+ */
 export function verifySigned(
   req: IncomingMessage,
   url: URL,
