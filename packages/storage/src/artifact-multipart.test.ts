@@ -113,13 +113,17 @@ const targetOf = (store: Store, prefix: string, mode: "direct" | "stream") =>
  * A session whose commands run as real processes on this machine (what a sandbox's runner does); `path`
  * replaces its PATH (a sandbox image with other tools).
  */
-function hostRunSession(seen: RunnerCommandRequestInput[], path = process.env.PATH): RemoteRunnerSession {
+function hostRunSession(
+  seen: RunnerCommandRequestInput[],
+  path = process.env.PATH,
+  sandboxEnv: Record<string, string> = {},
+): RemoteRunnerSession {
   return {
     runCommand: (req: RunnerCommandRequestInput) => {
       seen.push(req);
       return new Promise((resolve, reject) => {
         const p = spawn(req.program, req.args ?? [], {
-          env: { PATH: path, ...Object.fromEntries(req.env ?? []) },
+          env: { PATH: path, ...sandboxEnv, ...Object.fromEntries(req.env ?? []) },
           stdio: ["ignore", "pipe", "pipe"],
         });
         let stdout = "";
@@ -257,6 +261,18 @@ describe("multipart export safety", () => {
     for (const r of seen) expect(JSON.stringify(r.args ?? [])).not.toMatch(/X-Amz-Signature|S3RVER/);
     // No long-lived credential: the environment holds signed URLs only.
     expect(JSON.stringify(upload!.env)).not.toContain('S3RVER"');
+  });
+
+  it("a sandbox with a proxy configured sends its parts with curl, which honours it", async () => {
+    // https_proxy does not apply to the store's http:// URLs: curl goes direct, python3 is not used.
+    const before = s3proxy.seen.length;
+    const session = hostRunSession([], process.env.PATH, { https_proxy: "http://127.0.0.1:9" });
+    await run("s3", "proxied", "direct", sessionArtifactSource(session, { tmpDir: work }));
+    const agents = s3proxy.agents
+      .slice(before)
+      .filter((_, i) => /partNumber=/.test(s3proxy.seen[before + i]!));
+    expect(agents).toHaveLength(3);
+    for (const a of agents) expect(a).toMatch(/^curl\//);
   });
 
   it("a part whose bytes differ from the MD5 the store answers is refused before anything is committed", async () => {
