@@ -5,10 +5,10 @@ import type { Readable } from "node:stream";
 import { RunnerError } from "@roder/runner-contract";
 import { type PartUploadJob, type PartUploadResult, partCount } from "./artifact-parts.js";
 
-/** PUTs one part from memory; resolves with the store's ETag (unquoted), if it sent one. */
+/** PUTs one part from memory (its chunks as read, not copied into one buffer); resolves with the ETag. */
 function putPart(
   url: string,
-  body: Buffer,
+  body: Buffer[],
   headers: Record<string, string>,
   agents: { http: Agent; https: HttpsAgent },
   signal?: AbortSignal,
@@ -21,7 +21,7 @@ function putPart(
       {
         method: "PUT",
         agent: u.protocol === "https:" ? agents.https : agents.http,
-        headers: { ...headers, "content-length": String(body.length) },
+        headers: { ...headers, "content-length": String(body.reduce((n, c) => n + c.length, 0)) },
         ...(signal ? { signal } : {}),
       },
       (res) => {
@@ -41,7 +41,8 @@ function putPart(
       },
     );
     req.on("error", reject);
-    req.end(body);
+    for (const c of body) req.write(c);
+    req.end();
   });
 }
 
@@ -71,7 +72,7 @@ export async function uploadStreamParts(
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
   let total = 0;
-  const send = (n: number, data: Buffer, md5: Buffer) => {
+  const send = (n: number, data: Buffer[], size: number, md5: Buffer) => {
     const md5Base64 = md5.toString("base64");
     const p = (async () => {
       for (let attempt = 1; ; attempt++) {
@@ -85,7 +86,7 @@ export async function uploadStreamParts(
           );
           if (r.status >= 200 && r.status < 300) {
             parts.push({ number: n, md5Base64, ...(r.etag ? { etag: r.etag } : {}) });
-            job.onPartDone?.(data.length);
+            job.onPartDone?.(size);
             return;
           }
           if (!retryable(r.status) || attempt >= 3)
@@ -112,7 +113,7 @@ export async function uploadStreamParts(
     let chunks: Buffer[] = [];
     let filled = 0;
     const flush = async () => {
-      send(n, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, filled), md5.digest());
+      send(n, chunks, filled, md5.digest());
       n += 1;
       md5 = createHash("md5");
       chunks = [];
