@@ -51,6 +51,29 @@ export function withObserver<P extends RemoteRunnerProvider>(provider: P, observ
       observer(e);
     } catch {}
   };
+  /** One event: `failure` is what was thrown (`null` for success); `extra` the bytes moved. */
+  const report = (
+    operation: string,
+    sessionId: string | null,
+    started: number,
+    retries: number,
+    failure: { error: unknown } | null,
+    extra: Partial<RunnerOperationEvent> = {},
+  ) =>
+    emit({
+      provider: provider.id,
+      operation,
+      session_id: sessionId,
+      duration_ms: performance.now() - started,
+      retries,
+      ...(failure === null
+        ? { outcome: "ok" as const, ...extra }
+        : {
+            outcome: "error" as const,
+            error_code: RunnerError.isInstance(failure.error) ? failure.error.code : "unknown",
+            retryable: RunnerError.isInstance(failure.error) ? failure.error.isRetryable : false,
+          }),
+    });
   const timed = async <T>(
     operation: string,
     sessionId: string | null,
@@ -61,27 +84,10 @@ export function withObserver<P extends RemoteRunnerProvider>(provider: P, observ
     const ctx: OperationContext = { retries: 0 };
     try {
       const r = await runInOperationContext(ctx, fn);
-      emit({
-        provider: provider.id,
-        operation,
-        session_id: sessionId,
-        duration_ms: performance.now() - t,
-        retries: ctx.retries,
-        outcome: "ok",
-        ...(bytes ? bytes(r) : {}),
-      });
+      report(operation, sessionId, t, ctx.retries, null, bytes ? bytes(r) : {});
       return r;
     } catch (error) {
-      emit({
-        provider: provider.id,
-        operation,
-        session_id: sessionId,
-        duration_ms: performance.now() - t,
-        retries: ctx.retries,
-        outcome: "error",
-        error_code: RunnerError.isInstance(error) ? error.code : "unknown",
-        retryable: RunnerError.isInstance(error) ? error.isRetryable : false,
-      });
+      report(operation, sessionId, t, ctx.retries, { error });
       throw error;
     }
   };
@@ -112,27 +118,13 @@ export function withObserver<P extends RemoteRunnerProvider>(provider: P, observ
           wait: () =>
             handle.wait().then(
               (r) => {
-                emit({
-                  provider: provider.id,
-                  operation: "command",
-                  session_id: id(),
-                  duration_ms: performance.now() - t,
-                  retries: 0,
-                  outcome: "ok",
+                report("command", id(), t, 0, null, {
                   bytes_in: Buffer.byteLength(r.stdout) + Buffer.byteLength(r.stderr),
                 });
                 return r;
               },
               (e) => {
-                emit({
-                  provider: provider.id,
-                  operation: "command",
-                  session_id: id(),
-                  duration_ms: performance.now() - t,
-                  retries: 0,
-                  outcome: "error",
-                  error_code: RunnerError.isInstance(e) ? e.code : "unknown",
-                });
+                report("command", id(), t, 0, { error: e });
                 throw e;
               },
             ),
