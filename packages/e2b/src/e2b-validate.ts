@@ -1,13 +1,12 @@
 import {
   checkProviderId,
-  confinePath,
   type EnvSource,
   InvalidDestinationConfigError,
   parseDestinationInput,
   type RunnerDestination,
   type RunnerDestinationInput,
 } from "@roder/runner-contract";
-import { checkSandboxMounts, parseArtifactTarget } from "@roder/runner-storage";
+import { checkSandboxDestination } from "@roder/runner-storage";
 import { type E2bDestinationConfig, parseE2bConfig } from "./e2b-config.js";
 
 /** Reads the plan's maximum timeout (hours) from settings or env, checked. */
@@ -43,11 +42,6 @@ export function validateE2bDestination(
   checkProviderId("e2b", "destination", d.provider_id);
   const config = parseE2bConfig(d.config);
   checkPlanLimits(config, planMaxHours(planMaxTimeoutHours, env));
-  if (config.artifacts !== undefined) parseArtifactTarget("e2b", config.artifacts);
-  checkSandboxMounts("e2b", d.default_manifest.mounts, config.workspace_root, env, {
-    allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
-  });
-  for (const e of d.default_manifest.entries)
-    confinePath(e.target, { root: config.workspace_root, access: "write" });
+  checkSandboxDestination("e2b", d, config, env);
   return { d, config };
 }

@@ -13,12 +13,7 @@ import {
   type RunnerDestinationInput,
   RunnerError,
 } from "@roder/runner-contract";
-import {
-  checkSandboxMounts,
-  manifestSourceFiles,
-  mountManifestInSandbox,
-  parseArtifactTarget,
-} from "@roder/runner-storage";
+import { checkSandboxDestination, manifestSourceFiles, mountManifestInSandbox } from "@roder/runner-storage";
 import {
   AGENT_TOKEN_ENV,
   agentClient,
@@ -66,13 +61,8 @@ export function validateFlyDestination(
       message:
         "cmd: in agent mode the machine runs the agent (agent_command serve …); set mode 'exec' to run cmd",
     });
-  // The artifacts bucket is checked as every provider checks it, before a machine is paid for.
-  if (config.artifacts !== undefined) parseArtifactTarget("fly", config.artifacts);
-  checkSandboxMounts("fly", d.default_manifest.mounts, config.workspace_root, env, {
-    allowCredentialsInSandbox: config.allow_credentials_in_sandbox,
-  });
-  for (const e of d.default_manifest.entries)
-    confinePath(e.target, { root: config.workspace_root, access: "write" });
+  // Artifacts bucket, mounts and manifest targets, as every sandbox provider checks them, before a machine is paid for.
+  checkSandboxDestination("fly", d, config, env);
   return { d, config };
 }
 

@@ -54,3 +54,4 @@ export {
   type SandboxMountRef,
   unmountInSandbox,
 } from "./rclone-session.js";
+export { checkSandboxDestination } from "./sandbox-destination.js";
