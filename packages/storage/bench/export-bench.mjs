@@ -115,10 +115,13 @@ if (mode) {
   // The tools of this machine but python3.
   const noPython = join(dir, "no-python-bin");
   mkdirSync(noPython);
+  const linked = new Set();
   for (const d of (process.env.PATH ?? "/usr/bin:/bin").split(":"))
     for (const tool of existsSync(d) ? readdirSync(d) : [])
-      if (!tool.startsWith("python") && !existsSync(join(noPython, tool)))
+      if (!tool.startsWith("python") && !linked.has(tool)) {
+        linked.add(tool);
         symlinkSync(join(d, tool), join(noPython, tool));
+      }
   const once = async (kind, endpoint) => {
     // Each run starts with the page cache flushed: the emulator writes every upload to disk, and a run right
     // after another would otherwise pay for the previous one's write-back.
